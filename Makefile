@@ -1,0 +1,46 @@
+# Two commands do all the set-up on a fresh machine (see README):
+#   make run    builds everything and boots the default guest (hello)
+#   make test   builds everything and runs the test suite
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: all build venv toolchain guest run test bench peers clean
+
+all: build
+build: venv guest
+
+# The venv holds the package (editable) with its test extras.
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+# The guest is built with the machine's gcc and binutils; install them if missing.
+toolchain:
+	@command -v gcc >/dev/null && command -v as >/dev/null && command -v ld >/dev/null && command -v objcopy >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc binutils make; }
+
+guest: toolchain
+	$(MAKE) -C guest
+
+run: build
+	$(VENV)/bin/vmm run
+
+test: build
+	$(VPY) -m pytest -q
+
+bench: build
+	$(VENV)/bin/vmm bench exits
+
+# Real peers for oracle tests and benchmarks (tests that need them skip without them).
+peers:
+	@command -v qemu-system-x86_64 >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86; }
+
+clean:
+	$(MAKE) -C guest clean
+	rm -rf $(VENV) *.egg-info

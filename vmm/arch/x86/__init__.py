@@ -1,0 +1,1 @@
+"""x86 facts: descriptor formats, control-register bits, boot protocols, CPUID."""

@@ -1,0 +1,116 @@
+"""An engine-neutral description of a vCPU's architectural state.
+
+Boot protocols describe their entry state once, as a CpuState; each engine applies it in
+its own way (KVM_SET_REGS/SREGS, or unicorn register writes) and reads it back the same way
+for crash reports. Bit names follow the Intel SDM, volume 3, chapter 2.
+"""
+from dataclasses import dataclass, field
+
+# CR0 (SDM 3A 2.5)
+CR0_PE = 1 << 0      # protection enable
+CR0_MP = 1 << 1
+CR0_ET = 1 << 4      # extension type: hard-wired to 1 on anything since the 486
+CR0_NE = 1 << 5
+CR0_WP = 1 << 16
+CR0_PG = 1 << 31
+# CR4
+CR4_PAE = 1 << 5
+CR4_OSFXSR = 1 << 9
+# EFER (MSR 0xC0000080)
+EFER_SCE = 1 << 0
+EFER_LME = 1 << 8
+EFER_LMA = 1 << 10
+EFER_NXE = 1 << 11
+# RFLAGS
+RFLAGS_RESERVED_1 = 1 << 1   # bit 1 always reads as 1
+RFLAGS_IF = 1 << 9
+
+GENERAL_REGISTERS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
+                     "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
+SEGMENT_REGISTERS = ("cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt")
+
+# Segment descriptor types (SDM 3A 3.4.5.1); S=1 for code/data, S=0 for system segments.
+TYPE_DATA_RW_ACCESSED = 0x3
+TYPE_CODE_XR_ACCESSED = 0xB
+TYPE_TSS_BUSY = 0xB          # with S=0
+TYPE_LDT = 0x2               # with S=0
+
+
+@dataclass
+class Segment:
+    """A segment register with its hidden part (what KVM's struct kvm_segment holds)."""
+    selector: int = 0
+    base: int = 0
+    limit: int = 0xFFFF
+    type: int = TYPE_DATA_RW_ACCESSED
+    present: int = 1
+    dpl: int = 0
+    db: int = 0          # default operand size (1 = 32-bit)
+    s: int = 1           # 1 = code/data, 0 = system
+    l: int = 0           # 64-bit code
+    g: int = 0           # limit in 4 KiB units
+    avl: int = 0
+    unusable: int = 0
+
+    @classmethod
+    def from_descriptor(cls, selector: int, descriptor: int) -> "Segment":
+        """Decode an 8-byte GDT descriptor (SDM 3A figure 3-8)."""
+        limit = (descriptor & 0xFFFF) | ((descriptor >> 32) & 0xF_0000)
+        g = (descriptor >> 55) & 1
+        return cls(
+            selector=selector,
+            base=((descriptor >> 16) & 0xFF_FFFF) | ((descriptor >> 32) & 0xFF00_0000),
+            limit=(limit << 12) | 0xFFF if g else limit,
+            type=(descriptor >> 40) & 0xF,
+            s=(descriptor >> 44) & 1,
+            dpl=(descriptor >> 45) & 3,
+            present=(descriptor >> 47) & 1,
+            avl=(descriptor >> 52) & 1,
+            l=(descriptor >> 53) & 1,
+            db=(descriptor >> 54) & 1,
+            g=g,
+        )
+
+
+def gdt_descriptor(base: int, limit: int, access: int, flags: int) -> int:
+    """Encode a GDT descriptor: access byte (P DPL S type) and flags nibble (G D/B L AVL)."""
+    return ((limit & 0xFFFF) | ((base & 0xFF_FFFF) << 16) | (access << 40)
+            | (((limit >> 16) & 0xF) << 48) | (flags << 52) | (((base >> 24) & 0xFF) << 56))
+
+
+@dataclass
+class CpuState:
+    regs: dict = field(default_factory=lambda: {name: 0 for name in GENERAL_REGISTERS})
+    rip: int = 0xFFF0
+    rflags: int = RFLAGS_RESERVED_1
+    cs: Segment = field(default_factory=Segment)
+    ds: Segment = field(default_factory=Segment)
+    es: Segment = field(default_factory=Segment)
+    fs: Segment = field(default_factory=Segment)
+    gs: Segment = field(default_factory=Segment)
+    ss: Segment = field(default_factory=Segment)
+    tr: Segment = field(default_factory=lambda: Segment(type=TYPE_TSS_BUSY, s=0))
+    ldt: Segment = field(default_factory=lambda: Segment(type=TYPE_LDT, s=0))
+    gdt_base: int = 0
+    gdt_limit: int = 0xFFFF
+    idt_base: int = 0
+    idt_limit: int = 0xFFFF
+    cr0: int = CR0_ET
+    cr2: int = 0
+    cr3: int = 0
+    cr4: int = 0
+    efer: int = 0
+
+    def mode(self) -> str:
+        """The CPU mode as a person names it, worked out from CR0, EFER and CS."""
+        if not self.cr0 & CR0_PE:
+            return "real"
+        if self.efer & EFER_LMA:
+            return "long (64-bit)" if self.cs.l else "long (compatibility)"
+        return "protected (32-bit)" if self.cs.db else "protected (16-bit)"
+
+    def bits(self) -> int:
+        """The code size for a disassembler: 16, 32 or 64."""
+        if self.cr0 & CR0_PE and self.efer & EFER_LMA and self.cs.l:
+            return 64
+        return 32 if self.cr0 & CR0_PE and self.cs.db else 16

@@ -1,0 +1,105 @@
+"""The CPUID table every engine presents: one CPU model for KVM and the software engine.
+
+The table is a conservative x86-64 baseline (SSE up to SSE4.2, no AVX, no XSAVE, no PCID)
+that both KVM and unicorn 2.1.4 execute correctly, plus a hypervisor leaf with our
+signature. Bit positions are from the Intel SDM volume 2A, CPUID; the hypervisor leaves
+follow the convention Linux documents in Documentation/virt/kvm/x86/cpuid.rst and that
+VMware introduced for 0x40000010 (TSC and APIC bus frequency in kHz).
+"""
+from dataclasses import dataclass
+
+from ... import layout
+
+HYPERVISOR_BASE_LEAF = 0x4000_0000
+HYPERVISOR_TIMING_LEAF = 0x4000_0010   # EAX = TSC kHz, EBX = APIC bus kHz
+EXTENDED_BASE_LEAF = 0x8000_0000
+APIC_BUS_KHZ = 1_000_000                # 1 GHz, what KVM's own leaf reports
+
+# Leaf 1 ECX / EDX
+F1_ECX = {"sse3": 0, "pclmulqdq": 1, "ssse3": 9, "cx16": 13, "sse4.1": 19, "sse4.2": 20,
+          "popcnt": 23, "hypervisor": 31}
+F1_EDX = {"fpu": 0, "de": 2, "pse": 3, "tsc": 4, "msr": 5, "pae": 6, "cx8": 8, "sep": 11,
+          "pge": 13, "cmov": 15, "pat": 16, "clflush": 19, "mmx": 23, "fxsr": 24, "sse": 25,
+          "sse2": 26}
+# Leaf 0x80000001 ECX / EDX
+F81_ECX = {"lahf_lm": 0}
+F81_EDX = {"syscall": 11, "nx": 20, "rdtscp": 27, "lm": 29}
+
+FAMILY_MODEL_STEPPING = 0x0003_06C3     # family 6, model 0x3c, stepping 3: a Haswell, like unicorn's default
+BRAND = b"PyVMM virtual CPU"
+
+
+def _bits(names: dict) -> int:
+    return sum(1 << bit for bit in names.values())
+
+
+def _regs_of(text: bytes):
+    """Split 12 bytes into the EBX, EDX, ECX words CPUID leaf 0 uses for the vendor."""
+    return [int.from_bytes(text[i:i + 4], "little") for i in (0, 4, 8)]
+
+
+@dataclass
+class CpuidEntry:
+    function: int
+    index: int
+    eax: int
+    ebx: int
+    ecx: int
+    edx: int
+    significant_index: bool = False     # True where the sub-leaf (ECX) selects the answer
+
+
+class CpuidTable:
+    def __init__(self, entries):
+        self.entries = list(entries)
+        self._by_key = {(e.function, e.index if e.significant_index else 0): e for e in self.entries}
+        self._indexed = {e.function for e in self.entries if e.significant_index}
+
+    def lookup(self, function: int, index: int = 0):
+        """(eax, ebx, ecx, edx) for CPUID with EAX=function, ECX=index; zeros if absent."""
+        entry = self._by_key.get((function, index if function in self._indexed else 0))
+        if entry is None:
+            return (0, 0, 0, 0)
+        return (entry.eax, entry.ebx, entry.ecx, entry.edx)
+
+    def restrict_to(self, supported: "CpuidTable") -> list:
+        """Clear feature bits the host cannot give (KVM_GET_SUPPORTED_CPUID); return the
+        names of the features dropped, so that the caller can report them."""
+        dropped = []
+        for function, reg, names in ((1, "ecx", F1_ECX), (1, "edx", F1_EDX),
+                                     (EXTENDED_BASE_LEAF + 1, "ecx", F81_ECX),
+                                     (EXTENDED_BASE_LEAF + 1, "edx", F81_EDX)):
+            ours = self._by_key[(function, 0)]
+            host = supported._by_key.get((function, 0))
+            host_bits = getattr(host, reg) if host else 0
+            for name, bit in names.items():
+                if name == "hypervisor":
+                    continue                # set by us, never by the host
+                if getattr(ours, reg) >> bit & 1 and not host_bits >> bit & 1:
+                    setattr(ours, reg, getattr(ours, reg) & ~(1 << bit))
+                    dropped.append(name)
+        return dropped
+
+
+def build_table(tsc_khz: int) -> CpuidTable:
+    """Our CPU model; `tsc_khz` is the rate at which the engine's TSC counts."""
+    vendor_ebx, vendor_edx, vendor_ecx = _regs_of(layout.CPUID_VENDOR)
+    sig = _regs_of(layout.HYPERVISOR_SIGNATURE)
+    brand = BRAND.ljust(48, b"\0")
+    brand_words = [int.from_bytes(brand[i:i + 4], "little") for i in range(0, 48, 4)]
+    entries = [
+        CpuidEntry(0, 0, 7, vendor_ebx, vendor_ecx, vendor_edx),
+        # EBX: CLFLUSH line size 8 quadwords (bits 15:8), one logical processor (23:16), APIC ID 0.
+        CpuidEntry(1, 0, FAMILY_MODEL_STEPPING, (1 << 16) | (8 << 8), _bits(F1_ECX), _bits(F1_EDX)),
+        CpuidEntry(7, 0, 0, 0, 0, 0, significant_index=True),
+        CpuidEntry(HYPERVISOR_BASE_LEAF, 0, HYPERVISOR_TIMING_LEAF, *sig),
+        CpuidEntry(HYPERVISOR_TIMING_LEAF, 0, tsc_khz, APIC_BUS_KHZ, 0, 0),
+        CpuidEntry(EXTENDED_BASE_LEAF, 0, EXTENDED_BASE_LEAF + 8, 0, 0, 0),
+        CpuidEntry(EXTENDED_BASE_LEAF + 1, 0, 0, 0, _bits(F81_ECX), _bits(F81_EDX)),
+        CpuidEntry(EXTENDED_BASE_LEAF + 2, 0, *brand_words[0:4]),
+        CpuidEntry(EXTENDED_BASE_LEAF + 3, 0, *brand_words[4:8]),
+        CpuidEntry(EXTENDED_BASE_LEAF + 4, 0, *brand_words[8:12]),
+        # EAX: 40 physical and 48 linear address bits.
+        CpuidEntry(EXTENDED_BASE_LEAF + 8, 0, (48 << 8) | 40, 0, 0, 0),
+    ]
+    return CpuidTable(entries)

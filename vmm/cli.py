@@ -1,0 +1,178 @@
+"""The `vmm` command: run a guest, test guest programs, run benchmarks.
+
+Errors print one line on stderr and exit with the status from errors.py (a traceback only
+with --debug). The exit-status table is in the README and in `vmm --help`.
+"""
+import argparse
+import os
+import sys
+
+from . import paths
+from .config import ACCELERATORS, MachineConfig, parse_size
+from .errors import EXIT_STATUSES, UsageError, VmmError
+from .outcome import CRASHES, DEBUG_EXIT, HALT, TIMEOUT
+
+ACCEL_ENV = "VMM_ACCEL"         # selects the default engine (the test suite sets it)
+
+
+def default_accel() -> str:
+    return os.environ.get(ACCEL_ENV, "auto")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits with our usage status (64), in one line."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+def exit_status_epilog() -> str:
+    rows = "\n".join(f"  {status:>3}  {meaning}" for status, meaning in EXIT_STATUSES)
+    return ("exit status: the guest's debug-exit status (0-255), 0 when it halts with interrupts off,\n"
+            "or one of these for VMM errors:\n" + rows)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="vmm", description="A small VMM on Linux KVM, with a unicorn software engine.",
+                    epilog=exit_status_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for VMM errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    run = commands.add_parser("run", help="boot a kernel with a guest program",
+                              description="Boot KERNEL (a PVH ELF; default: the tiny kernel built under guest/) "
+                                          "with PROGRAM as its module. Arguments after `--` reach the program as argv.",
+                              epilog=exit_status_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("kernel", nargs="?", default=None, help=f"kernel ELF (default: {paths.DEFAULT_KERNEL})")
+    run.add_argument("--initrd", metavar="PROGRAM", default=paths.DEFAULT_PROGRAM,
+                     help="guest program: a path, or the name of a built guest program (default: hello)")
+    run.add_argument("--cmdline", default=MachineConfig.cmdline, help="kernel command line (default: %(default)s)")
+    run.add_argument("--mem", default="64M", help="guest RAM size, e.g. 64M or 1G (default: %(default)s)")
+    run.add_argument("--accel", choices=ACCELERATORS, default=default_accel(),
+                     help=f"CPU engine; auto takes KVM if it works, else unicorn (default: %(default)s, env {ACCEL_ENV})")
+    run.add_argument("--serial", default="stdio", metavar="stdio|file:PATH|none",
+                     help="where guest serial output goes (default: %(default)s); input comes from stdin")
+    run.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="stop the guest after this long")
+    run.add_argument("--stats", action="store_true", help="print exit counts and timings on stderr")
+    run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    test = commands.add_parser("test", help="run guest test programs and check their expected output",
+                               description="Boot the kernel with each PROGRAM (default: all with a .expect file) "
+                                           "and check output and exit status; exits 0 only if all pass.")
+    test.add_argument("programs", nargs="*", metavar="PROGRAM")
+    test.add_argument("--accel", choices=ACCELERATORS + ("all",), default=default_accel(),
+                      help="engine, or `all` to run every available engine and compare them (default: %(default)s)")
+    test.add_argument("-j", "--jobs", type=int, default=1, help="programs to run in parallel (default: 1)")
+    test.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="per program")
+    test.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
+    bench.add_argument("which", choices=("exits",), help="exits: port-I/O exits/s through the VMM vs a bare KVM loop")
+    bench.add_argument("--runs", type=int, default=5)
+    bench.add_argument("--count", type=int, default=20000, help="exits per run")
+    bench.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def split_program_args(argv):
+    """Everything after the first `--` goes to the guest program, untouched by argparse."""
+    if "--" in argv:
+        cut = argv.index("--")
+        return argv[:cut], argv[cut + 1:]
+    return argv, []
+
+
+def command_run(args, program_args) -> int:
+    from .machine import Machine
+    config = MachineConfig(
+        kernel=args.kernel or str(paths.DEFAULT_KERNEL),
+        initrd=str(paths.program_path(args.initrd)) if args.initrd else None,
+        cmdline=args.cmdline, program_args=program_args, mem_size=parse_size(args.mem),
+        accel=args.accel, serial=args.serial, timeout=args.timeout)
+    with Machine(config) as vm:
+        vm.attach_input(sys.stdin.fileno())
+        result = vm.run()
+    if result.reason not in (DEBUG_EXIT, HALT):
+        print(f"vmm: {describe(result)}", file=sys.stderr)
+        if result.cpu_report:
+            print(result.cpu_report, file=sys.stderr)
+    if args.stats:
+        print_stats(result.stats)
+    return result.exit_status
+
+
+def describe(result) -> str:
+    if result.reason in CRASHES:
+        return f"guest crashed ({result.reason}): {result.detail}"
+    if result.reason == TIMEOUT:
+        return f"guest timed out: {result.detail}"
+    return f"{result.reason}: {result.detail}"
+
+
+def print_stats(stats) -> None:
+    out = sys.stderr
+    print(f"engine: {stats['engine']} ({stats['engine_choice']})", file=out)
+    exits = stats["exits"]
+    print(f"exits: {sum(exits.values())} total", file=out)
+    for reason, count in sorted(exits.items(), key=lambda kv: -kv[1]):
+        print(f"  {reason:<20} {count}", file=out)
+    unclaimed = stats["unclaimed"]
+    print("unclaimed accesses: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in unclaimed.items()), file=out)
+    first = stats["first_serial_byte_seconds"]
+    print(f"VM setup: {stats['setup_seconds'] * 1000:.1f} ms; first serial byte: "
+          + (f"{first * 1000:.1f} ms" if first is not None else "none")
+          + f"; end: {stats['total_seconds'] * 1000:.1f} ms after VM creation", file=out)
+
+
+def command_test(args) -> int:
+    from .guest_tests import DEFAULT_TIMEOUT, all_programs, available_engines, run_suite
+    names = args.programs or all_programs()
+    if not names:
+        raise UsageError(f"no guest programs found under {paths.PROGRAMS_SOURCE}")
+    if args.accel == "all":
+        accels = available_engines()
+        if not accels:
+            raise UsageError("no engine is available")
+    else:
+        accels = [args.accel]
+    if args.jobs < 1:
+        raise UsageError("-j must be at least 1")
+    _, failed = run_suite(names, accels, jobs=args.jobs, timeout=args.timeout or DEFAULT_TIMEOUT)
+    return 1 if failed else 0
+
+
+def command_bench(args) -> int:
+    if args.which == "exits":
+        from .bench import exits
+        return exits.main(runs=args.runs, count=args.count)
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    argv, program_args = split_program_args(argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help()
+            return UsageError.exit_status
+        if args.command == "run":
+            return command_run(args, program_args)
+        if program_args:
+            raise UsageError(f"`--` arguments are only for `vmm run`")
+        if args.command == "test":
+            return command_test(args)
+        return command_bench(args)
+    except VmmError as error:
+        if debug:
+            raise
+        print(f"vmm: error: {error}", file=sys.stderr)
+        return error.exit_status
+    except KeyboardInterrupt:
+        print("vmm: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:                  # a bug: still one line unless --debug
+        if debug:
+            raise
+        print(f"vmm: internal error: {type(error).__name__}: {error} (run with --debug for details)", file=sys.stderr)
+        return VmmError.exit_status

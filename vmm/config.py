@@ -1,0 +1,64 @@
+"""MachineConfig: everything that describes one VM, validated with one-line errors."""
+import re
+from dataclasses import dataclass, field
+
+from . import layout
+from .errors import UsageError
+
+ACCELERATORS = ("kvm", "unicorn", "auto")
+SIZE_SUFFIXES = {"": 1, "K": layout.KiB, "M": layout.MiB, "G": layout.GiB}
+
+
+def parse_size(text: str) -> int:
+    """'64M', '1G', '512K' or a number of bytes; binary units."""
+    match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(?:i?B)?\s*", str(text), re.IGNORECASE)
+    if not match:
+        raise UsageError(f"cannot read size {text!r}: use a number with an optional K, M or G suffix, like 64M")
+    return int(match.group(1)) * SIZE_SUFFIXES[match.group(2).upper()]
+
+
+def format_size(size: int) -> str:
+    for suffix, unit in (("G", layout.GiB), ("M", layout.MiB), ("K", layout.KiB)):
+        if size % unit == 0:
+            return f"{size // unit}{suffix}"
+    return str(size)
+
+
+@dataclass
+class MachineConfig:
+    kernel: str
+    initrd: str | None = None           # the guest program, passed as PVH module 0
+    cmdline: str = "console=ttyS0"
+    program_args: list = field(default_factory=list)   # appended to cmdline after " -- "
+    mem_size: int = layout.DEFAULT_MEM_SIZE
+    accel: str = "auto"
+    serial: str = "capture"             # capture | stdio | none | file:PATH (output is always captured too)
+    stdin: bytes | None = None          # bytes for the guest's serial input, if any
+    timeout: float | None = None        # seconds
+
+    def validate(self) -> None:
+        if self.accel not in ACCELERATORS:
+            raise UsageError(f"unknown accelerator {self.accel!r}: choose one of {', '.join(ACCELERATORS)}")
+        if not isinstance(self.mem_size, int):
+            self.mem_size = parse_size(self.mem_size)
+        if self.mem_size < layout.MIN_MEM_SIZE:
+            raise UsageError(f"--mem {format_size(self.mem_size)} is too small: the minimum is "
+                             f"{format_size(layout.MIN_MEM_SIZE)}")
+        if self.mem_size > layout.MAX_MEM_SIZE:
+            raise UsageError(f"--mem {format_size(self.mem_size)} is too large: the maximum is "
+                             f"{format_size(layout.MAX_MEM_SIZE)} (RAM must end below the MMIO hole)")
+        if self.mem_size % layout.PAGE_SIZE:
+            raise UsageError(f"--mem must be a multiple of 4K, not {self.mem_size} bytes")
+        if not (self.serial in ("capture", "stdio", "none") or self.serial.startswith("file:") and len(self.serial) > 5):
+            raise UsageError(f"unknown --serial {self.serial!r}: use stdio, none or file:PATH")
+        if self.timeout is not None and not self.timeout > 0:
+            raise UsageError(f"--timeout must be a positive number of seconds, not {self.timeout}")
+        for arg in self.program_args:
+            if not arg or any(c.isspace() for c in arg):
+                raise UsageError(f"program argument {arg!r} is empty or holds white space, "
+                                 "which the kernel command line cannot carry")
+
+    def full_cmdline(self) -> str:
+        if not self.program_args:
+            return self.cmdline
+        return f"{self.cmdline} -- {' '.join(self.program_args)}"

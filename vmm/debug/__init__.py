@@ -1,0 +1,1 @@
+"""Seeing inside the guest: register dumps and crash reports."""

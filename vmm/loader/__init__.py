@@ -1,0 +1,1 @@
+"""Boot loaders: parse kernel images and lay out a boot protocol in guest memory."""

@@ -1,0 +1,66 @@
+"""Lay out a PVH boot in guest RAM: kernel segments, the program as module 0, the command
+line, hvm_start_info with its module list and memory map, and the boot GDT.
+
+The facts (structures, entry state) are in arch/x86/pvh.py; the addresses in layout.py.
+"""
+from .. import layout
+from ..arch.x86 import pvh
+from ..errors import ImageError, UsageError
+from .elf import ElfImage
+
+# Memory the tiny kernel needs beyond its image and the program for page tables, stacks
+# and the program's own pages: below this the guest could not run even `hello`.
+GUEST_WORKING_SET = 1 * layout.MiB
+
+
+def page_align_up(value: int) -> int:
+    return (value + layout.PAGE_SIZE - 1) & ~(layout.PAGE_SIZE - 1)
+
+
+def pvh_entry(kernel: ElfImage) -> int:
+    note = kernel.note(b"Xen", pvh.XEN_ELFNOTE_PHYS32_ENTRY)
+    if note is None:
+        raise ImageError("kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); "
+                         "build it with the note or boot it through --firmware")
+    if len(note.desc) not in (4, 8):
+        raise ImageError(f"kernel's PVH entry note has a {len(note.desc)}-byte address")
+    return int.from_bytes(note.desc[:4], "little")
+
+
+def load_pvh(memory, kernel: ElfImage, module: bytes | None, cmdline: str):
+    """Write everything the PVH kernel expects into `memory`; return its entry CpuState."""
+    entry = pvh_entry(kernel)
+    low, high = kernel.extent()
+    if low < layout.HIGH_MEMORY_START:
+        raise ImageError(f"kernel segment at {low:#x} would overwrite the boot structures below 1 MiB")
+    cmdline_bytes = cmdline.encode() + b"\0"
+    if len(cmdline_bytes) > layout.CMDLINE_MAX_SIZE:
+        raise UsageError(f"the kernel command line is {len(cmdline_bytes)} bytes; the limit is {layout.CMDLINE_MAX_SIZE}")
+
+    module_size = page_align_up(len(module)) if module is not None else 0
+    needed = page_align_up(high) + module_size + GUEST_WORKING_SET
+    if needed > memory.size:
+        raise UsageError(f"--mem {memory.size // layout.KiB}K is too small: the kernel and program need "
+                         f"at least {page_align_up(needed) // layout.KiB}K")
+
+    for segment in kernel.segments:
+        memory.write(segment.paddr, kernel.data[segment.offset:segment.offset + segment.filesz])
+        # RAM starts zeroed, but a VM object may be reused: clear the BSS explicitly.
+        bss = segment.memsz - segment.filesz
+        if bss:
+            memory.write(segment.paddr + segment.filesz, bytes(bss))
+
+    modules = []
+    if module is not None:
+        # At the top of RAM, page-aligned, as QEMU places an initrd.
+        module_addr = memory.size - module_size
+        memory.write(module_addr, module)
+        modules.append((module_addr, len(module), 0))
+
+    memmap = pvh.e820_map(memory.size)
+    memory.write(layout.CMDLINE_START, cmdline_bytes)
+    memory.write(layout.PVH_MODLIST_START, pvh.modlist(modules))
+    memory.write(layout.PVH_MEMMAP_START, pvh.memmap_table(memmap))
+    memory.write(layout.PVH_INFO_START, pvh.start_info(modules, memmap))
+    memory.write(layout.BOOT_GDT_ADDR, pvh.boot_gdt_bytes())
+    return pvh.entry_state(entry, layout.PVH_INFO_START)

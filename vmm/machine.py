@@ -1,0 +1,186 @@
+"""Machine: builds a VM from a MachineConfig (memory, devices, boot, engine), runs it, and
+returns a RunResult. This is the public API:
+
+    from vmm import Machine, MachineConfig
+    with Machine(MachineConfig(kernel="guest/build/kernel.elf", initrd="guest/build/programs/hello")) as vm:
+        result = vm.run()
+    print(result.serial.decode(), result.status)
+"""
+import importlib
+import os
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+from . import layout
+from .arch.x86.cpuid import build_table
+from .config import MachineConfig
+from .devices.bus import MmioBus, PortBus
+from .devices.debug_exit import DebugExit
+from .devices.uart import Uart16550
+from .errors import AcceleratorUnavailable, GuestCrashed, GuestTimeout, InputError, UsageError
+from .loader.elf import ElfImage
+from .loader.pvh import load_pvh
+from .memory import GuestMemory
+from .outcome import CRASHES, DEBUG_EXIT, INTERRUPTED, TIMEOUT, Outcome, RunControl
+from .serial_sink import SerialSink
+
+# Engines are imported only when chosen: unicorn costs start-up time that KVM runs need not pay.
+ENGINES = {"kvm": ("vmm.engines.kvm", "KvmEngine"), "unicorn": ("vmm.engines.unicorn", "UnicornEngine")}
+SIGINT_STATUS = 130
+
+
+def engine_class(name: str):
+    module, cls = ENGINES[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def choose_engine(accel: str):
+    """(engine class, note): `auto` takes KVM when /dev/kvm opens and works, else unicorn."""
+    if accel == "auto":
+        reason = engine_class("kvm").probe()
+        if reason is None:
+            return engine_class("kvm"), "auto: KVM works"
+        unicorn = engine_class("unicorn")
+        if unicorn.probe() is None:
+            return unicorn, f"auto: fell back to unicorn ({reason})"
+        raise AcceleratorUnavailable(f"no engine can run here: {reason}; {unicorn.probe()}")
+    if accel not in ENGINES:
+        raise UsageError(f"unknown accelerator {accel!r}")
+    cls = engine_class(accel)
+    reason = cls.probe()
+    if reason is not None:
+        raise AcceleratorUnavailable(reason)
+    return cls, accel
+
+
+def read_input_file(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise InputError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise InputError(f"{what} {path} is a directory") from None
+    except OSError as error:
+        raise InputError(f"cannot read {what} {path}: {error.strerror}") from None
+
+
+@dataclass
+class RunResult:
+    reason: str                 # an outcome reason (vmm/outcome.py)
+    status: int | None          # what the guest wrote to the debug-exit port, if anything
+    detail: str
+    serial: bytes
+    engine: str
+    stats: dict = field(default_factory=dict)
+    cpu_report: str = ""        # register dump for crashes and timeouts
+
+    @property
+    def exit_status(self) -> int:
+        """The process exit status `vmm run` uses for this result."""
+        if self.reason == DEBUG_EXIT:
+            return self.status & 0xFF
+        if self.reason in CRASHES:
+            return GuestCrashed.exit_status
+        if self.reason == TIMEOUT:
+            return GuestTimeout.exit_status
+        if self.reason == INTERRUPTED:
+            return SIGINT_STATUS
+        return 0                    # halt with interrupts off, or a power-off event
+
+
+class Machine:
+    def __init__(self, config: MachineConfig):
+        self.created = time.monotonic()
+        self.config = config
+        config.validate()
+        kernel = ElfImage(read_input_file(config.kernel, "kernel"), "kernel")
+        module = read_input_file(config.initrd, "program") if config.initrd else None
+        if module is not None:
+            ElfImage(module, "program")     # refuse a malformed program here, not in the guest
+        engine_cls, self.accel_note = choose_engine(config.accel)
+
+        self._cleanup = ExitStack()
+        try:
+            self.memory = self._cleanup.enter_context(GuestMemory(config.mem_size))
+            self.control = RunControl()
+            self.ports = PortBus()
+            self.mmio = MmioBus()
+            self.serial = SerialSink(config.serial)
+            self._cleanup.callback(self.serial.close)
+            self.uart = Uart16550(output=self.serial.put)
+            self.ports.register(layout.COM1_PORT, layout.COM1_PORT_COUNT, self.uart)
+            self.ports.register(layout.DEBUG_EXIT_PORT, layout.DEBUG_EXIT_PORT_COUNT, DebugExit(self.control))
+            boot_state = load_pvh(self.memory, kernel, module, config.full_cmdline())
+            self.cpuid = build_table(engine_cls.tsc_khz())
+            self.engine = engine_cls(self.memory, self.ports, self.mmio, self.control, self.cpuid)
+            self._cleanup.callback(self.engine.close)
+            self.engine.set_state(boot_state)
+            if config.stdin:
+                self.uart.feed(config.stdin)
+        except BaseException:
+            self._cleanup.close()
+            raise
+        self.ready = time.monotonic()
+
+    def attach_input(self, fd: int) -> None:
+        """Feed the guest's serial input from `fd` (a pipe, file or terminal) on a thread."""
+        def pump():
+            while True:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:
+                    return
+                if not data:
+                    return
+                self.uart.feed(data)
+        threading.Thread(target=pump, name="serial-input", daemon=True).start()
+
+    def run(self) -> RunResult:
+        started = time.monotonic()
+        try:
+            outcome = self.engine.run(self.config.timeout)
+        except KeyboardInterrupt:
+            outcome = Outcome(INTERRUPTED, detail="interrupted by SIGINT")
+        ended = time.monotonic()
+        cpu_report = ""
+        if outcome.reason in CRASHES or outcome.reason == TIMEOUT:
+            cpu_report = self._cpu_report()
+        return RunResult(
+            reason=outcome.reason, status=outcome.status, detail=outcome.detail,
+            serial=bytes(self.serial.captured), engine=self.engine.name,
+            stats=self._stats(started, ended), cpu_report=cpu_report)
+
+    def _stats(self, started: float, ended: float) -> dict:
+        first = self.serial.first_byte_time
+        return {
+            "engine": self.engine.name,
+            "engine_choice": self.accel_note,
+            "exits": self.engine.exit_counts(),
+            "unclaimed": {"port_reads": self.ports.unclaimed_reads, "port_writes": self.ports.unclaimed_writes,
+                          "mmio_reads": self.mmio.unclaimed_reads, "mmio_writes": self.mmio.unclaimed_writes},
+            "serial_bytes": self.serial.total_bytes,
+            "setup_seconds": self.ready - self.created,
+            "first_serial_byte_seconds": None if first is None else first - self.created,
+            "total_seconds": ended - self.created,
+            "run_seconds": ended - started,
+        }
+
+    def _cpu_report(self) -> str:
+        try:
+            state = self.engine.get_state()
+        except Exception as error:          # a report must never hide the outcome itself
+            return f"(registers unavailable: {error})"
+        from .debug.report import format_cpu_state
+        return format_cpu_state(state)
+
+    def close(self) -> None:
+        self._cleanup.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,91 @@
+"""Guest RAM: one anonymous mmap, shared by the device models and every CPU engine.
+
+Device models and loaders never touch raw pointers; they read and write through
+bounds-checked memoryviews. The only pointer that leaves this module is `host_address`,
+which an engine hands to KVM_SET_USER_MEMORY_REGION or unicorn's mem_map_ptr.
+"""
+import ctypes
+import mmap
+
+from .errors import GuestMemoryError
+from .layout import PAGE_SIZE
+
+
+class GuestMemory:
+    """`size` bytes of guest-physical RAM starting at guest address 0."""
+
+    def __init__(self, size: int):
+        if size <= 0 or size % PAGE_SIZE:
+            raise ValueError(f"guest RAM size must be a positive multiple of {PAGE_SIZE}")
+        self.size = size
+        # Anonymous memory is zero-filled and lazily allocated: a large guest costs host
+        # memory only for the pages it touches.
+        self._mmap = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        # Exporting a ctypes array pins the mmap (it cannot be closed under an engine's feet)
+        # and gives us the host address. It is released first in close().
+        self._pin = (ctypes.c_ubyte * size).from_buffer(self._mmap)
+        self.host_address = ctypes.addressof(self._pin)
+        self._view = memoryview(self._mmap)
+        self._write_listeners = []
+
+    # --- bounds-checked access -------------------------------------------------------------
+    def check(self, gpa: int, length: int) -> None:
+        """Raise GuestMemoryError unless [gpa, gpa+length) lies inside RAM."""
+        if gpa < 0 or length < 0 or gpa + length > self.size:
+            raise GuestMemoryError(f"guest range {gpa:#x}+{length:#x} is outside RAM (size {self.size:#x})")
+
+    def contains(self, gpa: int, length: int) -> bool:
+        return 0 <= gpa and 0 <= length and gpa + length <= self.size
+
+    def view(self, gpa: int, length: int) -> memoryview:
+        """A writable view of guest RAM; writing to it does not notify listeners (see wrote())."""
+        self.check(gpa, length)
+        return self._view[gpa:gpa + length]
+
+    def read(self, gpa: int, length: int) -> bytes:
+        self.check(gpa, length)
+        return self._mmap[gpa:gpa + length]
+
+    def write(self, gpa: int, data) -> None:
+        self.check(gpa, len(data))
+        self._view[gpa:gpa + len(data)] = data
+        self.wrote(gpa, len(data))
+
+    def read_u32(self, gpa: int) -> int:
+        return int.from_bytes(self.read(gpa, 4), "little")
+
+    def read_u64(self, gpa: int) -> int:
+        return int.from_bytes(self.read(gpa, 8), "little")
+
+    # --- host-side writes that may hold code -----------------------------------------------
+    def on_write(self, listener) -> None:
+        """Call listener(gpa, length) after each host-side write (software engines drop
+        translated code for the range: unicorn does not notice host writes by itself)."""
+        self._write_listeners.append(listener)
+
+    def wrote(self, gpa: int, length: int) -> None:
+        """Tell listeners that the host changed [gpa, gpa+length) through a view (DMA)."""
+        for listener in self._write_listeners:
+            listener(gpa, length)
+
+    # --- lifetime ----------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._mmap is None:
+            return
+        self._write_listeners.clear()
+        self._view.release()
+        del self._pin
+        self.host_address = 0
+        try:
+            self._mmap.close()
+        except BufferError:
+            # A device still holds a view: the mapping stays valid until that view dies,
+            # then the garbage collector unmaps it. Nothing can touch it through us now.
+            pass
+        self._mmap = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
