@@ -53,6 +53,43 @@ COM1_IRQ = 4
 DEBUG_EXIT_PORT = 0xF4                 # QEMU isa-debug-exit's conventional iobase
 DEBUG_EXIT_PORT_COUNT = 4              # 32-bit register (QEMU: iosize=4)
 
+# The classic PC interrupt platform (IBM PC/AT; Intel 8259A and 8254 datasheets).
+PIC_MASTER_PORT = 0x20                 # command (0x20) and data (0x21)
+PIC_SLAVE_PORT = 0xA0                  # command (0xA0) and data (0xA1)
+PIC_PORT_COUNT = 2
+PIC_CASCADE_IRQ = 2                    # the slave PIC's output drives master input 2
+PIT_PORT = 0x40                        # channels 0-2 at 0x40-0x42, mode/command at 0x43
+PIT_PORT_COUNT = 4
+PIT_IRQ = 0
+PIT_INPUT_HZ = 1_193_182               # the PC's 14.31818 MHz crystal divided by 12
+SYSTEM_CONTROL_PORT_B = 0x61           # PIT channel 2 gate (bit 0), speaker (bit 1), ch2 output (bit 5)
+
+# virtio-mmio devices: fixed 4 KiB slots in the MMIO hole, each with its own ISA IRQ. The
+# IRQs are those a PC leaves free (not 0-2 timer/keyboard/cascade, 4 COM1, 8 RTC, 13 FPU).
+# The kernel is told with Linux's syntax: virtio_mmio.device=4K@0xd0000000:5
+VIRTIO_MMIO_BASE = 0xD000_0000
+VIRTIO_MMIO_SLOT_SIZE = 0x1000
+VIRTIO_MMIO_IRQS = (5, 6, 7, 9, 10, 11, 12, 14, 15)
+
+# QEMU's fw_cfg interface on x86 (QEMU docs/specs/fw_cfg.rst): a 16-bit selector register,
+# an 8-bit data register, and the DMA address register (big-endian, 64-bit) at 0x514.
+FW_CFG_SELECTOR_PORT = 0x510
+FW_CFG_DATA_PORT = 0x511
+FW_CFG_DMA_PORT = 0x514
+FW_CFG_DMA_PORT_COUNT = 8
+
+# Firmware (--firmware/--bios): mapped so that it ends at 4 GiB, where the reset vector
+# (physical 0xFFFFFFF0) lies, and its last 64 KiB shadowed at 0xF0000-0xFFFFF like a PC's BIOS.
+# 256 KiB at most, so that it stays clear of KVM_TSS_ADDR (QEMU makes the same assumption).
+FIRMWARE_TOP = 1 << 32
+FIRMWARE_MAX_SIZE = 256 * KiB
+FIRMWARE_SIZE_UNIT = 64 * KiB          # QEMU requires a -bios image to be a multiple of this
+BIOS_SHADOW_START = 0xF_0000
+BIOS_SHADOW_SIZE = 64 * KiB
+RESET_VECTOR_CS = 0xF000               # the architectural reset state (SDM 3A 9.1.4)
+RESET_VECTOR_CS_BASE = 0xFFFF_0000
+RESET_VECTOR_IP = 0xFFF0
+
 # --- CPUID identity -----------------------------------------------------------------------
 # What every engine presents to the guest (arch/x86/cpuid.py builds the table).
 CPUID_VENDOR = b"GenuineIntel"
