@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from . import paths
 from .config import MachineConfig
 from .errors import ImageError, InputError
-from .machine import Machine, choose_engine
+from .machine import Machine, probe
 
 DEFAULT_TIMEOUT = 120.0      # seconds per program: generous, ring-0 code is emulated on nested KVM
 ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "r": "\r", "0": "\0"}
@@ -113,14 +113,7 @@ def run_program(name: str, accel: str, kernel: str | None = None, timeout: float
 
 
 def available_engines() -> list:
-    engines = []
-    for accel in ("kvm", "unicorn"):
-        try:
-            choose_engine(accel)
-            engines.append(accel)
-        except Exception:
-            continue
-    return engines
+    return [accel for accel in ("kvm", "unicorn") if probe(accel) is None]
 
 
 def _run_safely(name, accel, timeout):

@@ -36,23 +36,32 @@ def engine_class(name: str):
     return getattr(importlib.import_module(module), cls)
 
 
+NO_KVM_ENV = "VMM_NO_KVM"         # set to 1: behave as if /dev/kvm were missing (CI's second run)
+
+
+def probe(name: str) -> str | None:
+    """None if engine `name` can run here, else the reason it cannot."""
+    if name == "kvm" and os.environ.get(NO_KVM_ENV, "") not in ("", "0"):
+        return f"KVM disabled by {NO_KVM_ENV}"
+    return engine_class(name).probe()
+
+
 def choose_engine(accel: str):
     """(engine class, note): `auto` takes KVM when /dev/kvm opens and works, else unicorn."""
     if accel == "auto":
-        reason = engine_class("kvm").probe()
+        reason = probe("kvm")
         if reason is None:
             return engine_class("kvm"), "auto: KVM works"
-        unicorn = engine_class("unicorn")
-        if unicorn.probe() is None:
-            return unicorn, f"auto: fell back to unicorn ({reason})"
-        raise AcceleratorUnavailable(f"no engine can run here: {reason}; {unicorn.probe()}")
+        unicorn_reason = probe("unicorn")
+        if unicorn_reason is None:
+            return engine_class("unicorn"), f"auto: fell back to unicorn ({reason})"
+        raise AcceleratorUnavailable(f"no engine can run here: {reason}; {unicorn_reason}")
     if accel not in ENGINES:
         raise UsageError(f"unknown accelerator {accel!r}")
-    cls = engine_class(accel)
-    reason = cls.probe()
+    reason = probe(accel)
     if reason is not None:
         raise AcceleratorUnavailable(reason)
-    return cls, accel
+    return engine_class(accel), accel
 
 
 def read_input_file(path: str, what: str) -> bytes:

@@ -47,7 +47,3 @@ BOOT_MSRS = (
     (IA32_LSTAR, 0),
     (IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING),
 )
-
-# The x87/SSE control words after FNINIT / at reset (SDM 1, 8.1.5 and 10.2.3.1).
-FPU_CONTROL_WORD = 0x37F
-MXCSR_DEFAULT = 0x1F80

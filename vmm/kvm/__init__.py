@@ -1,0 +1,16 @@
+"""A ctypes binding of the Linux KVM API: the only place with KVM structs and ioctls.
+
+    Kvm()                 /dev/kvm: API version, capabilities, supported CPUID
+      .create_vm() -> Vm  memory regions, TSS address, vCPUs
+        .create_vcpu() -> Vcpu   registers, MSRs, CPUID, FPU, KVM_RUN and its kvm_run page
+
+Errors: opening /dev/kvm or a missing capability raises errors.AcceleratorUnavailable; a
+failed ioctl raises KvmError, whose message names the ioctl and the errno.
+"""
+from .ioctl import KvmError
+from .kick import install_kick_handler, kick_handler_installed
+from .system import Kvm
+from .vcpu import Vcpu
+from .vm import Vm
+
+__all__ = ["Kvm", "Vm", "Vcpu", "KvmError", "install_kick_handler", "kick_handler_installed"]

@@ -1,0 +1,33 @@
+"""KVM ioctl request numbers, encoded from linux/kvm.h's definitions (never pasted hex)."""
+import ctypes
+
+from .ioctl import KVMIO, _IO, _IOR, _IOW, _IOWR
+from .structs import (KvmCpuid2, KvmFpu, KvmMsrs, KvmRegs, KvmSregs,
+                      KvmUserspaceMemoryRegion)
+
+# System ioctls (on the /dev/kvm fd)
+KVM_GET_API_VERSION = _IO(KVMIO, 0x00)
+KVM_CREATE_VM = _IO(KVMIO, 0x01)
+KVM_CHECK_EXTENSION = _IO(KVMIO, 0x03)
+KVM_GET_VCPU_MMAP_SIZE = _IO(KVMIO, 0x04)
+KVM_GET_SUPPORTED_CPUID = _IOWR(KVMIO, 0x05, KvmCpuid2)
+
+# VM ioctls
+KVM_CREATE_VCPU = _IO(KVMIO, 0x41)
+KVM_SET_USER_MEMORY_REGION = _IOW(KVMIO, 0x46, KvmUserspaceMemoryRegion)
+KVM_SET_TSS_ADDR = _IO(KVMIO, 0x47)
+KVM_SET_IDENTITY_MAP_ADDR = _IOW(KVMIO, 0x48, ctypes.c_uint64)
+
+# vCPU ioctls
+KVM_RUN = _IO(KVMIO, 0x80)
+KVM_GET_REGS = _IOR(KVMIO, 0x81, KvmRegs)
+KVM_SET_REGS = _IOW(KVMIO, 0x82, KvmRegs)
+KVM_GET_SREGS = _IOR(KVMIO, 0x83, KvmSregs)
+KVM_SET_SREGS = _IOW(KVMIO, 0x84, KvmSregs)
+KVM_GET_MSRS = _IOWR(KVMIO, 0x88, KvmMsrs)
+KVM_SET_MSRS = _IOW(KVMIO, 0x89, KvmMsrs)
+KVM_GET_FPU = _IOR(KVMIO, 0x8C, KvmFpu)
+KVM_SET_FPU = _IOW(KVMIO, 0x8D, KvmFpu)
+KVM_SET_CPUID2 = _IOW(KVMIO, 0x90, KvmCpuid2)
+KVM_GET_CPUID2 = _IOWR(KVMIO, 0x91, KvmCpuid2)
+KVM_GET_TSC_KHZ = _IO(KVMIO, 0xA3)      # a vCPU ioctl since Linux 4.x (KVM_CAP_GET_TSC_KHZ)

@@ -1,0 +1,183 @@
+"""Vcpu: one virtual CPU (vCPU ioctls) and its shared kvm_run page."""
+import errno
+import mmap
+import os
+import threading
+
+from . import requests as r
+from .ioctl import KvmError, get_errno, ioctl, raw_ioctl
+from .kick import send_kick
+from .structs import (KvmCpuidEntry2, KvmFpu, KvmRegs, KvmRun, KvmSregs, cpuid2_class,
+                      msrs_class)
+
+# Byte offset of kvm_run.immediate_exit, for the views below.
+IMMEDIATE_EXIT_OFFSET = KvmRun.immediate_exit.offset
+
+
+class Vcpu:
+    """Created by Vm.create_vcpu().
+
+    `u8`, `u16`, `u32`, `u64` are memoryviews of the mmapped kvm_run page in those units: an
+    exit loop reads a field as e.g. `u32[KvmRun.exit_reason.offset // 4]` without building
+    any ctypes object. They stay valid until close().
+    """
+
+    def __init__(self, fd: int, mmap_size: int):
+        self.fd = fd
+        self._mmap = mmap.mmap(fd, mmap_size, flags=mmap.MAP_SHARED,
+                               prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        self.u8 = memoryview(self._mmap)
+        self.u16 = self.u8.cast("H")
+        self.u32 = self.u8.cast("I")
+        self.u64 = self.u8.cast("Q")
+        # The thread inside run_loop (see bind_thread), guarded for kick() from other threads.
+        self._lock = threading.Lock()
+        self._thread = None
+
+    # --- registers ----------------------------------------------------------------------------
+    def get_regs(self) -> KvmRegs:
+        regs = KvmRegs()
+        ioctl(self.fd, r.KVM_GET_REGS, regs, "KVM_GET_REGS")
+        return regs
+
+    def set_regs(self, regs: KvmRegs) -> None:
+        ioctl(self.fd, r.KVM_SET_REGS, regs, "KVM_SET_REGS")
+
+    def get_sregs(self) -> KvmSregs:
+        sregs = KvmSregs()
+        ioctl(self.fd, r.KVM_GET_SREGS, sregs, "KVM_GET_SREGS")
+        return sregs
+
+    def set_sregs(self, sregs: KvmSregs) -> None:
+        ioctl(self.fd, r.KVM_SET_SREGS, sregs, "KVM_SET_SREGS")
+
+    def get_fpu(self) -> KvmFpu:
+        fpu = KvmFpu()
+        ioctl(self.fd, r.KVM_GET_FPU, fpu, "KVM_GET_FPU")
+        return fpu
+
+    def set_fpu(self, fpu: KvmFpu) -> None:
+        ioctl(self.fd, r.KVM_SET_FPU, fpu, "KVM_SET_FPU")
+
+    def get_msrs(self, indices) -> dict:
+        """KVM_GET_MSRS: {index: value} for the MSRs KVM could read (it stops at the first
+        one it cannot, like the hardware would #GP)."""
+        indices = list(indices)
+        buf = msrs_class(len(indices))()
+        buf.nmsrs = len(indices)
+        for entry, index in zip(buf.entries, indices):
+            entry.index = index
+        done = ioctl(self.fd, r.KVM_GET_MSRS, buf, "KVM_GET_MSRS")
+        return {buf.entries[i].index: buf.entries[i].data for i in range(done)}
+
+    def set_msrs(self, values) -> int:
+        """KVM_SET_MSRS from [(index, value)]; returns how many KVM accepted, in order
+        (it stops at the first MSR it refuses)."""
+        values = list(values)
+        buf = msrs_class(len(values))()
+        buf.nmsrs = len(values)
+        for entry, (index, value) in zip(buf.entries, values):
+            entry.index = index
+            entry.data = value
+        return ioctl(self.fd, r.KVM_SET_MSRS, buf, "KVM_SET_MSRS")
+
+    def set_cpuid2(self, entries) -> None:
+        """KVM_SET_CPUID2 with a list of KvmCpuidEntry2."""
+        entries = list(entries)
+        buf = cpuid2_class(len(entries))()
+        buf.nent = len(entries)
+        for i, entry in enumerate(entries):
+            buf.entries[i] = entry
+        ioctl(self.fd, r.KVM_SET_CPUID2, buf, "KVM_SET_CPUID2")
+
+    def get_cpuid2(self, max_entries: int = 256) -> list:
+        """KVM_GET_CPUID2: the CPUID entries the vCPU actually has (KVM may have changed
+        some of those given to KVM_SET_CPUID2), as a list of KvmCpuidEntry2."""
+        buf = cpuid2_class(max_entries)()
+        buf.nent = max_entries
+        ioctl(self.fd, r.KVM_GET_CPUID2, buf, "KVM_GET_CPUID2")
+        return [KvmCpuidEntry2.from_buffer_copy(entry) for entry in buf.entries[:buf.nent]]
+
+    def get_tsc_khz(self) -> int:
+        return ioctl(self.fd, r.KVM_GET_TSC_KHZ, 0, "KVM_GET_TSC_KHZ")
+
+    # --- running --------------------------------------------------------------------------------
+    def run(self) -> int:
+        """One KVM_RUN: 0 after an exit (see exit_reason), or EINTR/EAGAIN when a signal or
+        immediate_exit ended it early; other errors raise KvmError."""
+        if raw_ioctl(self.fd, r.KVM_RUN, 0) >= 0:
+            return 0
+        err = get_errno()
+        if err in (errno.EINTR, errno.EAGAIN):
+            return err
+        raise KvmError("KVM_RUN", err)
+
+    def snapshot(self) -> KvmRun:
+        """A copy of kvm_run, for the cold paths that decode an unusual exit."""
+        return KvmRun.from_buffer_copy(self._mmap)
+
+    @property
+    def exit_reason(self) -> int:
+        return self.u32[KvmRun.exit_reason.offset // 4]
+
+    @property
+    def immediate_exit(self) -> int:
+        return self.u8[IMMEDIATE_EXIT_OFFSET]
+
+    @immediate_exit.setter
+    def immediate_exit(self, value: int) -> None:
+        self.u8[IMMEDIATE_EXIT_OFFSET] = value
+
+    def complete_pending_io(self) -> None:
+        """Re-enter KVM_RUN with immediate_exit set: KVM finishes an IN/OUT/MMIO whose exit
+        was handled (the registers then say so) and returns EINTR without running any
+        further guest instruction (Documentation/virt/kvm/api.rst, kvm_run)."""
+        self.u8[IMMEDIATE_EXIT_OFFSET] = 1
+        try:
+            self.run()
+        finally:
+            self.u8[IMMEDIATE_EXIT_OFFSET] = 0
+
+    # --- kicks from other threads -------------------------------------------------------------
+    def bind_thread(self) -> None:
+        """Record the calling thread as the one that runs KVM_RUN, the target of kick()."""
+        with self._lock:
+            self._thread = threading.get_ident()
+
+    def unbind_thread(self) -> None:
+        with self._lock:
+            self._thread = None
+
+    def kick(self) -> None:
+        """Make the current or the next KVM_RUN return EINTR (thread-safe). The signal is
+        sent only to a bound thread other than the caller, and needs the kick handler
+        (kick.install_kick_handler) installed."""
+        with self._lock:
+            if self._mmap is None:
+                return
+            self.u8[IMMEDIATE_EXIT_OFFSET] = 1
+            thread = self._thread
+            if thread is not None and thread != threading.get_ident():
+                send_kick(thread)
+
+    # --- lifetime ---------------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            mm, self._mmap = self._mmap, None
+            self._thread = None
+        if mm is not None:
+            for view in (self.u64, self.u32, self.u16, self.u8):
+                view.release()
+            try:
+                mm.close()
+            except BufferError:
+                pass        # someone still holds a view; the mapping goes when they drop it
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
