@@ -27,33 +27,50 @@ def pvh_entry(kernel: ElfImage) -> int:
     return int.from_bytes(note.desc[:4], "little")
 
 
-def load_pvh(memory, kernel: ElfImage, module: bytes | None, cmdline: str):
-    """Write everything the PVH kernel expects into `memory`; return its entry CpuState."""
+def load_kernel(memory, kernel: ElfImage):
+    """Copy a PVH kernel's segments into `memory`, BSS zeroed; return (entry, low, high).
+    Both boot paths use it: the direct PVH boot, and fw_cfg, which (like QEMU) pre-loads
+    the kernel for the firmware."""
     entry = pvh_entry(kernel)
     low, high = kernel.extent()
     if low < layout.HIGH_MEMORY_START:
         raise ImageError(f"kernel segment at {low:#x} would overwrite the boot structures below 1 MiB")
-    cmdline_bytes = cmdline.encode() + b"\0"
-    if len(cmdline_bytes) > layout.CMDLINE_MAX_SIZE:
-        raise UsageError(f"the kernel command line is {len(cmdline_bytes)} bytes; the limit is {layout.CMDLINE_MAX_SIZE}")
-
-    module_size = page_align_up(len(module)) if module is not None else 0
-    needed = page_align_up(high) + module_size + GUEST_WORKING_SET
-    if needed > memory.size:
-        raise UsageError(f"--mem {memory.size // layout.KiB}K is too small: the kernel and program need "
-                         f"at least {page_align_up(needed) // layout.KiB}K")
-
+    if high > memory.size:
+        raise UsageError(f"--mem {memory.size // layout.KiB}K is too small for the kernel, which ends at {high:#x}")
     for segment in kernel.segments:
         memory.write(segment.paddr, kernel.data[segment.offset:segment.offset + segment.filesz])
         # RAM starts zeroed, but a VM object may be reused: clear the BSS explicitly.
         bss = segment.memsz - segment.filesz
         if bss:
             memory.write(segment.paddr + segment.filesz, bytes(bss))
+    return entry, low, high
+
+
+def module_address(memory_size: int, module_size: int) -> int:
+    """Module 0 goes at the top of RAM, page-aligned, as QEMU places an initrd."""
+    return memory_size - page_align_up(module_size)
+
+
+def check_fits(memory_size: int, kernel: ElfImage, module: bytes | None) -> None:
+    module_size = page_align_up(len(module)) if module is not None else 0
+    needed = page_align_up(kernel.extent()[1]) + module_size + GUEST_WORKING_SET
+    if needed > memory_size:
+        raise UsageError(f"--mem {memory_size // layout.KiB}K is too small: the kernel and program need "
+                         f"at least {page_align_up(needed) // layout.KiB}K")
+
+
+def load_pvh(memory, kernel: ElfImage, module: bytes | None, cmdline: str):
+    """Write everything the PVH kernel expects into `memory`; return its entry CpuState."""
+    cmdline_bytes = cmdline.encode() + b"\0"
+    if len(cmdline_bytes) > layout.CMDLINE_MAX_SIZE:
+        raise UsageError(f"the kernel command line is {len(cmdline_bytes)} bytes; the limit is {layout.CMDLINE_MAX_SIZE}")
+    pvh_entry(kernel)
+    check_fits(memory.size, kernel, module)
+    entry, _, _ = load_kernel(memory, kernel)
 
     modules = []
     if module is not None:
-        # At the top of RAM, page-aligned, as QEMU places an initrd.
-        module_addr = memory.size - module_size
+        module_addr = module_address(memory.size, len(module))
         memory.write(module_addr, module)
         modules.append((module_addr, len(module), 0))
 
