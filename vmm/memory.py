@@ -27,6 +27,23 @@ class GuestMemory:
         self.host_address = ctypes.addressof(self._pin)
         self._view = memoryview(self._mmap)
         self._write_listeners = []
+        self._roms = []                 # [(gpa, mmap, pin)]: read-only images outside RAM
+
+    # --- read-only images outside RAM (firmware) ---------------------------------------------
+    def add_rom(self, gpa: int, data: bytes) -> None:
+        """Map `data` read-only at `gpa` (page-aligned, outside RAM): a firmware image.
+        Engines map every region() into the guest; devices never DMA into a ROM."""
+        size = (len(data) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+        if gpa % PAGE_SIZE or gpa < self.size:
+            raise ValueError(f"ROM at {gpa:#x} must be page-aligned and above RAM")
+        rom = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        rom[:len(data)] = data
+        self._roms.append((gpa, rom, (ctypes.c_ubyte * size).from_buffer(rom)))
+
+    def regions(self):
+        """[(gpa, size, host_address, read_only)]: RAM first, then the ROMs."""
+        return [(0, self.size, self.host_address, False)] + [
+            (gpa, len(rom), ctypes.addressof(pin), True) for gpa, rom, pin in self._roms]
 
     # --- bounds-checked access -------------------------------------------------------------
     def check(self, gpa: int, length: int) -> None:
@@ -73,6 +90,10 @@ class GuestMemory:
         if self._mmap is None:
             return
         self._write_listeners.clear()
+        roms = [rom for _, rom, _ in self._roms]
+        self._roms.clear()              # drops the ctypes pins, so the mmaps can close
+        for rom in roms:
+            rom.close()
         self._view.release()
         del self._pin
         self.host_address = 0
