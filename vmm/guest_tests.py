@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from . import paths
 from .config import MachineConfig
 from .errors import ImageError, InputError
-from .machine import Machine, probe
+from .machine import ENGINES, Machine, engine_class, probe
 
 DEFAULT_TIMEOUT = 120.0      # seconds per program: generous, ring-0 code is emulated on nested KVM
 ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "r": "\r", "0": "\0"}
@@ -25,6 +25,7 @@ class Expectation:
     args: list = field(default_factory=list)
     stdin: bytes = b""
     skip: dict = field(default_factory=dict)    # runner ("qemu", "linux") -> reason
+    requires: list = field(default_factory=list)    # engine features (Engine.missing_features)
 
 
 def unescape(text: str) -> str:
@@ -66,7 +67,8 @@ def parse_expectation(name: str, text: str) -> Expectation:
             skip[runner] = value[4:].strip() or "skipped"
     return Expectation(
         name=name, status=int(fields["status"]), output=body.encode(),
-        args=fields.get("args", "").split(), stdin=unescape(fields.get("stdin", "")).encode(), skip=skip)
+        args=fields.get("args", "").split(), stdin=unescape(fields.get("stdin", "")).encode(), skip=skip,
+        requires=fields.get("requires", "").split())
 
 
 def load_expectation(name: str) -> Expectation:
@@ -91,12 +93,17 @@ class ProgramRun:
     status: int | None
     reason: str
     seconds: float
+    skipped: str = ""           # why the program could not be judged on this engine
 
 
 def run_program(name: str, accel: str, kernel: str | None = None, timeout: float = DEFAULT_TIMEOUT,
                 mem_size: int | None = None) -> ProgramRun:
     """Boot `name` on `accel` and check it against its .expect file."""
     expect = load_expectation(name)
+    missing = engine_class(accel).missing_features() if accel in ENGINES else {}
+    for feature in expect.requires:
+        if feature in missing:
+            return ProgramRun(name, accel, True, [], b"", None, "skipped", 0.0, skipped=missing[feature])
     config = MachineConfig(kernel=kernel or str(paths.DEFAULT_KERNEL), initrd=str(paths.program_path(name)),
                            program_args=expect.args, accel=accel, stdin=expect.stdin or None, timeout=timeout)
     if mem_size:
@@ -130,17 +137,22 @@ def run_suite(names, accels, jobs=1, timeout=DEFAULT_TIMEOUT, report=print):
     with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs)) if jobs > 1 else _Inline() as pool:
         futures = [pool.submit(_run_safely, name, accel, timeout) for name, accel in tasks]
         runs = [f.result() for f in futures]
-    passed = failed = 0
+    passed = failed = skipped = 0
     for name in names:
-        mine = [r for r in runs if r.name == name]
+        for run in runs:
+            if run.name == name and run.skipped:
+                skipped += 1
+                report(f"SKIP {name} ({run.engine}): {run.skipped}")
+        mine = [r for r in runs if r.name == name and not r.skipped]
+        if not mine:
+            continue
         problems = [f"[{r.engine}] {p}" for r in mine for p in r.problems]
-        if len(mine) > 1:
-            first = mine[0]
-            for other in mine[1:]:
-                if (other.serial, other.status) != (first.serial, first.status):
-                    problems.append(f"engines disagree: {first.engine} gave status {first.status}, "
-                                    f"{other.engine} gave status {other.status}"
-                                    + ("" if other.serial == first.serial else " and different output"))
+        first = mine[0]
+        for other in mine[1:]:
+            if (other.serial, other.status) != (first.serial, first.status):
+                problems.append(f"engines disagree: {first.engine} gave status {first.status}, "
+                                f"{other.engine} gave status {other.status}"
+                                + ("" if other.serial == first.serial else " and different output"))
         engines = ", ".join(f"{r.engine} {r.seconds:.2f}s" for r in mine)
         if problems:
             failed += 1
@@ -150,7 +162,7 @@ def run_suite(names, accels, jobs=1, timeout=DEFAULT_TIMEOUT, report=print):
         else:
             passed += 1
             report(f"PASS {name} ({engines})")
-    report(f"{passed} passed, {failed} failed")
+    report(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
     return passed, failed
 
 

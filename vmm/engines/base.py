@@ -44,6 +44,12 @@ class Engine:
         raise NotImplementedError
 
     @classmethod
+    def missing_features(cls) -> dict:
+        """{feature: reason} for guest-visible behaviour this engine cannot provide here.
+        Guest programs that `require:` such a feature are skipped on it, with the reason."""
+        return {}
+
+    @classmethod
     def tsc_khz(cls) -> int:
         """The rate of the TSC the guest will read, for the CPUID timing leaf."""
         raise NotImplementedError
