@@ -94,3 +94,29 @@ def test_guest_endings(engine, tmp_path):
     hello = run(HELLO_OUT, "--stats")
     assert (hello.returncode, hello.stdout) == (0, b"hi\n")
     assert b"first serial byte" in hello.stderr and b"exits:" in hello.stderr
+
+
+def firmware_file(tmp_path, reset_code: bytes, size=64 * 1024):
+    """A firmware image whose reset vector (its last 16 bytes) holds `reset_code`."""
+    image = bytearray(b"\xf4" * size)
+    image[size - 16:size - 16 + len(reset_code)] = reset_code
+    path = tmp_path / "fw.bin"
+    path.write_bytes(bytes(image))
+    return str(path)
+
+
+def test_firmware_errors(tmp_path):
+    assert_one_line_error(vmm("run", "--bios", str(tmp_path / "missing.bin")), InputError.exit_status)
+    odd = tmp_path / "odd.bin"
+    odd.write_bytes(bytes(1000))
+    assert_one_line_error(vmm("run", "--bios", str(odd)), ImageError.exit_status)
+    assert_one_line_error(vmm("run", "--bios", firmware_file(tmp_path, SPIN, size=512 * 1024)),
+                          ImageError.exit_status)
+    assert vmm("run", "--firmware", "--bios", str(odd)).returncode == UsageError.exit_status
+
+
+@pytest.mark.parametrize("engine", engine_params())
+def test_firmware_that_loops_reports_where_it_stopped(engine, tmp_path, kernel_path):
+    proc = vmm("run", "--accel", engine, "--bios", firmware_file(tmp_path, SPIN), "--timeout", "1")
+    assert proc.returncode == GuestTimeout.exit_status, proc.stderr
+    assert b"mode: real" in proc.stderr and b"cr0=" in proc.stderr and b"rip=0x" in proc.stderr

@@ -35,6 +35,7 @@ class MachineConfig:
     serial: str = "capture"             # capture | stdio | none | file:PATH (output is always captured too)
     stdin: bytes | None = None          # bytes for the guest's serial input, if any
     timeout: float | None = None        # seconds
+    firmware: str | None = None         # boot through this firmware image (fw_cfg hands it the kernel)
 
     def validate(self) -> None:
         if self.accel not in ACCELERATORS:

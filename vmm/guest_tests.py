@@ -13,6 +13,9 @@ from .config import MachineConfig
 from .errors import ImageError, InputError
 from .machine import ENGINES, Machine, engine_class, probe
 
+# The one line the firmware prints before the kernel runs (firmware/main.c); the output after
+# it must be the same as with the direct PVH boot.
+FIRMWARE_BANNER = b"pyvmm firmware\n"
 DEFAULT_TIMEOUT = 120.0      # seconds per program: generous, ring-0 code is emulated on nested KVM
 ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "r": "\r", "0": "\0"}
 
@@ -97,25 +100,31 @@ class ProgramRun:
 
 
 def run_program(name: str, accel: str, kernel: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-                mem_size: int | None = None) -> ProgramRun:
-    """Boot `name` on `accel` and check it against its .expect file."""
+                mem_size: int | None = None, firmware: str | None = None) -> ProgramRun:
+    """Boot `name` on `accel` (through `firmware` if given) and check it against its .expect file."""
     expect = load_expectation(name)
     missing = engine_class(accel).missing_features() if accel in ENGINES else {}
     for feature in expect.requires:
         if feature in missing:
             return ProgramRun(name, accel, True, [], b"", None, "skipped", 0.0, skipped=missing[feature])
     config = MachineConfig(kernel=kernel or str(paths.DEFAULT_KERNEL), initrd=str(paths.program_path(name)),
-                           program_args=expect.args, accel=accel, stdin=expect.stdin or None, timeout=timeout)
+                           program_args=expect.args, accel=accel, stdin=expect.stdin or None, timeout=timeout,
+                           firmware=firmware)
     if mem_size:
         config.mem_size = mem_size
     with Machine(config) as vm:
         result = vm.run()
     problems = []
+    serial = result.serial
+    if firmware:
+        if not serial.startswith(FIRMWARE_BANNER):
+            problems.append(f"no firmware banner: output starts {serial[:60]!r}")
+        serial = serial[len(FIRMWARE_BANNER):]
     if result.exit_status != expect.status:
         problems.append(f"exit status {result.exit_status} ({result.reason}: {result.detail}), expected {expect.status}")
-    if result.serial != expect.output:
-        problems.append(f"output {result.serial[-300:]!r}, expected {expect.output[-300:]!r}")
-    return ProgramRun(name, result.engine, not problems, problems, result.serial, result.exit_status,
+    if serial != expect.output:
+        problems.append(f"output {serial[-300:]!r}, expected {expect.output[-300:]!r}")
+    return ProgramRun(name, result.engine, not problems, problems, serial, result.exit_status,
                       result.reason, result.stats["total_seconds"])
 
 

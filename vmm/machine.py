@@ -14,12 +14,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from . import layout
-from .arch.x86.cpuid import build_table
+from .arch.x86.cpuid import FAMILY_MODEL_STEPPING, build_table
+from .arch.x86.reset import reset_state
 from .config import MachineConfig
 from .devices.bus import MmioBus, PortBus
 from .devices.debug_exit import DebugExit
+from .devices.fw_cfg import FwCfg
 from .devices.uart import Uart16550
-from .errors import AcceleratorUnavailable, GuestCrashed, GuestTimeout, InputError, UsageError
+from .errors import AcceleratorUnavailable, GuestCrashed, GuestTimeout, ImageError, InputError, UsageError
 from .loader.elf import ElfImage
 from .loader.pvh import load_pvh
 from .memory import GuestMemory
@@ -76,6 +78,15 @@ def read_input_file(path: str, what: str) -> bytes:
         raise InputError(f"cannot read {what} {path}: {error.strerror}") from None
 
 
+def check_firmware_image(path: str, image: bytes) -> None:
+    """A -bios image's size is a multiple of 64 KiB (QEMU's rule) and, here, at most 256 KiB."""
+    if not image or len(image) % layout.FIRMWARE_SIZE_UNIT:
+        raise ImageError(f"firmware {path} is {len(image)} bytes; its size must be a non-zero multiple of 64 KiB")
+    if len(image) > layout.FIRMWARE_MAX_SIZE:
+        raise ImageError(f"firmware {path} is {len(image) // layout.KiB} KiB; the limit is "
+                         f"{layout.FIRMWARE_MAX_SIZE // layout.KiB} KiB")
+
+
 @dataclass
 class RunResult:
     reason: str                 # an outcome reason (vmm/outcome.py)
@@ -122,7 +133,10 @@ class Machine:
             self.uart = Uart16550(output=self.serial.put)
             self.ports.register(layout.COM1_PORT, layout.COM1_PORT_COUNT, self.uart)
             self.ports.register(layout.DEBUG_EXIT_PORT, layout.DEBUG_EXIT_PORT_COUNT, DebugExit(self.control))
-            boot_state = load_pvh(self.memory, kernel, module, config.full_cmdline())
+            if config.firmware:
+                boot_state = self._boot_through_firmware(kernel, module)
+            else:
+                boot_state = load_pvh(self.memory, kernel, module, config.full_cmdline())
             self.cpuid = build_table(engine_cls.tsc_khz())
             self.engine = engine_cls(self.memory, self.ports, self.mmio, self.control, self.cpuid)
             self._cleanup.callback(self.engine.close)
@@ -133,6 +147,16 @@ class Machine:
             self._cleanup.close()
             raise
         self.ready = time.monotonic()
+
+    def _boot_through_firmware(self, kernel, module):
+        """Map the firmware below 4 GiB with its last 64 KiB shadowed at 0xF0000, give it
+        the kernel through fw_cfg as QEMU does, and start the CPU from the reset vector."""
+        image = read_input_file(self.config.firmware, "firmware")
+        check_firmware_image(self.config.firmware, image)
+        self.memory.add_rom(layout.FIRMWARE_TOP - len(image), image)
+        self.memory.write(layout.BIOS_SHADOW_START, image[-layout.BIOS_SHADOW_SIZE:])
+        FwCfg.for_pvh_boot(self.memory, kernel, module, self.config.full_cmdline()).register(self.ports)
+        return reset_state(FAMILY_MODEL_STEPPING)
 
     def attach_input(self, fd: int) -> None:
         """Feed the guest's serial input from `fd` (a pipe, file or terminal) on a thread."""

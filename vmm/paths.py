@@ -12,6 +12,7 @@ DEFAULT_KERNEL = GUEST_BUILD / "kernel.elf"
 PROGRAMS_BUILD = GUEST_BUILD / "programs"
 PROGRAMS_SOURCE = GUEST_SOURCE / "programs"
 DEFAULT_PROGRAM = "hello"
+DEFAULT_FIRMWARE = REPO_ROOT / "firmware" / "build" / "firmware.bin"
 
 
 def program_path(name_or_path: str) -> Path:
