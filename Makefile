@@ -6,10 +6,10 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all build venv toolchain guest run test bench peers clean
+.PHONY: all build venv toolchain guest firmware run test bench peers clean
 
 all: build
-build: venv guest
+build: venv guest firmware
 
 # The venv holds the package (editable) with its test extras.
 venv: $(STAMP)
@@ -27,6 +27,9 @@ toolchain:
 guest: toolchain
 	$(MAKE) -C guest
 
+firmware: toolchain
+	$(MAKE) -C firmware
+
 run: build
 	$(VENV)/bin/vmm run
 
@@ -36,11 +39,13 @@ test: build
 bench: build
 	$(VENV)/bin/vmm bench exits
 
-# Real peers for oracle tests and benchmarks (tests that need them skip without them).
+# Real peers for oracle tests and benchmarks (tests that need them skip without them):
+# QEMU, and the OCI runtimes crun and runc that `vmm bench startup` compares against.
 peers:
-	@command -v qemu-system-x86_64 >/dev/null \
-	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86; }
+	@command -v qemu-system-x86_64 >/dev/null && command -v crun >/dev/null && command -v runc >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86 crun runc; }
 
 clean:
 	$(MAKE) -C guest clean
+	$(MAKE) -C firmware clean
 	rm -rf $(VENV) *.egg-info

@@ -1,4 +1,4 @@
-"""The `vmm` command: run a guest, test guest programs, run benchmarks.
+"""The `vmm` command: run a guest, test guest programs, run containers, run benchmarks.
 
 Errors print one line on stderr and exit with the status from errors.py (a traceback only
 with --debug). The exit-status table is in the README and in `vmm --help`.
@@ -51,6 +51,11 @@ def build_parser() -> Parser:
                      help=f"CPU engine; auto takes KVM if it works, else unicorn (default: %(default)s, env {ACCEL_ENV})")
     run.add_argument("--serial", default="stdio", metavar="stdio|file:PATH|none",
                      help="where guest serial output goes (default: %(default)s); input comes from stdin")
+    boot = run.add_mutually_exclusive_group()
+    boot.add_argument("--firmware", action="store_true",
+                      help="boot like real hardware: from the reset vector through the firmware built under "
+                           "firmware/, which fetches the kernel over fw_cfg (default: direct PVH boot)")
+    boot.add_argument("--bios", metavar="PATH", help="as --firmware, with another firmware image (QEMU's spelling)")
     run.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="stop the guest after this long")
     run.add_argument("--stats", action="store_true", help="print exit counts and timings on stderr")
     run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -65,10 +70,45 @@ def build_parser() -> Parser:
     test.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="per program")
     test.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
+    container = commands.add_parser("container", help="run a program in a container (namespaces, pivot_root, cgroups)",
+                                    description="The project's container launcher, for the VM-versus-container "
+                                                "comparison (needs root).",
+                                    epilog=exit_status_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = container.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser, required=True)
+    container_run = actions.add_parser(
+        "run", help="run PROGRAM as PID 1 of a new container with ROOTFS as its root",
+        usage="vmm container run ROOTFS [--memory SIZE] [--cpu-shares N] [--hostname NAME] -- PROGRAM [ARGS...]",
+        description="Run PROGRAM (a path inside ROOTFS, or a name looked up in PATH there: /bin, /usr/bin, ...) "
+                    "in new PID, mount, UTS, IPC and network namespaces, with ROOTFS as its root and optional "
+                    "cgroup limits. Exits with the program's status (128+N if signal N killed it).",
+        epilog=exit_status_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    container_run.add_argument("rootfs", metavar="ROOTFS", help="the root file system (see `vmm container rootfs`)")
+    container_run.add_argument("program", nargs="*", metavar="PROGRAM", help=argparse.SUPPRESS)
+    container_run.add_argument("--memory", metavar="SIZE", default=None, help="memory limit, e.g. 64M (cgroup)")
+    container_run.add_argument("--cpu-shares", metavar="N", type=int, default=None,
+                               help="CPU shares, 2..262144 (cgroup v1 cpu.shares, or the matching v2 cpu.weight)")
+    container_run.add_argument("--hostname", metavar="NAME", default="container",
+                               help="host name inside the container (default: %(default)s)")
+    container_run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    container_rootfs = actions.add_parser(
+        "rootfs", help="make DIR a minimal root file system holding static PROGRAMs in /bin",
+        description="Create /bin, /dev, /etc, /proc and /tmp in DIR and copy each PROGRAM to /bin. A PROGRAM is a "
+                    "path, the name of a built guest program (hello, ...), or NAME=PATH to install PATH as "
+                    "/bin/NAME. Prints DIR's absolute path.")
+    container_rootfs.add_argument("directory", metavar="DIR")
+    container_rootfs.add_argument("programs", nargs="+", metavar="PROGRAM")
+    container_rootfs.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
     bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
-    bench.add_argument("which", choices=("exits",), help="exits: port-I/O exits/s through the VMM vs a bare KVM loop")
-    bench.add_argument("--runs", type=int, default=5)
-    bench.add_argument("--count", type=int, default=20000, help="exits per run")
+    bench.add_argument("which", choices=("exits", "startup", "density"),
+                       help="exits: port-I/O exits/s through the VMM vs a bare KVM loop; "
+                            "startup: `hello` started as a VM (vmm, QEMU), a container (vmm, crun, runc) and a "
+                            "plain process; density: N VMs at once as threads and as processes, and N containers")
+    bench.add_argument("--runs", type=int, default=None,
+                       help="runs (default: exits 5, startup 10, density 3)")
+    bench.add_argument("--count", type=int, default=None,
+                       help="exits: exits per run (default 20000); density: instances at once (default 4)")
+    bench.add_argument("--json", metavar="PATH", default=None, help="startup, density: also write results as JSON")
     bench.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
@@ -87,7 +127,8 @@ def command_run(args, program_args) -> int:
         kernel=args.kernel or str(paths.DEFAULT_KERNEL),
         initrd=str(paths.program_path(args.initrd)) if args.initrd else None,
         cmdline=args.cmdline, program_args=program_args, mem_size=parse_size(args.mem),
-        accel=args.accel, serial=args.serial, timeout=args.timeout)
+        accel=args.accel, serial=args.serial, timeout=args.timeout,
+        firmware=args.bios or (str(paths.DEFAULT_FIRMWARE) if args.firmware else None))
     with Machine(config) as vm:
         vm.attach_input(sys.stdin.fileno())
         result = vm.run()
@@ -140,11 +181,38 @@ def command_test(args) -> int:
     return 1 if failed else 0
 
 
+def command_container(args, program_args) -> int:
+    if args.action == "rootfs":
+        if program_args:
+            raise UsageError("`--` arguments are only for `vmm container run`")
+        from .container import build_rootfs
+        print(build_rootfs(args.directory, args.programs))
+        return 0
+    argv = list(args.program) + list(program_args)
+    if not argv:
+        raise UsageError("no program given: vmm container run ROOTFS [options] -- PROGRAM [ARGS...]")
+    from .container import run_container
+    return run_container(args.rootfs, argv, memory=args.memory, cpu_shares=args.cpu_shares, hostname=args.hostname)
+
+
 def command_bench(args) -> int:
+    def at_least_one(name, value):
+        if value is not None and value < 1:
+            raise UsageError(f"--{name} must be at least 1")
+        return value
+    runs, count = at_least_one("runs", args.runs), at_least_one("count", args.count)
     if args.which == "exits":
+        if args.json:
+            raise UsageError("--json is for `bench startup` and `bench density`")
         from .bench import exits
-        return exits.main(runs=args.runs, count=args.count)
-    return 0
+        return exits.main(runs=5 if runs is None else runs, count=20000 if count is None else count)
+    if args.which == "startup":
+        if count is not None:
+            raise UsageError("--count is for `bench exits` and `bench density`")
+        from .bench import startup
+        return startup.main(runs=10 if runs is None else runs, json_path=args.json)
+    from .bench import density
+    return density.main(count=4 if count is None else count, runs=3 if runs is None else runs, json_path=args.json)
 
 
 def main(argv=None) -> int:
@@ -158,8 +226,10 @@ def main(argv=None) -> int:
             return UsageError.exit_status
         if args.command == "run":
             return command_run(args, program_args)
+        if args.command == "container":
+            return command_container(args, program_args)
         if program_args:
-            raise UsageError(f"`--` arguments are only for `vmm run`")
+            raise UsageError("`--` arguments are only for `vmm run` and `vmm container run`")
         if args.command == "test":
             return command_test(args)
         return command_bench(args)

@@ -50,9 +50,12 @@ EXIT_STATUSES = [
     (UsageError.exit_status, "bad command-line arguments or option values"),
     (ImageError.exit_status, "malformed kernel, program or firmware image, or one that does not fit in RAM"),
     (InputError.exit_status, "a kernel, program or disk file is missing or unreadable"),
-    (AcceleratorUnavailable.exit_status, "the CPU engine is unavailable (/dev/kvm absent or not permitted, KVM too old)"),
+    (AcceleratorUnavailable.exit_status, "the CPU engine is unavailable (/dev/kvm absent or not permitted, KVM too old), "
+                                         "or a container cannot be made here (not root, a namespace kind or "
+                                         "cgroup controller missing)"),
     (VmmError.exit_status, "internal VMM error (a bug: please report it with --debug output)"),
     (GuestCrashed.exit_status, "the guest crashed: triple fault, emulation failure, entry failure, engine error"),
     (GuestTimeout.exit_status, "the guest did not finish within --timeout"),
     (130, "interrupted by SIGINT (Ctrl-C)"),
+    (143, "terminated by SIGTERM while a container ran (the container was killed and cleaned up first)"),
 ]

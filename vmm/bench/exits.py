@@ -11,7 +11,6 @@ The ratio of their medians is the cost of the VMM's exit handling. Runs are inte
     python -m vmm.bench.exits [--runs 5] [--exits 20000]
 """
 import argparse
-import statistics
 import time
 
 from .. import layout
@@ -24,6 +23,7 @@ from ..kvm import Kvm, constants as kc
 from ..kvm.ioctl import raw_ioctl
 from ..kvm.requests import KVM_RUN
 from ..memory import GuestMemory
+from .stats import summary as _summary
 
 MEM_SIZE = 64 * layout.KiB
 CODE_ADDR = 0x1000
@@ -98,10 +98,6 @@ def vmm_loop(n_exits: int, device=None) -> float:
         if outcome.reason != HALT or exits != n_exits:
             raise RuntimeError(f"VMM loop: {exits} port exits, then {outcome}")
         return n_exits / elapsed
-
-
-def _summary(rates):
-    return {"min": min(rates), "median": statistics.median(rates), "max": max(rates)}
 
 
 def run(runs: int = 5, n_exits: int = 20000) -> dict:
