@@ -34,6 +34,12 @@ VMM_SOURCE = Path(__file__).resolve().parent.parent / "vmm"
     (s.KvmCpuid2, 8),
     (s.KvmUserspaceMemoryRegion, 32),
     (s.KvmRun, 2352),
+    (s.KvmIrqLevel, 8),
+    (s.KvmPitConfig, 64),
+    (s.KvmPicState, 16),
+    (s.KvmIrqchip, 520),
+    (s.KvmStatsHeader, 24),
+    (s.KvmStatsDesc, 16),
 ])
 def test_struct_sizes(struct, size):
     assert ctypes.sizeof(struct) == size
@@ -74,6 +80,11 @@ def test_struct_sizes(struct, size):
     (s.KvmFpu, "last_ip", 136),
     (s.KvmFpu, "xmm", 152),
     (s.KvmFpu, "mxcsr", 408),
+    (s.KvmIrqchip, "chip", 8),
+    (s.KvmPicState, "elcr", 14),
+    (s.KvmStatsHeader, "data_offset", 20),
+    (s.KvmStatsDesc, "offset", 8),
+    (s.KvmStatsDesc, "bucket_size", 12),
 ])
 def test_field_offsets(struct, field, offset):
     assert getattr(struct, field).offset == offset
@@ -106,6 +117,11 @@ def test_variable_length_structs():
     (r.KVM_SET_FPU, 0x41A0AE8D),
     (r.KVM_SET_CPUID2, 0x4008AE90),
     (r.KVM_GET_TSC_KHZ, 0xAEA3),
+    (r.KVM_CREATE_IRQCHIP, 0xAE60),
+    (r.KVM_IRQ_LINE, 0x4008AE61),
+    (r.KVM_GET_IRQCHIP, 0xC208AE62),
+    (r.KVM_CREATE_PIT2, 0x4040AE77),
+    (r.KVM_GET_STATS_FD, 0xAECE),
 ])
 def test_ioctl_numbers(request_number, value):
     assert request_number == value
@@ -208,3 +224,21 @@ def test_vcpu_registers_msrs_and_double_close(requires_kvm):
         thing.close()
         thing.close()                                   # closing twice is harmless
     assert vcpu.fd == vm.fd == kvm.fd == -1
+
+
+def test_irqchip_pit_and_vcpu_statistics(requires_kvm):
+    from vmm.kvm.stats import Stats
+    with Kvm() as kvm, kvm.create_vm() as vm:
+        vm.create_irqchip()
+        vm.create_pit2(s.KVM_PIT_SPEAKER_DUMMY)
+        with pytest.raises(KvmError, match="^KVM_CREATE_IRQCHIP failed: EEXIST"):
+            vm.create_irqchip()
+        master = vm.get_pic_state(kc.KVM_IRQCHIP_PIC_MASTER)
+        assert (master.imr, master.elcr_mask) == (0, 0xF8)      # reset state; ELCR can't make IRQ 0-2 level
+        vm.irq_line(4)(True)
+        assert vm.get_pic_state(kc.KVM_IRQCHIP_PIC_MASTER).irr & (1 << 4)
+        vcpu = vm.create_vcpu(0)
+        with Stats(vcpu.fd) as stats:
+            assert "blocking" in stats and "halt_exits" in stats
+            assert stats.reader("blocking", "halt_exits")() == (0, 0)
+            assert stats.as_dict()["halt_exits"] == 0

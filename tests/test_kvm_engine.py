@@ -110,7 +110,9 @@ def test_out_of_each_size_reaches_the_device():
         outcome = g.engine.run(5)
         assert outcome.reason == base.HALT
         assert g.port.log == [("w", 0, 1, 0x41), ("w", 0, 2, 0x1234), ("w", 0, 4, 0xDEADBEEF)]
-        assert g.engine.exit_counts() == {"io": 3, "hlt": 1}
+        counts = g.engine.exit_counts()
+        assert (counts["io"], counts["hlt"]) == (3, 1)
+        assert set(counts) <= {"io", "hlt", "intr"}     # the HLT stays in KVM; a kick (intr) finds it
 
 
 def test_in_returns_the_device_value():

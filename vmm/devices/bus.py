@@ -26,6 +26,10 @@ class PortBus:
                 raise UsageError(f"I/O port {port:#x} is claimed twice")
             self._by_port[port] = (device, base)
 
+    def device_at(self, port: int):
+        """(device, base of its range) for a port, or None (for reports and statistics)."""
+        return self._by_port.get(port)
+
     def read(self, port: int, size: int) -> int:
         entry = self._by_port.get(port)
         if entry is None:
@@ -62,6 +66,11 @@ class MmioBus:
     def ranges(self):
         """(base, length, device) for every registered range, for engines that map them."""
         return [(start, end - start, device) for start, end, device in self._ranges]
+
+    def device_at(self, addr: int):
+        """(device, start of its range) for an address, or None (for reports and statistics)."""
+        device, start = self._find(addr, 1)
+        return None if device is None else (device, start)
 
     def _find(self, addr: int, size: int):
         i = bisect.bisect_right(self._starts, addr) - 1

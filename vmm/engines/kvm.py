@@ -4,8 +4,10 @@ Everything KVM-specific (structs, ioctls, the kvm_run page) is in vmm/kvm; this 
 the engine contract (engines/base.py) onto it:
 
 - construction: a VM with guest RAM as memory slot 0, the TSS and identity-map pages from
-  layout.py, one vCPU with our CPUID table (restricted to what KVM supports), the boot MSRs
+  layout.py, KVM's in-kernel interrupt controllers (8259A pair, IOAPIC, local APIC) and
+  8254 PIT, one vCPU with our CPUID table (restricted to what KVM supports), the boot MSRs
   and a reset FPU;
+- irq_line(gsi): what the machine hands a device as its interrupt output (KVM_IRQ_LINE);
 - set_state/get_state: CpuState <-> kvm_regs + kvm_sregs;
 - run(): KVM_RUN until an exit that ends the run. Port I/O goes to `ports`, MMIO to `mmio`,
   and after every I/O exit `control.stop` is checked.
@@ -13,6 +15,17 @@ the engine contract (engines/base.py) onto it:
 Timeouts and stop requests from other threads kick the vCPU (vmm/kvm/kick.py): a watchdog
 thread sets kvm_run.immediate_exit and signals the vCPU thread, so KVM_RUN returns EINTR
 even while the guest spins without exiting.
+
+HLT. With the in-kernel irqchip, KVM keeps HLT to itself: the vCPU sleeps inside KVM_RUN
+until an interrupt (the PIT's, or one a device raised) wakes it, at no cost to us. A HLT
+with interrupts off never wakes, and ends the run with HALT (the guest powered off); no
+exit tells us of it, so the watchdog looks (HaltWatch, below): at HALT_POLL_SECONDS
+intervals while a run lasts it reads the vCPU's KVM statistics `blocking` and `halt_exits`
+(a pread, no vCPU stop), and when the vCPU has sat in the same HLT for a whole interval it
+kicks it once; the EINTR path then reads the MP state and RFLAGS.IF. A busy guest, or one
+woken by timer ticks, is never kicked; a HLT with IF=0 is noticed within two intervals.
+(An NMI could wake such a HLT; the VMM raises none, and a guest that routes the PIT or an
+IOAPIC pin to NMI is not supported.)
 
 Threads: the engine may run in any thread, but the kick signal needs a Python handler,
 which only the main thread can install. An engine created in the main thread installs it
@@ -25,12 +38,14 @@ KeyboardInterrupt does not propagate. When run() is in another thread, SIGINT re
 main thread, which should call control.request_stop(Outcome(INTERRUPTED)).
 """
 import errno
+import os
 import threading
 import time
 
 from .. import layout
 from ..arch.x86 import msrs
-from ..arch.x86.cpu_state import GENERAL_REGISTERS, RFLAGS_IF, SEGMENT_REGISTERS, CpuState, Segment
+from ..arch.x86.cpu_state import (CR0_PE, EFER_LMA, GENERAL_REGISTERS, RFLAGS_IF, SEGMENT_REGISTERS,
+                                  CpuState, Segment)
 from ..arch.x86.cpuid import CpuidEntry, CpuidTable
 from ..errors import AcceleratorUnavailable, VmmError
 from ..kvm import Kvm, KvmError
@@ -38,9 +53,10 @@ from ..kvm import constants as kc
 from ..kvm.ioctl import get_errno, raw_ioctl
 from ..kvm.kick import Watchdog, acquire_kick_handler, release_kick_handler
 from ..kvm.requests import KVM_RUN
+from ..kvm.stats import Stats
 from ..kvm.vcpu import IMMEDIATE_EXIT_OFFSET
 from ..kvm.structs import (KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
-                           KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES,
+                           KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES, KVM_PIT_SPEAKER_DUMMY,
                            KvmCpuidEntry2, KvmFpu, KvmRegs, KvmRun, KvmRunIo, KvmRunMmio)
 from .base import (EMULATION_FAILURE, ENTRY_FAILURE, HALT, INTERNAL_ERROR, INTERRUPTED, SHUTDOWN,
                    SYSTEM_EVENT, TIMEOUT, Engine, Outcome, RunControl, deadline_after)
@@ -68,11 +84,22 @@ _MASKS = tuple((1 << (8 * n)) - 1 for n in range(9))
 FPU_CONTROL_WORD = 0x37F
 MXCSR_DEFAULT = 0x1F80
 
+PVM_MODULE = "/sys/module/kvm_pvm"      # present where KVM is the PVM nested hypervisor
+USER_CPUID = "user-cpuid"               # a feature name `.expect` files can require
+
 _EXIT_IO = kc.KVM_EXIT_IO
 _EXIT_MMIO = kc.KVM_EXIT_MMIO
 _EXIT_INTR = kc.KVM_EXIT_INTR
 _EINTR = errno.EINTR
 _EAGAIN = errno.EAGAIN
+
+# How often the watchdog looks for a vCPU halted with interrupts off (see HLT above): 10 ms
+# after run() starts, then at intervals doubling up to 100 ms. A `cli; hlt` is noticed 1-2
+# intervals after it: within 30 ms early in a run, 200 ms later on. Each look costs the
+# watchdog thread a wake-up (about 0.1 ms of CPU here), 10 a second in the long run.
+HALT_POLL_SECONDS = (0.01, 0.1)
+HALT_POLL_BLIND_SECONDS = (0.1, 0.1)    # without KVM statistics: a kick this often, halted or not
+IOAPIC_PINS = 24            # GSIs of KVM's default routing; more would need KVM_SET_GSI_ROUTING
 
 
 class KvmEngine(Engine):
@@ -95,6 +122,15 @@ class KvmEngine(Engine):
         return cls._probe_result
 
     @classmethod
+    def missing_features(cls) -> dict:
+        """PVM (the kvm_pvm module) runs guest ring 3 as host user code, without VT-x or
+        AMD-V: a ring-3 CPUID executes on the host CPU and never reaches our CPUID table."""
+        if os.path.exists(PVM_MODULE):
+            return {USER_CPUID: "KVM here is kvm_pvm, which runs ring-3 CPUID on the host CPU: "
+                                "user code sees the host's vendor, not our CPUID table"}
+        return {}
+
+    @classmethod
     def tsc_khz(cls) -> int:
         """KVM_GET_TSC_KHZ of a throwaway vCPU (the CPUID table, which needs the value, is
         built before the engine exists). The rate is a host property, so it is cached."""
@@ -103,14 +139,20 @@ class KvmEngine(Engine):
         return cls._tsc_khz
 
     # --- construction ----------------------------------------------------------------------------
-    def __init__(self, memory, ports, mmio, control: RunControl, cpuid: CpuidTable):
+    def __init__(self, memory, ports, mmio, control: RunControl, cpuid: CpuidTable, irqchip: bool = True):
+        """irqchip=False leaves out the in-kernel PIC, IOAPIC, local APIC and PIT: no
+        interrupts (irq_line refuses), and every HLT exits to the VMM (ending the run at
+        once with IF=0), for measurements of the bare exit path."""
         super().__init__(memory, ports, mmio, control, cpuid)
-        self._kvm = self._vm = self._vcpu = self._watchdog = None
+        self._kvm = self._vm = self._vcpu = self._watchdog = self._halt_watch = None
+        self.irqchip = irqchip
         self._holds_kick_handler = False
         self._counts = [0] * kc.EXIT_REASON_SLOTS
         self._wake = threading.Event()          # ends a HLT wait early (kick)
         self.dropped_features = []              # CPUID features KVM cannot give, for reports
         self.cpuid_overrides = []               # (leaf, subleaf, register, ours, KVM's), for reports
+        self.exit_observer = None               # vmm/debug/exits.py: told of non-I/O exits (slow path)
+        self._debug_hook = None                 # vmm/debug: KVM_EXIT_DEBUG and pause requests
         try:
             acquire_kick_handler()
         except RuntimeError as e:
@@ -121,16 +163,34 @@ class KvmEngine(Engine):
             self._vm = self._kvm.create_vm()
             self._vm.set_tss_addr(layout.KVM_TSS_ADDR)
             self._vm.set_identity_map_addr(layout.KVM_IDENTITY_MAP_ADDR)   # before any vCPU
-            self._vm.set_user_memory_region(0, layout.RAM_START, memory.size, memory.host_address)
+            self._map_memory(memory)
+            if irqchip:
+                self._vm.create_irqchip()                               # before any vCPU
+                self._vm.create_pit2(KVM_PIT_SPEAKER_DUMMY)
             self._vcpu = self._vm.create_vcpu(0)
             self._set_cpuid(cpuid)
             self._set_boot_msrs()
             self._set_boot_fpu()
+            if irqchip:
+                self._halt_watch = HaltWatch(self._vcpu)
         except BaseException:
             self.close()
             raise
-        self._watchdog = Watchdog(self._kick, name="kvm-vcpu0-watchdog")
+        if irqchip:
+            self._watchdog = Watchdog(self._kick, name="kvm-vcpu0-watchdog", poll=self._halt_watch.due,
+                                      poll_intervals=self._halt_watch.intervals)
+        else:
+            self._watchdog = Watchdog(self._kick, name="kvm-vcpu0-watchdog")
         control.kick = self._kick
+
+    def _map_memory(self, memory) -> None:
+        """One memory slot per region: RAM, then read-only images (firmware). A guest write
+        to a read-only slot becomes an MMIO exit, which the bus drops and counts."""
+        for slot, (gpa, size, host_address, read_only) in enumerate(memory.regions()):
+            if read_only:
+                self._kvm.require(kc.KVM_CAP_READONLY_MEM)
+            self._vm.set_user_memory_region(slot, gpa, size, host_address,
+                                            kc.KVM_MEM_READONLY if read_only else 0)
 
     def _set_cpuid(self, table: CpuidTable) -> None:
         """Our table, minus what KVM cannot give, goes to KVM_SET_CPUID2 entry for entry.
@@ -196,7 +256,10 @@ class KvmEngine(Engine):
         deadline = deadline_after(timeout)
         vcpu = self._vcpu
         vcpu.bind_thread()
-        if deadline is not None:
+        watched = deadline is not None or self._halt_watch is not None
+        if watched:
+            if self._halt_watch is not None:
+                self._halt_watch.reset()
             self._watchdog.arm(deadline)
         try:
             return self._loop(deadline)
@@ -204,7 +267,7 @@ class KvmEngine(Engine):
             vcpu.complete_pending_io()
             return self._outcome(INTERRUPTED, "interrupted by SIGINT")
         finally:
-            if deadline is not None:
+            if watched:
                 self._watchdog.disarm()
             vcpu.unbind_thread()
 
@@ -230,8 +293,13 @@ class KvmEngine(Engine):
                 counts[_EXIT_INTR] += 1
                 if control.stop is not None:
                     return self._stopped()
-                if deadline is not None and time.monotonic() >= deadline:
-                    return self._outcome(TIMEOUT, "timed out")
+                if self._debug_hook is not None:
+                    outcome = self._debug_hook.on_kick(halted=False)
+                    if outcome is not None:
+                        return outcome
+                outcome = self._after_kick(deadline)
+                if outcome is not None:
+                    return outcome
                 continue
             reason = u32[EXIT_REASON_U32]
             if reason == _EXIT_IO:
@@ -300,6 +368,10 @@ class KvmEngine(Engine):
     def _other_exit(self, reason: int, deadline):
         """Every exit but port I/O and MMIO: an Outcome that ends the run, or None to go on."""
         self._counts[min(reason, kc.EXIT_REASON_SLOTS - 1)] += 1
+        if reason == kc.KVM_EXIT_DEBUG:         # the debugger's own exits: not the guest's
+            return self._debug_exit()
+        if self.exit_observer is not None:
+            self.exit_observer.other(kc.exit_name(reason))
         if reason == kc.KVM_EXIT_HLT:
             return self._halted(deadline)
         if reason == kc.KVM_EXIT_SHUTDOWN:
@@ -336,10 +408,29 @@ class KvmEngine(Engine):
         data = " ".join(f"{run.internal.data[i]:#x}" for i in range(min(run.internal.ndata, 16)))
         return self._outcome(INTERNAL_ERROR, f"KVM internal error: {name}" + (f" [{data}]" if data else ""))
 
+    def _after_kick(self, deadline):
+        """The EINTR path: HALT if the vCPU sits in a HLT with interrupts off (in-kernel
+        irqchip; see HLT in the module docstring), TIMEOUT past the deadline, else None."""
+        halted = False
+        if self._halt_watch is not None:
+            halted = self._vcpu.get_mp_state() == kc.KVM_MP_STATE_HALTED
+            if halted:
+                regs = self._vcpu.get_regs()
+                if not regs.rflags & RFLAGS_IF:
+                    # Counted and observed as the hlt exit it would be without the irqchip.
+                    self._counts[kc.KVM_EXIT_HLT] += 1
+                    if self.exit_observer is not None:
+                        self.exit_observer.other(kc.exit_name(kc.KVM_EXIT_HLT))
+                    return self._outcome(HALT, "hlt with interrupts disabled", regs.rip)
+        if deadline is not None and time.monotonic() >= deadline:
+            return self._outcome(TIMEOUT, "timed out in hlt (interrupts enabled)" if halted else "timed out")
+        return None
+
     def _halted(self, deadline):
-        """HLT. With IF=0 nothing can wake the CPU: the guest powered off. With IF=1 it waits
-        for an interrupt; none can come yet (no interrupt sources), so sleep until the
-        deadline or a kick (stop request) and end the run there."""
+        """KVM_EXIT_HLT, which only comes without the in-kernel irqchip. With IF=0 nothing
+        can wake the CPU: the guest powered off. With IF=1 it waits for an interrupt; none
+        can come (no interrupt controller), so sleep until the deadline or a kick (stop
+        request) and end the run there."""
         regs = self._vcpu.get_regs()
         if not regs.rflags & RFLAGS_IF:
             return self._outcome(HALT, "hlt with interrupts disabled", regs.rip)
@@ -348,6 +439,10 @@ class KvmEngine(Engine):
             wake.clear()
             if self.control.stop is not None:
                 return self._stopped()
+            if self._debug_hook is not None:
+                outcome = self._debug_hook.on_kick(halted=True)
+                if outcome is not None:
+                    return outcome
             if deadline is None:
                 wake.wait()
             else:
@@ -362,6 +457,25 @@ class KvmEngine(Engine):
         if vcpu is not None:
             vcpu.kick()
         self._wake.set()
+
+    # --- interrupts -------------------------------------------------------------------------------
+    def irq_line(self, gsi: int):
+        """The interrupt input `gsi` as a callable `line(level: bool)` for a device's `irq`
+        argument (vmm/kvm/vm.py IrqLine): KVM_IRQ_LINE, safe from any thread, waking the
+        vCPU from HLT when it delivers. GSIs 0-15 are the ISA IRQs (PIC inputs, and IOAPIC
+        pins of the same number), 16-23 further IOAPIC pins. GSI 0 is the in-kernel PIT's.
+        The PIC's inputs are edge-triggered unless the guest sets their ELCR bits: a device
+        must lower its line before a new raise is a new interrupt (line.pulse() does both)."""
+        if not self.irqchip:
+            raise VmmError("KvmEngine(irqchip=False) has no interrupt controller: no irq lines")
+        if not 0 <= gsi < IOAPIC_PINS:
+            raise VmmError(f"GSI {gsi} is not an input of the in-kernel irqchip (0-{IOAPIC_PINS - 1})")
+        return self._vm.irq_line(gsi)
+
+    def pic_state(self, chip: int = kc.KVM_IRQCHIP_PIC_MASTER):
+        """The in-kernel 8259A's registers (vmm/kvm/structs.py KvmPicState: irr, imr, isr,
+        irq_base, elcr...), for tests and reports."""
+        return self._vm.get_pic_state(chip)
 
     # --- outcomes ----------------------------------------------------------------------------------
     def _rip(self) -> int | None:
@@ -393,6 +507,58 @@ class KvmEngine(Engine):
     def exit_counts(self) -> dict:
         return {kc.exit_name(reason): n for reason, n in enumerate(self._counts) if n}
 
+    # --- debugging (vmm/debug: instruction tracing, breakpoints, the gdb stub) -------------------
+    def set_debug_hook(self, hook) -> None:
+        """Route KVM_EXIT_DEBUG and kicks to `hook`, or None to stop (guest debugging off).
+
+        The hook implements on_debug_exit(exception, pc, dr6) -> Outcome | None, called for
+        every KVM_EXIT_DEBUG (`pc` is the linear address of the next instruction), and
+        on_kick(halted) -> Outcome | None, called when a kick ends KVM_RUN or the HLT wait
+        (`halted`: the guest sits after a HLT with IF=1). An Outcome ends run() with it; None
+        goes on. The exit loop itself is unchanged: both calls are on its slow paths."""
+        self._debug_hook = hook
+        if hook is None and self._vcpu is not None:         # (harmless after close())
+            self._vcpu.set_guest_debug(0)
+
+    def set_guest_debug(self, control: int, debugreg=()) -> None:
+        """KVM_SET_GUEST_DEBUG (vmm/kvm/structs.py KVM_GUESTDBG_*; DR0-3 and DR7 in debugreg)."""
+        self._vcpu.set_guest_debug(control, debugreg)
+
+    def guest_debug_support(self) -> int:
+        """The KVM_GUESTDBG_* flags this KVM supports (KVM_CAP_SET_GUEST_DEBUG2; 0 if it
+        does not say, as before Linux 5.17)."""
+        return max(0, self._kvm.check_extension(kc.KVM_CAP_SET_GUEST_DEBUG2))
+
+    def kick(self) -> None:
+        """From any thread: end KVM_RUN (or the HLT wait) soon; the debug hook decides what
+        the kick means (a pause)."""
+        self._kick()
+
+    def get_fpu_state(self) -> dict:
+        """x87 and SSE state for debuggers: st (8 x 10 bytes), fctrl, fstat, ftag (abridged),
+        fop, fioff, fooff, xmm (16 x 16 bytes), mxcsr."""
+        fpu = self._vcpu.get_fpu()
+        return {"st": [bytes(fpu.fpr[i])[:10] for i in range(8)], "fctrl": fpu.fcw, "fstat": fpu.fsw,
+                "ftag": fpu.ftwx, "fop": fpu.last_opcode, "fioff": fpu.last_ip, "fooff": fpu.last_dp,
+                "xmm": [bytes(fpu.xmm[i]) for i in range(16)], "mxcsr": fpu.mxcsr}
+
+    def code_context(self) -> tuple:
+        """(cr0, cr3, cr4, efer, code bits) from one KVM_GET_SREGS: what a tracer needs to
+        find and decode the next instruction, without building a whole CpuState."""
+        sregs = self._vcpu.get_sregs()
+        cs = sregs.cs
+        if sregs.cr0 & CR0_PE:
+            bits = 64 if sregs.efer & EFER_LMA and cs.l else 32 if cs.db else 16
+        else:
+            bits = 16
+        return sregs.cr0, sregs.cr3, sregs.cr4, sregs.efer, bits
+
+    def _debug_exit(self):
+        hook = self._debug_hook
+        if hook is None:
+            return self._outcome(INTERNAL_ERROR, "KVM_EXIT_DEBUG with guest debugging off")
+        return hook.on_debug_exit(*self._vcpu.debug_exit())
+
     # --- lifetime ----------------------------------------------------------------------------------
     def close(self) -> None:
         if self.control.kick == self._kick:
@@ -400,6 +566,9 @@ class KvmEngine(Engine):
         watchdog, self._watchdog = self._watchdog, None
         if watchdog is not None:
             watchdog.close()
+        halt_watch, self._halt_watch = self._halt_watch, None
+        if halt_watch is not None:
+            halt_watch.close()
         vcpu, self._vcpu = self._vcpu, None
         if vcpu is not None:
             vcpu.close()
@@ -421,6 +590,49 @@ class KvmEngine(Engine):
 
 
 # --- helpers ----------------------------------------------------------------------------------------
+class HaltWatch:
+    """Tells the watchdog when a kick is worth making to look for a HLT with interrupts off
+    (see HLT in the module docstring). due() runs in the watchdog thread at `intervals`
+    (Watchdog's poll_intervals): true once the vCPU has been blocking in the same HLT (its
+    `halt_exits` count unchanged) at two polls in a row, and only once per HLT; a guest that
+    halts between timer ticks is never kicked. Without KVM's statistics (before Linux 5.14)
+    it is always true: a blind periodic kick."""
+
+    def __init__(self, vcpu):
+        self._stats = self._read = None
+        try:
+            self._stats = Stats(vcpu.fd)
+            self._read = self._stats.reader("blocking", "halt_exits")
+        except (KvmError, OSError, KeyError):
+            self.close()
+        self.intervals = HALT_POLL_SECONDS if self._read is not None else HALT_POLL_BLIND_SECONDS
+        self.reset()
+
+    def reset(self) -> None:
+        self._seen = None           # halt_exits when last seen blocking
+        self._kicked = None         # halt_exits we kicked for
+
+    def due(self) -> bool:
+        if self._read is None:
+            return True
+        blocking, halts = self._read()
+        if not blocking:
+            self._seen = None
+            return False
+        if halts == self._kicked:
+            return False
+        if halts != self._seen:
+            self._seen = halts
+            return False
+        self._kicked = halts
+        return True
+
+    def close(self) -> None:
+        stats, self._stats, self._read = self._stats, None, None
+        if stats is not None:
+            stats.close()
+
+
 def _cpuid_differences(table: CpuidTable, entries) -> list:
     """(function, index, register, table's value, vCPU's value) wherever the vCPU's CPUID
     (KVM_GET_CPUID2) differs from the table, including leaves only KVM has."""
@@ -447,7 +659,7 @@ def _has_leaf(table: CpuidTable, function: int, index: int) -> bool:
 
 
 def _measure_tsc_khz() -> int:
-    with Kvm() as kvm, kvm.create_vm() as vm:
+    with Kvm(required=kc.REQUIRED_CAPABILITIES + kc.IRQCHIP_CAPABILITIES) as kvm, kvm.create_vm() as vm:
         return vm.create_vcpu(0).get_tsc_khz()
 
 

@@ -86,17 +86,29 @@ def send_kick(thread_id: int) -> None:
 
 class Watchdog:
     """One helper thread that calls `kick()` when an armed deadline (time.monotonic())
-    passes. Arming and disarming cost a lock and a notify: no thread per run."""
+    passes. Arming and disarming cost a lock and a notify: no thread per run.
 
-    def __init__(self, kick, name: str = "vcpu-watchdog"):
+    With `poll`, it also calls `poll()` while armed (under its lock, so keep it short) and
+    kicks when the answer is true: KvmEngine looks for a vCPU halted with interrupts off this
+    way. `poll_intervals` (first, longest): the first poll comes `first` seconds after arm(),
+    and each interval is twice the one before, up to `longest`; so a short run is watched
+    closely, and a long one costs few wake-ups."""
+
+    def __init__(self, kick, name: str = "vcpu-watchdog", poll=None, poll_intervals=(0.01, 0.1)):
         self._kick = kick
         self._name = name
+        self._poll = poll
+        self._first_interval, self._longest_interval = poll_intervals
+        self._poll_interval = self._first_interval
         self._cond = threading.Condition(threading.Lock())
+        self._armed = False
         self._deadline = None
+        self._next_poll = 0.0
         self._closed = False
         self._thread = None
 
-    def arm(self, deadline: float) -> None:
+    def arm(self, deadline: float | None) -> None:
+        """Kick at `deadline`, and poll until then (None: no deadline; polls only)."""
         with self._cond:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._main, name=self._name, daemon=True)
@@ -107,29 +119,45 @@ class Watchdog:
                     self._thread.start()
                 finally:
                     signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+            self._armed = True
             self._deadline = deadline
+            self._poll_interval = self._first_interval
+            self._next_poll = time.monotonic() + self._poll_interval
             self._cond.notify()
 
     def disarm(self) -> None:
         with self._cond:
+            self._armed = False
             self._deadline = None
 
     def _main(self) -> None:
         with self._cond:
             while not self._closed:
-                if self._deadline is None:
+                if not self._armed or (self._deadline is None and self._poll is None):
                     self._cond.wait()
                     continue
-                remaining = self._deadline - time.monotonic()
-                if remaining > 0:
-                    self._cond.wait(remaining)
+                now = time.monotonic()
+                deadline = self._deadline
+                if deadline is not None and now >= deadline:
+                    self._deadline = None
+                    self._kick()
                     continue
-                self._deadline = None
-                self._kick()
+                if self._poll is not None:
+                    if now >= self._next_poll:
+                        self._poll_interval = min(2 * self._poll_interval, self._longest_interval)
+                        self._next_poll = now + self._poll_interval
+                        if self._poll():
+                            self._kick()
+                        continue
+                    wake = self._next_poll if deadline is None else min(deadline, self._next_poll)
+                else:
+                    wake = deadline
+                self._cond.wait(wake - now)
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
+            self._armed = False
             self._deadline = None
             self._cond.notify()
             thread, self._thread = self._thread, None

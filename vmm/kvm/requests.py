@@ -2,8 +2,8 @@
 import ctypes
 
 from .ioctl import KVMIO, _IO, _IOR, _IOW, _IOWR
-from .structs import (KvmCpuid2, KvmFpu, KvmMsrs, KvmRegs, KvmSregs,
-                      KvmUserspaceMemoryRegion)
+from .structs import (KvmCpuid2, KvmFpu, KvmGuestDebug, KvmIrqchip, KvmIrqLevel, KvmMpState, KvmMsrs,
+                      KvmPitConfig, KvmRegs, KvmSregs, KvmTranslation, KvmUserspaceMemoryRegion)
 
 # System ioctls (on the /dev/kvm fd)
 KVM_GET_API_VERSION = _IO(KVMIO, 0x00)
@@ -17,6 +17,11 @@ KVM_CREATE_VCPU = _IO(KVMIO, 0x41)
 KVM_SET_USER_MEMORY_REGION = _IOW(KVMIO, 0x46, KvmUserspaceMemoryRegion)
 KVM_SET_TSS_ADDR = _IO(KVMIO, 0x47)
 KVM_SET_IDENTITY_MAP_ADDR = _IOW(KVMIO, 0x48, ctypes.c_uint64)
+KVM_CREATE_IRQCHIP = _IO(KVMIO, 0x60)                           # KVM_CAP_IRQCHIP
+KVM_IRQ_LINE = _IOW(KVMIO, 0x61, KvmIrqLevel)
+KVM_GET_IRQCHIP = _IOWR(KVMIO, 0x62, KvmIrqchip)
+KVM_CREATE_PIT2 = _IOW(KVMIO, 0x77, KvmPitConfig)               # KVM_CAP_PIT2
+KVM_GET_STATS_FD = _IO(KVMIO, 0xCE)     # on a VM or a vCPU fd (KVM_CAP_BINARY_STATS_FD)
 
 # vCPU ioctls
 KVM_RUN = _IO(KVMIO, 0x80)
@@ -24,10 +29,14 @@ KVM_GET_REGS = _IOR(KVMIO, 0x81, KvmRegs)
 KVM_SET_REGS = _IOW(KVMIO, 0x82, KvmRegs)
 KVM_GET_SREGS = _IOR(KVMIO, 0x83, KvmSregs)
 KVM_SET_SREGS = _IOW(KVMIO, 0x84, KvmSregs)
+KVM_TRANSLATE = _IOWR(KVMIO, 0x85, KvmTranslation)
 KVM_GET_MSRS = _IOWR(KVMIO, 0x88, KvmMsrs)
 KVM_SET_MSRS = _IOW(KVMIO, 0x89, KvmMsrs)
 KVM_GET_FPU = _IOR(KVMIO, 0x8C, KvmFpu)
 KVM_SET_FPU = _IOW(KVMIO, 0x8D, KvmFpu)
 KVM_SET_CPUID2 = _IOW(KVMIO, 0x90, KvmCpuid2)
 KVM_GET_CPUID2 = _IOWR(KVMIO, 0x91, KvmCpuid2)
+KVM_GET_MP_STATE = _IOR(KVMIO, 0x98, KvmMpState)
+KVM_SET_MP_STATE = _IOW(KVMIO, 0x99, KvmMpState)
+KVM_SET_GUEST_DEBUG = _IOW(KVMIO, 0x9B, KvmGuestDebug)     # KVM_CAP_SET_GUEST_DEBUG
 KVM_GET_TSC_KHZ = _IO(KVMIO, 0xA3)      # a vCPU ioctl since Linux 4.x (KVM_CAP_GET_TSC_KHZ)

@@ -136,6 +136,109 @@ def cpuid2_class(count: int):
     return cls
 
 
+# --- guest debugging (KVM_SET_GUEST_DEBUG, KVM_EXIT_DEBUG) ---------------------------------
+
+# kvm_guest_debug.control (linux/kvm.h, asm/kvm.h)
+KVM_GUESTDBG_ENABLE = 0x0000_0001
+KVM_GUESTDBG_SINGLESTEP = 0x0000_0002
+KVM_GUESTDBG_USE_SW_BP = 0x0001_0000      # int3 in the guest exits to us instead of #BP
+KVM_GUESTDBG_USE_HW_BP = 0x0002_0000      # debugreg[0..3, 7] are our breakpoints
+KVM_GUESTDBG_INJECT_DB = 0x0004_0000
+KVM_GUESTDBG_INJECT_BP = 0x0008_0000
+KVM_GUESTDBG_BLOCKIRQ = 0x0010_0000       # no interrupt injection while single-stepping
+
+
+class KvmGuestDebugArch(ctypes.Structure):
+    _fields_ = [("debugreg", u64 * 8)]        # DR0-DR3 addresses, [6] unused, [7] = DR7
+
+
+class KvmGuestDebug(ctypes.Structure):
+    _fields_ = [
+        ("control", u32),
+        ("pad", u32),
+        ("arch", KvmGuestDebugArch),
+    ]
+
+
+class KvmMpState(ctypes.Structure):
+    _fields_ = [("mp_state", u32)]
+
+
+class KvmTranslation(ctypes.Structure):      # KVM_TRANSLATE
+    _fields_ = [
+        ("linear_address", u64),             # in
+        ("physical_address", u64),           # out
+        ("valid", u8),
+        ("writeable", u8),
+        ("usermode", u8),
+        ("pad", u8 * 5),
+    ]
+
+
+# --- the in-kernel interrupt controllers and timer (KVM_CREATE_IRQCHIP, KVM_CREATE_PIT2) -------
+
+class KvmIrqLevel(ctypes.Structure):         # KVM_IRQ_LINE
+    _fields_ = [
+        ("irq", u32),                        # the GSI (a union with `s32 status`, KVM_IRQ_LINE_STATUS's answer)
+        ("level", u32),                      # 1 raised, 0 lowered
+    ]
+
+
+KVM_PIT_SPEAKER_DUMMY = 1                    # KVM answers port 0x61 itself (gate and output of channel 2)
+
+
+class KvmPitConfig(ctypes.Structure):        # KVM_CREATE_PIT2
+    _fields_ = [
+        ("flags", u32),
+        ("pad", u32 * 15),
+    ]
+
+
+class KvmPicState(ctypes.Structure):         # one 8259A of the in-kernel PIC pair
+    _fields_ = [(name, u8) for name in (
+        "last_irr", "irr", "imr", "isr", "priority_add", "irq_base", "read_reg_select", "poll",
+        "special_mask", "init_state", "auto_eoi", "rotate_on_auto_eoi", "special_fully_nested_mode",
+        "init4", "elcr", "elcr_mask")]
+
+
+class KvmIrqchipState(ctypes.Union):
+    _fields_ = [
+        ("dummy", ctypes.c_char * 512),      # fixes the union's size (the IOAPIC's state is not decoded)
+        ("pic", KvmPicState),
+    ]
+
+
+class KvmIrqchip(ctypes.Structure):          # KVM_GET_IRQCHIP
+    _fields_ = [
+        ("chip_id", u32),                    # constants.KVM_IRQCHIP_PIC_MASTER, _PIC_SLAVE, _IOAPIC
+        ("pad", u32),
+        ("chip", KvmIrqchipState),
+    ]
+
+
+# --- binary statistics (KVM_GET_STATS_FD): a file of named counters, readable from any thread ---
+
+class KvmStatsHeader(ctypes.Structure):
+    _fields_ = [
+        ("flags", u32),
+        ("name_size", u32),                  # bytes of each descriptor's name field
+        ("num_desc", u32),
+        ("id_offset", u32),
+        ("desc_offset", u32),                # the descriptors, each 16 + name_size bytes
+        ("data_offset", u32),                # the values: u64s, at data_offset + desc.offset
+    ]
+
+
+class KvmStatsDesc(ctypes.Structure):        # followed by `name_size` bytes of NUL-padded name
+    _fields_ = [
+        ("flags", u32),                      # type, unit, base (KVM_STATS_*_MASK)
+        ("exponent", ctypes.c_int16),
+        ("size", u16),                       # number of u64 values
+        ("offset", u32),                     # from the header's data_offset
+        ("bucket_size", u32),
+    ]
+
+
 # --- struct kvm_run: the vCPU's shared page (mmap of the vCPU fd) -------------------------
 
 class KvmRunHw(ctypes.Structure):            # KVM_EXIT_UNKNOWN
@@ -152,6 +255,16 @@ class KvmRunEx(ctypes.Structure):            # KVM_EXIT_EXCEPTION
 
 KVM_EXIT_IO_IN = 0
 KVM_EXIT_IO_OUT = 1
+
+
+class KvmRunDebug(ctypes.Structure):         # KVM_EXIT_DEBUG (struct kvm_debug_exit_arch)
+    _fields_ = [
+        ("exception", u32),                  # 1 (#DB: single step, hardware breakpoint) or 3 (#BP)
+        ("pad", u32),
+        ("pc", u64),                         # linear address of the instruction (cs.base + rip)
+        ("dr6", u64),
+        ("dr7", u64),
+    ]
 
 
 class KvmRunIo(ctypes.Structure):            # KVM_EXIT_IO
@@ -209,6 +322,7 @@ class KvmRunExit(ctypes.Union):
         ("ex", KvmRunEx),
         ("io", KvmRunIo),
         ("mmio", KvmRunMmio),
+        ("debug", KvmRunDebug),
         ("internal", KvmRunInternal),
         ("emulation_failure", KvmRunEmulationFailure),
         ("system_event", KvmRunSystemEvent),

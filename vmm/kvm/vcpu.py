@@ -7,11 +7,15 @@ import threading
 from . import requests as r
 from .ioctl import KvmError, get_errno, ioctl, raw_ioctl
 from .kick import send_kick
-from .structs import (KvmCpuidEntry2, KvmFpu, KvmRegs, KvmRun, KvmSregs, cpuid2_class,
-                      msrs_class)
+from .structs import (KvmCpuidEntry2, KvmFpu, KvmGuestDebug, KvmMpState, KvmRegs, KvmRun, KvmRunDebug,
+                      KvmSregs, KvmTranslation, cpuid2_class, msrs_class)
 
 # Byte offset of kvm_run.immediate_exit, for the views below.
 IMMEDIATE_EXIT_OFFSET = KvmRun.immediate_exit.offset
+# kvm_run.debug.arch fields as indexes into the u32/u64 views.
+_DEBUG_EXCEPTION_U32 = (KvmRun.debug.offset + KvmRunDebug.exception.offset) // 4
+_DEBUG_PC_U64 = (KvmRun.debug.offset + KvmRunDebug.pc.offset) // 8
+_DEBUG_DR6_U64 = (KvmRun.debug.offset + KvmRunDebug.dr6.offset) // 8
 
 
 class Vcpu:
@@ -100,6 +104,35 @@ class Vcpu:
 
     def get_tsc_khz(self) -> int:
         return ioctl(self.fd, r.KVM_GET_TSC_KHZ, 0, "KVM_GET_TSC_KHZ")
+
+    # --- debugging ------------------------------------------------------------------------------
+    def set_guest_debug(self, control: int, debugreg=()) -> None:
+        """KVM_SET_GUEST_DEBUG: `control` is KVM_GUESTDBG_* flags (0 turns debugging off);
+        `debugreg` up to 8 values for DR0-DR3 and DR7 (index 7) with KVM_GUESTDBG_USE_HW_BP."""
+        dbg = KvmGuestDebug(control=control)
+        for i, value in enumerate(debugreg):
+            dbg.arch.debugreg[i] = value
+        ioctl(self.fd, r.KVM_SET_GUEST_DEBUG, dbg, "KVM_SET_GUEST_DEBUG")
+
+    def debug_exit(self) -> tuple:
+        """(exception, pc, dr6) of the last KVM_EXIT_DEBUG (kvm_run.debug.arch), read from
+        the page in place (a single-step trace takes one per instruction)."""
+        return self.u32[_DEBUG_EXCEPTION_U32], self.u64[_DEBUG_PC_U64], self.u64[_DEBUG_DR6_U64]
+
+    def get_mp_state(self) -> int:
+        state = KvmMpState()
+        ioctl(self.fd, r.KVM_GET_MP_STATE, state, "KVM_GET_MP_STATE")
+        return state.mp_state
+
+    def set_mp_state(self, mp_state: int) -> None:
+        ioctl(self.fd, r.KVM_SET_MP_STATE, KvmMpState(mp_state=mp_state), "KVM_SET_MP_STATE")
+
+    def translate(self, linear: int):
+        """KVM_TRANSLATE: the guest-physical address of `linear` under the vCPU's current
+        paging, or None where it is not mapped."""
+        tr = KvmTranslation(linear_address=linear)
+        ioctl(self.fd, r.KVM_TRANSLATE, tr, "KVM_TRANSLATE")
+        return tr.physical_address if tr.valid else None
 
     # --- running --------------------------------------------------------------------------------
     def run(self) -> int:

@@ -1,11 +1,11 @@
-"""Vm: one KVM virtual machine (VM ioctls)."""
+"""Vm: one KVM virtual machine (VM ioctls), and IrqLine, an interrupt input of its irqchip."""
 import ctypes
 import os
 
 from . import constants as c
 from . import requests as r
-from .ioctl import ioctl
-from .structs import KvmUserspaceMemoryRegion
+from .ioctl import KvmError, get_errno, ioctl, raw_ioctl
+from .structs import KvmIrqchip, KvmIrqLevel, KvmPicState, KvmPitConfig, KvmUserspaceMemoryRegion
 
 
 class Vm:
@@ -36,6 +36,33 @@ class Vm:
                                           memory_size=memory_size, userspace_addr=userspace_addr)
         ioctl(self.fd, r.KVM_SET_USER_MEMORY_REGION, region, "KVM_SET_USER_MEMORY_REGION")
 
+    # --- the in-kernel interrupt controllers and timer ------------------------------------------
+    def create_irqchip(self) -> None:
+        """KVM_CREATE_IRQCHIP (before any vCPU): the 8259A pair (ports 0x20-0x21, 0xA0-0xA1,
+        ELCR at 0x4D0-0x4D1), an IOAPIC at 0xFEC00000 and, per vCPU, a local APIC at
+        0xFEE00000, all emulated by KVM. GSIs 0-15 go to the PIC inputs and the IOAPIC pins
+        of the same number, GSIs 16-23 to the IOAPIC only (KVM's default routing). With it,
+        KVM also keeps HLT to itself: a halted vCPU sleeps inside KVM_RUN until an interrupt."""
+        self.kvm.require(c.KVM_CAP_IRQCHIP)
+        ioctl(self.fd, r.KVM_CREATE_IRQCHIP, 0, "KVM_CREATE_IRQCHIP")
+
+    def create_pit2(self, flags: int = 0) -> None:
+        """KVM_CREATE_PIT2 (after create_irqchip): an 8254 at ports 0x40-0x43 whose channel 0
+        drives GSI 0 from a host timer. flags KVM_PIT_SPEAKER_DUMMY: KVM also answers port
+        0x61 (channel 2's gate and output, what a PIT-calibrating guest polls)."""
+        self.kvm.require(c.KVM_CAP_PIT2)
+        ioctl(self.fd, r.KVM_CREATE_PIT2, KvmPitConfig(flags=flags), "KVM_CREATE_PIT2")
+
+    def irq_line(self, gsi: int) -> "IrqLine":
+        """The interrupt input `gsi` of the in-kernel irqchip, as a callable `line(level)`."""
+        return IrqLine(self, gsi)
+
+    def get_pic_state(self, chip: int) -> KvmPicState:
+        """KVM_GET_IRQCHIP of the master (KVM_IRQCHIP_PIC_MASTER) or slave 8259A."""
+        state = KvmIrqchip(chip_id=chip)
+        ioctl(self.fd, r.KVM_GET_IRQCHIP, state, "KVM_GET_IRQCHIP")
+        return KvmPicState.from_buffer_copy(state.chip.pic)
+
     def create_vcpu(self, vcpu_id: int = 0):
         from .vcpu import Vcpu
         fd = ioctl(self.fd, r.KVM_CREATE_VCPU, vcpu_id, "KVM_CREATE_VCPU")
@@ -60,3 +87,40 @@ class Vm:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class IrqLine:
+    """One interrupt input (GSI) of the in-kernel irqchip: `line(True)` raises it and
+    `line(False)` lowers it, with KVM_IRQ_LINE. Callable from any thread (a VM ioctl, which
+    KVM serialises with its irqchip lock; it wakes a halted vCPU by itself).
+
+    Edge or level is the guest's choice, not ours: the PIC's inputs are edge-triggered
+    unless the guest sets their ELCR bit (ports 0x4D0/0x4D1), the IOAPIC's per redirection
+    entry. An edge is a raise after a lower: `pulse()` does both. A level input's request
+    follows the line: keep it raised until the device is serviced. Devices that report
+    their interrupt output level (the UART, virtio-mmio) suit both: each change is passed on.
+
+    Each call is one ioctl on two preallocated, read-only structs: no allocation, no lock.
+    After the VM is closed, calls do nothing."""
+    __slots__ = ("gsi", "_vm", "_raise", "_lower", "_raise_addr", "_lower_addr")
+
+    def __init__(self, vm: Vm, gsi: int):
+        self.gsi = gsi
+        self._vm = vm
+        self._raise = KvmIrqLevel(irq=gsi, level=1)
+        self._lower = KvmIrqLevel(irq=gsi, level=0)
+        self._raise_addr = ctypes.addressof(self._raise)
+        self._lower_addr = ctypes.addressof(self._lower)
+
+    def __call__(self, level) -> None:
+        fd = self._vm.fd
+        if fd >= 0 and raw_ioctl(fd, r.KVM_IRQ_LINE, self._raise_addr if level else self._lower_addr) < 0:
+            raise KvmError(f"KVM_IRQ_LINE (GSI {self.gsi})", get_errno())
+
+    def pulse(self) -> None:
+        """An edge: raise, then lower."""
+        self(True)
+        self(False)
+
+    def __repr__(self) -> str:
+        return f"IrqLine(gsi={self.gsi})"
