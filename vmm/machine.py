@@ -141,6 +141,8 @@ class Machine:
             self.engine = engine_cls(self.memory, self.ports, self.mmio, self.control, self.cpuid)
             self._cleanup.callback(self.engine.close)
             self.engine.set_state(boot_state)
+            # Interrupt lines exist once the engine (and its interrupt controller) does.
+            self.uart.connect_irq(self.engine.irq_line(layout.COM1_IRQ))
             if config.stdin:
                 self.uart.feed(config.stdin)
         except BaseException:

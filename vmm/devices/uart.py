@@ -8,6 +8,7 @@ serial.rs is a readable peer. What matters most for a guest:
 - Interrupts (IER, IIR priorities) are modelled; `irq(level)` drives the interrupt line.
 """
 import collections
+import threading
 
 # Register offsets from the base port (DLAB = LCR bit 7 selects the divisor latch).
 RBR_THR_DLL = 0
@@ -84,12 +85,24 @@ class Uart16550:
         self.fifo_enabled = False
         self._thre_pending = False           # THR-empty interrupt armed, cleared by an IIR read
         self._irq_level = False
+        # Host input arrives on another thread than the vCPU's: one lock keeps the FIFO,
+        # the line status and the interrupt line consistent between the two.
+        self._lock = threading.Lock()
+
+    def connect_irq(self, irq) -> None:
+        """Drive `irq(level)` from now on (the machine connects it once the engine exists)."""
+        with self._lock:
+            self._irq = irq
+            self._irq_level = False
+            self._update_irq()
 
     # --- host side -----------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
-        """Host input for the guest (thread-safe append; moved into the FIFO on guest reads)."""
-        self._host_input.extend(data)
-        self._refill()
+        """Host input for the guest, from any thread; it waits in a host-side buffer while
+        the 16-byte FIFO is full, as a terminal's input would."""
+        with self._lock:
+            self._host_input.extend(data)
+            self._refill()
 
     def _refill(self) -> None:
         while self._host_input and len(self._rx) < RX_FIFO_SIZE:
@@ -101,6 +114,14 @@ class Uart16550:
 
     # --- guest side: the bus calls these -------------------------------------------------------
     def read(self, offset: int, size: int) -> int:
+        with self._lock:
+            return self._read(offset)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        with self._lock:
+            self._write(offset, value & 0xFF)
+
+    def _read(self, offset: int) -> int:
         if offset == RBR_THR_DLL:
             if self.lcr & LCR_DLAB:
                 return self.divisor & 0xFF
@@ -131,8 +152,7 @@ class Uart16550:
             return value
         return self.scr                     # SCR
 
-    def write(self, offset: int, size: int, value: int) -> None:
-        value &= 0xFF
+    def _write(self, offset: int, value: int) -> None:
         if offset == RBR_THR_DLL:
             if self.lcr & LCR_DLAB:
                 self.divisor = (self.divisor & 0xFF00) | value

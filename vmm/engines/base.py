@@ -62,6 +62,11 @@ class Engine:
         """The vCPU's current CpuState (for crash reports and tests)."""
         raise NotImplementedError
 
+    def irq_line(self, gsi: int):
+        """A callable `line(level: bool)` driving input `gsi` (an ISA IRQ number) of the
+        platform's interrupt controller; devices call it from any thread."""
+        raise NotImplementedError
+
     def run(self, timeout: float | None = None) -> Outcome:
         raise NotImplementedError
 
