@@ -35,3 +35,14 @@ def test_unknown_accel_and_serial_are_refused():
         MachineConfig(kernel="k", accel="hvf").validate()
     with pytest.raises(UsageError):
         MachineConfig(kernel="k", serial="tcp:1").validate()
+
+
+def test_disk_specs_and_kernel_parameters():
+    from vmm.config import DiskSpec
+    config = MachineConfig(kernel="k", disks=["a.img", "b.img,ro"], program_args=["x"])
+    assert config.disks == [DiskSpec("a.img", False), DiskSpec("b.img", True)]
+    assert config.full_cmdline(["virtio_mmio.device=4K@0xd0000000:5"]) == \
+        "virtio_mmio.device=4K@0xd0000000:5 console=ttyS0 -- x"
+    for bad in (",ro", "a.img,rx"):
+        with pytest.raises(UsageError):
+            MachineConfig(kernel="k", disks=[bad])

@@ -56,6 +56,9 @@ def build_parser() -> Parser:
                       help="boot like real hardware: from the reset vector through the firmware built under "
                            "firmware/, which fetches the kernel over fw_cfg (default: direct PVH boot)")
     boot.add_argument("--bios", metavar="PATH", help="as --firmware, with another firmware image (QEMU's spelling)")
+    run.add_argument("--disk", action="append", default=[], metavar="PATH[,ro]",
+                     help="a virtio-blk disk backed by a host file (repeatable: vda, vdb, ...); "
+                          "make one with `truncate -s 16M disk.img`")
     run.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="stop the guest after this long")
     run.add_argument("--stats", action="store_true", help="print exit counts and timings on stderr")
     run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -128,7 +131,7 @@ def command_run(args, program_args) -> int:
         initrd=str(paths.program_path(args.initrd)) if args.initrd else None,
         cmdline=args.cmdline, program_args=program_args, mem_size=parse_size(args.mem),
         accel=args.accel, serial=args.serial, timeout=args.timeout,
-        firmware=args.bios or (str(paths.DEFAULT_FIRMWARE) if args.firmware else None))
+        firmware=args.bios or (str(paths.DEFAULT_FIRMWARE) if args.firmware else None), disks=args.disk)
     with Machine(config) as vm:
         vm.attach_input(sys.stdin.fileno())
         result = vm.run()

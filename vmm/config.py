@@ -25,6 +25,22 @@ def format_size(size: int) -> str:
 
 
 @dataclass
+class DiskSpec:
+    path: str
+    read_only: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> "DiskSpec":
+        """`PATH` or `PATH,ro` (the --disk syntax)."""
+        path, _, options = str(text).partition(",")
+        if not path:
+            raise UsageError(f"--disk {text!r} names no file")
+        if options not in ("", "ro", "rw"):
+            raise UsageError(f"--disk {text!r}: the only options are ro and rw")
+        return cls(path, read_only=options == "ro")
+
+
+@dataclass
 class MachineConfig:
     kernel: str
     initrd: str | None = None           # the guest program, passed as PVH module 0
@@ -36,6 +52,10 @@ class MachineConfig:
     stdin: bytes | None = None          # bytes for the guest's serial input, if any
     timeout: float | None = None        # seconds
     firmware: str | None = None         # boot through this firmware image (fw_cfg hands it the kernel)
+    disks: list = field(default_factory=list)   # [DiskSpec]: virtio-blk devices, vda first
+
+    def __post_init__(self):
+        self.disks = [d if isinstance(d, DiskSpec) else DiskSpec.parse(d) for d in self.disks]
 
     def validate(self) -> None:
         if self.accel not in ACCELERATORS:
@@ -59,7 +79,10 @@ class MachineConfig:
                 raise UsageError(f"program argument {arg!r} is empty or holds white space, "
                                  "which the kernel command line cannot carry")
 
-    def full_cmdline(self) -> str:
-        if not self.program_args:
-            return self.cmdline
-        return f"{self.cmdline} -- {' '.join(self.program_args)}"
+    def full_cmdline(self, kernel_params=()) -> str:
+        """The kernel command line: the VMM's parameters (device announcements), the
+        user's command line, then the program's arguments after `--`."""
+        line = " ".join([*kernel_params, self.cmdline]).strip()
+        if self.program_args:
+            line += f" -- {' '.join(self.program_args)}"
+        return line

@@ -20,6 +20,8 @@ from .config import MachineConfig
 from .devices.bus import MmioBus, PortBus
 from .devices.debug_exit import DebugExit
 from .devices.fw_cfg import FwCfg
+from .devices.irq import DeferredLine
+from .devices.virtio import MmioTransport, VirtioBlock, VirtioConsole, VirtioRng
 from .devices.uart import Uart16550
 from .errors import AcceleratorUnavailable, GuestCrashed, GuestTimeout, ImageError, InputError, UsageError
 from .loader.elf import ElfImage
@@ -130,19 +132,23 @@ class Machine:
             self.mmio = MmioBus()
             self.serial = SerialSink(config.serial)
             self._cleanup.callback(self.serial.close)
-            self.uart = Uart16550(output=self.serial.put)
+            self.irq_lines = {}
+            self.uart = Uart16550(output=self.serial.put, irq=self._irq(layout.COM1_IRQ))
             self.ports.register(layout.COM1_PORT, layout.COM1_PORT_COUNT, self.uart)
             self.ports.register(layout.DEBUG_EXIT_PORT, layout.DEBUG_EXIT_PORT_COUNT, DebugExit(self.control))
+            kernel_params = self._add_virtio_devices()
+            cmdline = config.full_cmdline(kernel_params)
             if config.firmware:
-                boot_state = self._boot_through_firmware(kernel, module)
+                boot_state = self._boot_through_firmware(kernel, module, cmdline)
             else:
-                boot_state = load_pvh(self.memory, kernel, module, config.full_cmdline())
+                boot_state = load_pvh(self.memory, kernel, module, cmdline)
             self.cpuid = build_table(engine_cls.tsc_khz())
             self.engine = engine_cls(self.memory, self.ports, self.mmio, self.control, self.cpuid)
             self._cleanup.callback(self.engine.close)
             self.engine.set_state(boot_state)
-            # Interrupt lines exist once the engine (and its interrupt controller) does.
-            self.uart.connect_irq(self.engine.irq_line(layout.COM1_IRQ))
+            # The interrupt controller belongs to the engine, so lines connect only now.
+            for gsi, line in self.irq_lines.items():
+                line.connect(self.engine.irq_line(gsi))
             if config.stdin:
                 self.uart.feed(config.stdin)
         except BaseException:
@@ -150,14 +156,39 @@ class Machine:
             raise
         self.ready = time.monotonic()
 
-    def _boot_through_firmware(self, kernel, module):
+    def _irq(self, gsi: int) -> DeferredLine:
+        line = self.irq_lines[gsi] = DeferredLine(gsi)
+        return line
+
+    def _add_virtio_devices(self) -> list:
+        """The virtio-mmio devices, one per slot: the disks in order (vda, vdb, ...), then
+        entropy and the console. Returns the kernel parameters that announce them, in
+        Linux's own syntax, so the same kernel also finds QEMU microvm's devices."""
+        devices = []
+        for disk in self.config.disks:
+            block = VirtioBlock(disk.path, read_only=disk.read_only)
+            self._cleanup.callback(block.close)
+            devices.append(block)
+        devices.append(VirtioRng())
+        self.virtio_console = VirtioConsole(output=self.serial.write)
+        devices.append(self.virtio_console)
+        if len(devices) > len(layout.VIRTIO_MMIO_IRQS):
+            raise UsageError(f"at most {len(layout.VIRTIO_MMIO_IRQS) - 2} disks fit the virtio-mmio slots")
+        params = []
+        for slot, (device, gsi) in enumerate(zip(devices, layout.VIRTIO_MMIO_IRQS)):
+            base = layout.VIRTIO_MMIO_BASE + slot * layout.VIRTIO_MMIO_SLOT_SIZE
+            self.mmio.register(base, layout.VIRTIO_MMIO_SLOT_SIZE, MmioTransport(device, self.memory, irq=self._irq(gsi)))
+            params.append(f"virtio_mmio.device={layout.VIRTIO_MMIO_SLOT_SIZE // layout.KiB}K@{base:#x}:{gsi}")
+        return params
+
+    def _boot_through_firmware(self, kernel, module, cmdline):
         """Map the firmware below 4 GiB with its last 64 KiB shadowed at 0xF0000, give it
         the kernel through fw_cfg as QEMU does, and start the CPU from the reset vector."""
         image = read_input_file(self.config.firmware, "firmware")
         check_firmware_image(self.config.firmware, image)
         self.memory.add_rom(layout.FIRMWARE_TOP - len(image), image)
         self.memory.write(layout.BIOS_SHADOW_START, image[-layout.BIOS_SHADOW_SIZE:])
-        FwCfg.for_pvh_boot(self.memory, kernel, module, self.config.full_cmdline()).register(self.ports)
+        FwCfg.for_pvh_boot(self.memory, kernel, module, cmdline).register(self.ports)
         return reset_state(FAMILY_MODEL_STEPPING)
 
     def attach_input(self, fd: int) -> None:

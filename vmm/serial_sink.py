@@ -40,6 +40,11 @@ class SerialSink:
             except OSError:
                 self._fd = None             # a closed pipe must not crash the VM: stop echoing
 
+    def write(self, data: bytes) -> None:
+        """Several bytes at once (the virtio console shares this output with the UART)."""
+        for value in data:
+            self.put(value)
+
     def close(self) -> None:
         if self._owns_fd and self._fd is not None:
             os.close(self._fd)

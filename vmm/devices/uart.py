@@ -89,13 +89,6 @@ class Uart16550:
         # the line status and the interrupt line consistent between the two.
         self._lock = threading.Lock()
 
-    def connect_irq(self, irq) -> None:
-        """Drive `irq(level)` from now on (the machine connects it once the engine exists)."""
-        with self._lock:
-            self._irq = irq
-            self._irq_level = False
-            self._update_irq()
-
     # --- host side -----------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
         """Host input for the guest, from any thread; it waits in a host-side buffer while
