@@ -40,7 +40,9 @@ def build_parser() -> Parser:
 
     run = commands.add_parser("run", help="boot a kernel with a guest program",
                               description="Boot KERNEL (a PVH ELF; default: the tiny kernel built under guest/) "
-                                          "with PROGRAM as its module. Arguments after `--` reach the program as argv.",
+                                          "with PROGRAM as its module. Arguments after `--` reach the program as argv. "
+                                          "The guest's serial port is this terminal, in raw mode: "
+                                          "Ctrl-A x ends the VM, Ctrl-A Ctrl-A sends Ctrl-A.",
                               epilog=exit_status_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("kernel", nargs="?", default=None, help=f"kernel ELF (default: {paths.DEFAULT_KERNEL})")
     run.add_argument("--initrd", metavar="PROGRAM", default=paths.DEFAULT_PROGRAM,
@@ -125,6 +127,7 @@ def split_program_args(argv):
 
 
 def command_run(args, program_args) -> int:
+    from .console import Console
     from .machine import Machine
     config = MachineConfig(
         kernel=args.kernel or str(paths.DEFAULT_KERNEL),
@@ -132,8 +135,7 @@ def command_run(args, program_args) -> int:
         cmdline=args.cmdline, program_args=program_args, mem_size=parse_size(args.mem),
         accel=args.accel, serial=args.serial, timeout=args.timeout,
         firmware=args.bios or (str(paths.DEFAULT_FIRMWARE) if args.firmware else None), disks=args.disk)
-    with Machine(config) as vm:
-        vm.attach_input(sys.stdin.fileno())
+    with Machine(config) as vm, Console(sys.stdin.fileno(), vm.send_input, vm.stop):
         result = vm.run()
     if result.reason not in (DEBUG_EXIT, HALT):
         print(f"vmm: {describe(result)}", file=sys.stderr)

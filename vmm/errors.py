@@ -56,6 +56,7 @@ EXIT_STATUSES = [
     (VmmError.exit_status, "internal VMM error (a bug: please report it with --debug output)"),
     (GuestCrashed.exit_status, "the guest crashed: triple fault, emulation failure, entry failure, engine error"),
     (GuestTimeout.exit_status, "the guest did not finish within --timeout"),
-    (130, "interrupted by SIGINT (Ctrl-C)"),
-    (143, "terminated by SIGTERM while a container ran (the container was killed and cleaned up first)"),
+    (130, "interrupted by SIGINT (Ctrl-C), or ended with the console escape Ctrl-A x"),
+    (129, "the terminal hung up (SIGHUP); the VM was stopped and the terminal restored"),
+    (143, "terminated by SIGTERM; the VM or container was stopped and cleaned up first"),
 ]

@@ -8,7 +8,6 @@ returns a RunResult. This is the public API:
 """
 import importlib
 import os
-import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -109,7 +108,7 @@ class RunResult:
         if self.reason == TIMEOUT:
             return GuestTimeout.exit_status
         if self.reason == INTERRUPTED:
-            return SIGINT_STATUS
+            return self.status if self.status is not None else SIGINT_STATUS
         return 0                    # halt with interrupts off, or a power-off event
 
 
@@ -191,18 +190,14 @@ class Machine:
         FwCfg.for_pvh_boot(self.memory, kernel, module, cmdline).register(self.ports)
         return reset_state(FAMILY_MODEL_STEPPING)
 
-    def attach_input(self, fd: int) -> None:
-        """Feed the guest's serial input from `fd` (a pipe, file or terminal) on a thread."""
-        def pump():
-            while True:
-                try:
-                    data = os.read(fd, 4096)
-                except OSError:
-                    return
-                if not data:
-                    return
-                self.uart.feed(data)
-        threading.Thread(target=pump, name="serial-input", daemon=True).start()
+    def send_input(self, data: bytes) -> None:
+        """Bytes for the guest's serial port; callable from any thread while the VM runs."""
+        self.uart.feed(data)
+
+    def stop(self, detail: str, status: int = SIGINT_STATUS) -> None:
+        """End the run from outside (any thread): the engine returns an INTERRUPTED outcome,
+        and `vmm run` exits with `status` (128 + the signal's number, as a shell reports it)."""
+        self.control.request_stop(Outcome(INTERRUPTED, status=status, detail=detail))
 
     def run(self) -> RunResult:
         started = time.monotonic()

@@ -1,0 +1,115 @@
+"""The interactive console: stdin to the guest's serial port, with the terminal in raw mode
+and always restored.
+
+- On a terminal, input is raw (no line editing, no echo, Ctrl-C goes to the guest) while
+  output processing stays on, so the guest's "\\n" still starts a new line.
+- Ctrl-A x ends the VM; Ctrl-A Ctrl-A sends one Ctrl-A (the QEMU and screen convention).
+- The terminal mode is restored on every path: guest exit, VMM error, SIGINT, SIGTERM, SIGHUP.
+- From a pipe or a file, input is passed through unchanged, and end of input reaches the
+  guest as Ctrl-D (EOT), which the tiny kernel's read() reports as end of file, as a tty does.
+"""
+import os
+import signal
+import termios
+import threading
+
+ESCAPE = 0x01           # Ctrl-A
+QUIT = ord("x")
+EOT = b"\x04"           # Ctrl-D: end of input, as a terminal sends it
+INTERRUPTED_STATUS = 130   # what a shell reports for Ctrl-C; also the status of Ctrl-A x
+ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Console:
+    """`with Console(fd, feed, quit):` pumps `fd` into `feed(bytes)`; `quit(reason, status)`
+    is called for the escape sequence, a terminal hang-up, SIGTERM or SIGHUP."""
+
+    def __init__(self, fd: int, feed, quit):
+        self.fd = fd
+        self._feed = feed
+        self._quit = quit
+        self.is_terminal = os.isatty(fd)
+        self._saved_mode = None
+        self._saved_handlers = {}
+        self._escape_pending = False
+
+    # --- terminal mode -------------------------------------------------------------------
+    def __enter__(self):
+        if self.is_terminal:
+            self._saved_mode = termios.tcgetattr(self.fd)
+            termios.tcsetattr(self.fd, termios.TCSAFLUSH, raw_input_mode(self._saved_mode))
+        if threading.current_thread() is threading.main_thread():
+            for signum in ENDING_SIGNALS:
+                self._saved_handlers[signum] = signal.signal(signum, self._on_signal)
+        threading.Thread(target=self._pump, name="console-input", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.restore()
+
+    def restore(self) -> None:
+        """Put the terminal and the signal handlers back; safe to call twice."""
+        if self._saved_mode is not None:
+            try:
+                termios.tcsetattr(self.fd, termios.TCSAFLUSH, self._saved_mode)
+            except termios.error:
+                pass                    # the terminal went away (hang-up): nothing to restore
+            self._saved_mode = None
+        for signum, handler in self._saved_handlers.items():
+            signal.signal(signum, handler)
+        self._saved_handlers.clear()
+
+    def _on_signal(self, signum, frame):
+        self._quit(f"ended by {signal.Signals(signum).name}", 128 + signum)
+
+    # --- input -----------------------------------------------------------------------------
+    def _pump(self) -> None:
+        while True:
+            try:
+                data = os.read(self.fd, 4096)
+            except OSError:
+                data = b""
+            if not data:
+                if self.is_terminal:
+                    self._quit("the terminal hung up", 128 + signal.SIGHUP)
+                else:
+                    self._feed(EOT)
+                return
+            if self.is_terminal:
+                data = self._filter_escapes(data)
+                if data is None:
+                    return
+            if data:
+                self._feed(data)
+
+    def _filter_escapes(self, data: bytes):
+        """The bytes for the guest, or None once Ctrl-A x asked to end the VM."""
+        out = bytearray()
+        for value in data:
+            if self._escape_pending:
+                self._escape_pending = False
+                if value == QUIT:
+                    self._quit("ended from the console (Ctrl-A x)", INTERRUPTED_STATUS)
+                    return None
+                if value == ESCAPE:
+                    out.append(ESCAPE)
+                # any other key after Ctrl-A is dropped, as in QEMU
+            elif value == ESCAPE:
+                self._escape_pending = True
+            else:
+                out.append(value)
+        return bytes(out)
+
+
+def raw_input_mode(mode):
+    """termios attributes for raw input with output processing kept (cfmakeraw minus OPOST)."""
+    iflag, oflag, cflag, lflag, ispeed, ospeed, cc = mode
+    # ICRNL stays on: Enter sends "\n", the line ending the tiny kernel's read() waits for
+    # (a Linux guest's own tty layer would translate "\r" itself).
+    iflag &= ~(termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP
+               | termios.INLCR | termios.IGNCR | termios.IXON)
+    lflag &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG | termios.IEXTEN)
+    cflag = (cflag & ~(termios.CSIZE | termios.PARENB)) | termios.CS8
+    cc = list(cc)
+    cc[termios.VMIN], cc[termios.VTIME] = 1, 0
+    return [iflag, oflag, cflag, lflag, ispeed, ospeed, cc]
