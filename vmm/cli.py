@@ -9,10 +9,14 @@ import sys
 
 from . import paths
 from .config import ACCELERATORS, MachineConfig, parse_size
+from .debug.session import DEFAULT_TRACE_LIMIT
 from .errors import EXIT_STATUSES, UsageError, VmmError
 from .outcome import CRASHES, DEBUG_EXIT, HALT, TIMEOUT
 
-ACCEL_ENV = "VMM_ACCEL"         # selects the default engine (the test suite sets it)
+ACCEL_ENV = "VMM_ACCEL"
+# Exits remembered for crash reports by `vmm run` (about 2% of a KVM exit each); the API
+# and the benchmarks keep none unless asked.
+RECENT_EXITS_IN_REPORTS = 16         # selects the default engine (the test suite sets it)
 
 
 def default_accel() -> str:
@@ -62,7 +66,16 @@ def build_parser() -> Parser:
                      help="a virtio-blk disk backed by a host file (repeatable: vda, vdb, ...); "
                           "make one with `truncate -s 16M disk.img`")
     run.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="stop the guest after this long")
-    run.add_argument("--stats", action="store_true", help="print exit counts and timings on stderr")
+    run.add_argument("--stats", action="store_true",
+                     help="print exit counts, a histogram of exits by port and address, and timings on stderr")
+    run.add_argument("--trace", metavar="FILE", help="write every executed guest instruction (address, bytes, "
+                                                     "disassembly) to FILE")
+    run.add_argument("--trace-limit", type=int, default=DEFAULT_TRACE_LIMIT, metavar="N",
+                     help="stop tracing after N lines, so a long run never fills the disk (default: %(default)s)")
+    run.add_argument("--trace-exits", metavar="FILE", help="write every VM exit (reason, port or address, size, "
+                                                           "data, time) to FILE")
+    run.add_argument("--gdb", metavar="127.0.0.1:PORT", help="serve the GDB remote protocol on this loopback address")
+    run.add_argument("--gdb-wait", action="store_true", help="with --gdb: hold the guest until gdb continues it")
     run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     test = commands.add_parser("test", help="run guest test programs and check their expected output",
@@ -128,6 +141,7 @@ def split_program_args(argv):
 
 def command_run(args, program_args) -> int:
     from .console import Console
+    from .debug.session import DebugOptions
     from .machine import Machine
     config = MachineConfig(
         kernel=args.kernel or str(paths.DEFAULT_KERNEL),
@@ -135,7 +149,13 @@ def command_run(args, program_args) -> int:
         cmdline=args.cmdline, program_args=program_args, mem_size=parse_size(args.mem),
         accel=args.accel, serial=args.serial, timeout=args.timeout,
         firmware=args.bios or (str(paths.DEFAULT_FIRMWARE) if args.firmware else None), disks=args.disk)
-    with Machine(config) as vm, Console(sys.stdin.fileno(), vm.send_input, vm.stop):
+    debug = DebugOptions(trace=args.trace, trace_limit=args.trace_limit, trace_exits=args.trace_exits,
+                         stats=args.stats, recent_exits=RECENT_EXITS_IN_REPORTS, gdb=args.gdb, gdb_wait=args.gdb_wait)
+    with Machine(config, debug=debug) as vm, Console(sys.stdin.fileno(), vm.send_input, vm.stop):
+        address = vm.debug.listening()
+        if address:
+            print(f"vmm: gdb stub listening on {address}" + (" (waiting for gdb)" if args.gdb_wait else ""),
+                  file=sys.stderr)
         result = vm.run()
     if result.reason not in (DEBUG_EXIT, HALT):
         print(f"vmm: {describe(result)}", file=sys.stderr)
@@ -164,6 +184,8 @@ def print_stats(stats) -> None:
     unclaimed = stats["unclaimed"]
     print("unclaimed accesses: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in unclaimed.items()), file=out)
     first = stats["first_serial_byte_seconds"]
+    if stats.get("exit_histogram_text"):
+        print(stats["exit_histogram_text"], file=out)
     print(f"VM setup: {stats['setup_seconds'] * 1000:.1f} ms; first serial byte: "
           + (f"{first * 1000:.1f} ms" if first is not None else "none")
           + f"; end: {stats['total_seconds'] * 1000:.1f} ms after VM creation", file=out)

@@ -16,6 +16,7 @@ from . import layout
 from .arch.x86.cpuid import FAMILY_MODEL_STEPPING, build_table
 from .arch.x86.reset import reset_state
 from .config import MachineConfig
+from .debug.session import DebugOptions, DebugSession
 from .devices.bus import MmioBus, PortBus
 from .devices.debug_exit import DebugExit
 from .devices.fw_cfg import FwCfg
@@ -113,10 +114,11 @@ class RunResult:
 
 
 class Machine:
-    def __init__(self, config: MachineConfig):
+    def __init__(self, config: MachineConfig, debug: DebugOptions | None = None):
         self.created = time.monotonic()
         self.config = config
         config.validate()
+        self.debug = DebugSession(debug)     # tracing, exit statistics, gdb: no-ops by default
         kernel = ElfImage(read_input_file(config.kernel, "kernel"), "kernel")
         module = read_input_file(config.initrd, "program") if config.initrd else None
         if module is not None:
@@ -142,9 +144,12 @@ class Machine:
             else:
                 boot_state = load_pvh(self.memory, kernel, module, cmdline)
             self.cpuid = build_table(engine_cls.tsc_khz())
-            self.engine = engine_cls(self.memory, self.ports, self.mmio, self.control, self.cpuid)
+            engine_ports, engine_mmio = self.debug.wrap_buses(self.ports, self.mmio)
+            self.engine = engine_cls(self.memory, engine_ports, engine_mmio, self.control, self.cpuid)
             self._cleanup.callback(self.engine.close)
             self.engine.set_state(boot_state)
+            self.debug.attach(self.engine, self.memory)     # binds the gdb port, if any
+            self._cleanup.callback(self.debug.close)        # runs before engine.close
             # The interrupt controller belongs to the engine, so lines connect only now.
             for gsi, line in self.irq_lines.items():
                 line.connect(self.engine.irq_line(gsi))
@@ -202,13 +207,14 @@ class Machine:
     def run(self) -> RunResult:
         started = time.monotonic()
         try:
-            outcome = self.engine.run(self.config.timeout)
+            outcome = self.debug.run(self.engine, self.config.timeout)
         except KeyboardInterrupt:
             outcome = Outcome(INTERRUPTED, detail="interrupted by SIGINT")
         ended = time.monotonic()
         cpu_report = ""
         if outcome.reason in CRASHES or outcome.reason == TIMEOUT:
             cpu_report = self._cpu_report()
+        self.debug.close(outcome)
         return RunResult(
             reason=outcome.reason, status=outcome.status, detail=outcome.detail,
             serial=bytes(self.serial.captured), engine=self.engine.name,
@@ -227,6 +233,8 @@ class Machine:
             "first_serial_byte_seconds": None if first is None else first - self.created,
             "total_seconds": ended - self.created,
             "run_seconds": ended - started,
+            "exit_histogram": self.debug.histogram_dict(),
+            "exit_histogram_text": self.debug.histogram_text(self.ports, self.mmio),
         }
 
     def _cpu_report(self) -> str:
@@ -234,8 +242,7 @@ class Machine:
             state = self.engine.get_state()
         except Exception as error:          # a report must never hide the outcome itself
             return f"(registers unavailable: {error})"
-        from .debug.report import format_cpu_state
-        return format_cpu_state(state)
+        return self.debug.crash_report(state, self.memory)
 
     def close(self) -> None:
         self._cleanup.close()
