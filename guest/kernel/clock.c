@@ -1,33 +1,60 @@
 /*
- * Clocks from the TSC.  Its frequency comes from the hypervisor timing leaf
- * CPUID 0x40000010 (EAX = kHz; KVM/QEMU with vmware-cpuid-freq, and our VMM),
- * otherwise we assume 1 GHz.  There is no wall clock yet: CLOCK_REALTIME is
- * time since boot, like CLOCK_MONOTONIC.
+ * Clocks from the TSC, sleeping on the PIT tick.
+ *
+ * The TSC rate comes from the hypervisor timing leaf CPUID 0x40000010
+ * (EAX = kHz; our VMM, and KVM/QEMU with vmware-cpuid-freq); without it
+ * (QEMU by default, TCG, bare metal) it is measured against PIT channel 2 at
+ * boot (pit.c), and only if that fails too is it assumed to be 1 GHz.  There
+ * is no wall clock yet: CLOCK_REALTIME is time since boot, like
+ * CLOCK_MONOTONIC.
+ *
+ * nanosleep/clock_nanosleep wait in cpu_idle() (HLT with interrupts on)
+ * until the TSC passes the deadline: each PIT tick wakes the CPU to check,
+ * so a sleep ends within one tick (1/PIT_HZ) after its deadline.
  */
 #include "clock.h"
+#include "irq.h"
 #include "kernel.h"
 #include "layout.h"
+#include "pit.h"
 #include "uspace.h"
 #include "x86.h"
 
 #define NSEC_PER_SEC 1000000000ull
+#define MAX_SLEEP_SEC 1000000ull        /* keeps the TSC arithmetic in range */
+
+_Static_assert(PIT_HZ % USER_HZ == 0, "times() assumes whole ticks per clock_t");
 
 static uint64_t tsc_boot;
 static uint64_t tsc_khz = TSC_KHZ_DEFAULT;
 
-void clock_init(void)
+static uint64_t cpuid_tsc_khz(void)
 {
     uint32_t a, b, c, d;
-    tsc_boot = rdtsc();
     cpuid(1, &a, &b, &c, &d);
     if (!(c & CPUID_1_ECX_HYPERVISOR))
-        return;         /* leaf 0x40000000 means nothing without a hypervisor */
+        return 0;       /* leaf 0x40000000 means nothing without a hypervisor */
     cpuid(CPUID_HV_BASE, &a, &b, &c, &d);
     if (a < CPUID_HV_TIMING)
-        return;
+        return 0;
     cpuid(CPUID_HV_TIMING, &a, &b, &c, &d);
-    if (a)
-        tsc_khz = a;
+    return a;
+}
+
+void clock_init(void)
+{
+    tsc_boot = rdtsc();
+    uint64_t khz = cpuid_tsc_khz();
+    if (!khz)
+        khz = pit_measure_tsc_khz();
+    if (khz)
+        tsc_khz = khz;
+}
+
+/* TSC cycles for a duration; sec <= MAX_SLEEP_SEC. */
+static uint64_t tsc_cycles(uint64_t sec, uint64_t nsec)
+{
+    return sec * tsc_khz * 1000 + nsec * tsc_khz / 1000000;
 }
 
 /* Nanoseconds since boot, split to avoid 64-bit overflow. */
@@ -67,20 +94,65 @@ long sys_gettimeofday(uint64_t tv, uint64_t tz)
     return 0;
 }
 
-/* Busy-waits in ring 0 (no timer interrupt yet); nothing can interrupt it,
- * so *rem is never written. */
+/* Read a struct timespec; 0, -EFAULT or -EINVAL (negative or >= 1 s of ns). */
+static long get_timespec(uint64_t addr, uint64_t *sec, uint64_t *nsec)
+{
+    if (!user_ok(addr, 16, 0))
+        return -EFAULT;
+    const int64_t *ts = (const int64_t *)addr;
+    if (ts[0] < 0 || ts[1] < 0 || (uint64_t)ts[1] >= NSEC_PER_SEC)
+        return -EINVAL;
+    *sec = MIN((uint64_t)ts[0], MAX_SLEEP_SEC);
+    *nsec = (uint64_t)ts[1];
+    return 0;
+}
+
+/* Nothing interrupts a sleep (no asynchronous signals), so the remaining
+ * time is never written. */
+static void sleep_until(uint64_t deadline)
+{
+    while ((int64_t)(rdtsc() - deadline) < 0)
+        cpu_idle();
+}
+
 long sys_nanosleep(uint64_t req, uint64_t rem)
 {
     (void)rem;
-    if (!user_ok(req, 16, 0))
-        return -EFAULT;
-    const int64_t *ts = (const int64_t *)req;
-    if (ts[0] < 0 || ts[1] < 0 || (uint64_t)ts[1] >= NSEC_PER_SEC)
-        return -EINVAL;
-    uint64_t sec = MIN((uint64_t)ts[0], 1000000ull);  /* keep the math in range */
-    uint64_t ticks = sec * tsc_khz * 1000 + (uint64_t)ts[1] * tsc_khz / 1000000;
-    uint64_t start = rdtsc();
-    while (rdtsc() - start < ticks)
-        ;
+    uint64_t sec, nsec;
+    long err = get_timespec(req, &sec, &nsec);
+    if (err)
+        return err;
+    sleep_until(rdtsc() + tsc_cycles(sec, nsec));
     return 0;
+}
+
+/* Relative, or with TIMER_ABSTIME absolute in the clock's own time (which
+ * for all three clocks here is time since boot). */
+long sys_clock_nanosleep(uint64_t clock, uint64_t flags, uint64_t req, uint64_t rem)
+{
+    (void)rem;
+    if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME)
+        return -EINVAL;
+    uint64_t sec, nsec;
+    long err = get_timespec(req, &sec, &nsec);
+    if (err)
+        return err;
+    uint64_t base = flags & TIMER_ABSTIME ? tsc_boot : rdtsc();
+    sleep_until(base + tsc_cycles(sec, nsec));
+    return 0;
+}
+
+/* Clock ticks (USER_HZ) since boot, from the PIT tick count.  The process
+ * times are all charged as user time of the one process. */
+long sys_times(uint64_t buf)
+{
+    uint64_t t = timer_ticks / (PIT_HZ / USER_HZ);
+    if (buf) {
+        if (!user_ok(buf, 32, 1))
+            return -EFAULT;
+        uint64_t *tms = (uint64_t *)buf;    /* utime, stime, cutime, cstime */
+        tms[0] = t;
+        tms[1] = tms[2] = tms[3] = 0;
+    }
+    return (long)t;
 }

@@ -1,11 +1,13 @@
-/* Time from the TSC: clock_gettime, gettimeofday, nanosleep. */
+/* Time: the TSC for clocks, the PIT tick for sleeping and times(). */
 #ifndef CLOCK_H
 #define CLOCK_H
 #include <stdint.h>
 
-void clock_init(void);
+void clock_init(void);              /* the TSC rate (CPUID leaf, or PIT channel 2) */
 long sys_clock_gettime(uint64_t clock, uint64_t tp);
 long sys_gettimeofday(uint64_t tv, uint64_t tz);
 long sys_nanosleep(uint64_t req, uint64_t rem);
+long sys_clock_nanosleep(uint64_t clock, uint64_t flags, uint64_t req, uint64_t rem);
+long sys_times(uint64_t buf);
 
 #endif

@@ -1,10 +1,13 @@
 /*
  * CPU setup after entry.S reached long mode: TSS (RSP0 for traps from ring
- * 3, an IST stack for #DF/NMI/#MC), IDT for vectors 0..31, the syscall
+ * 3, an IST stack for #DF/NMI/#MC), IDT for vectors 0..31 (exceptions),
+ * 0x20..0x2f (IRQ 0-15 through the PIC, irq.c) and 0x30..0x3f (strays, such
+ * as the local APIC's spurious vector: ignored), the syscall
  * MSRs, and NX if the CPU has it.  Everything here runs once, emulated:
  * about 500 instructions.
  */
 #include "cpu.h"
+#include "irq.h"
 #include "kernel.h"
 #include "layout.h"
 #include "regs.h"
@@ -37,7 +40,8 @@ extern uint64_t gdt[GDT_ENTRIES];       /* entry.S */
 extern char kernel_stack_top[], ist_stack_top[];
 
 static struct tss tss;
-static struct idt_gate idt[32];
+/* Not in .bss: setup_idt() writes every gate, so entry.S need not zero it. */
+static struct idt_gate idt[IDT_VECTORS] __attribute__((section(".noinit"), aligned(16)));
 static struct percpu percpu;
 
 #define GATE_INTERRUPT_DPL0 0x8e        /* present, 64-bit interrupt gate (IF cleared) */
@@ -62,11 +66,14 @@ static void setup_tss(void)
 
 static void setup_idt(void)
 {
-    /* Same attributes for all 32 gates (a short emulated loop), then the
-     * four exceptions that differ. */
+    /* Same attributes for all 64 gates (a short emulated loop), then the
+     * four exceptions that differ.  All are interrupt gates: the kernel
+     * always runs with IF=0. */
     const uint64_t attr = ((uint64_t)KERNEL_CS << 16) | ((uint64_t)GATE_INTERRUPT_DPL0 << 40);
-    for (int v = 0; v < 32; v++) {
-        uint64_t h = trap_entries[v];
+    for (int v = 0; v < IDT_VECTORS; v++) {
+        uint64_t h = v < IRQ_VECTOR_BASE ? trap_entries[v] :
+                     v < IRQ_VECTOR_BASE + IRQ_COUNT ? irq_entries[v - IRQ_VECTOR_BASE] :
+                     (uint64_t)irq_stray;
         idt[v].lo = (h & 0xffff) | ((h & 0xffff0000) << 32) | attr;
         idt[v].hi = h >> 32;
     }

@@ -92,14 +92,17 @@
 #define RFLAGS_IF          0x200
 #define RFLAGS_DF          0x400
 /* What user code may set through sigreturn/syscall return: CF PF AF ZF SF
- * TF DF OF AC.  Never IF or IOPL: no interrupt source is programmed yet
- * (under SeaBIOS the PIT would fire IRQ0 on vector 8), so user mode runs
- * with IF=0 for now. */
+ * TF DF OF AC.  Never IF or IOPL. */
 #define RFLAGS_USER_MASK   0x40dd5
+/* What every user RFLAGS has: bit 1, and IF: user mode always runs with
+ * interrupts enabled (the PIC is remapped to 0x20-0x2f before the first
+ * return to ring 3, pic.c).  The kernel itself runs with IF=0 except in
+ * cpu_idle() (irq.c). */
+#define USER_RFLAGS_SET    (RFLAGS_FIXED | RFLAGS_IF)
 /* SFMASK: flags cleared on syscall entry: TF IF DF IOPL NT AC. */
 #define SYSCALL_RFLAGS_MASK 0x47700
 /* Initial user RFLAGS. */
-#define USER_RFLAGS_INIT   RFLAGS_FIXED
+#define USER_RFLAGS_INIT   USER_RFLAGS_SET
 
 /* ---- Stacks (in the kernel image, see kernel.ld) --------------------------- */
 #define KERNEL_STACK_SIZE  16384           /* boot stack = TSS.RSP0 stack */
@@ -113,10 +116,98 @@
 #define UART_LSR           5               /* line status */
 #define UART_LSR_DR        0x01            /* data ready */
 #define UART_LSR_THRE      0x20            /* transmitter holding register empty */
-/* read(): how many LSR polls to wait for the next byte of a line before
- * returning what has arrived.  QEMU hands the UART one byte at a time,
- * asynchronously; 2000 polls are a few ms under KVM. */
-#define CONSOLE_READ_POLLS 2000
+#define UART_IER           1               /* interrupt enable */
+#define UART_IER_RDA       0x01            /* received data available */
+#define UART_MCR           4               /* modem control */
+/* DTR, RTS, and OUT2, which on a PC gates the UART's interrupt line onto the
+ * ISA bus (Linux serial8250 sets the same bits). */
+#define UART_MCR_IRQ_ON    0x0b
+/* Console input ring (serial.c), a power of two.  When it is full the kernel
+ * stops taking bytes (IER = 0) and they wait in the UART and the host. */
+#define CONSOLE_RX_SIZE    256
+
+/* 8259A PIC pair, PC/AT wiring (Intel 8259A datasheet; IBM PC/AT technical
+ * reference; Linux arch/x86/kernel/i8259.c does the same init). */
+#define PIC_MASTER_CMD     0x20
+#define PIC_MASTER_DATA    0x21
+#define PIC_SLAVE_CMD      0xa0
+#define PIC_SLAVE_DATA     0xa1
+#define PIC_ICW1           0x11            /* init, edge triggered, cascade, ICW4 follows */
+#define PIC_ICW3_MASTER    0x04            /* a slave on IR2 (bit mask) */
+#define PIC_ICW3_SLAVE     0x02            /* the slave's id: master IR2 */
+#define PIC_ICW4_8086      0x01            /* 8086 mode, normal EOI, fully nested */
+#define PIC_OCW2_SPECIFIC_EOI 0x60         /* | IR level */
+#define PIC_OCW3_READ_ISR  0x0b            /* the next command-port read returns ISR */
+#define PIC_CASCADE_IRQ    2
+#define PIC_SPURIOUS_IR    7               /* the IR whose vector a chip gives for a vanished request */
+/* IRQ n -> vector IRQ_VECTOR_BASE + n: 0x20-0x27 master, 0x28-0x2f slave,
+ * clear of the CPU exceptions 0-31 (SeaBIOS leaves the master at 8). */
+#define IRQ_VECTOR_BASE    0x20
+#define IRQ_COUNT          16
+/* The IDT: exceptions 0-31, IRQs 0x20-0x2f, then 0x30-0x3f for strays (the
+ * APIC's spurious vector): 64 gates. */
+#define IDT_VECTORS        0x40
+#define IRQ_TIMER          0               /* PIT channel 0 */
+#define IRQ_COM1           4               /* vmm/layout.py COM1_IRQ */
+
+/* The local APIC (Intel SDM vol. 3, 11.4-11.5; MP spec 1.4, 3.6.2.2 "virtual
+ * wire mode").  The kernel does not use it for anything but passing the
+ * 8259A's INTR on: LINT0 as ExtINT, LINT1 as NMI, like a PC BIOS leaves it.
+ * (QEMU microvm boots with it enabled and LINT0 masked: no PIC interrupt
+ * would reach the CPU.) */
+#define CPUID_1_EDX_APIC   (1u << 9)
+#define MSR_APIC_BASE      0x1b
+#define APIC_BASE_ENABLE   0x800           /* bit 11: APIC global enable */
+#define APIC_BASE_X2APIC   0x400           /* bit 10: x2APIC mode (registers as MSRs) */
+#define APIC_BASE_ADDR_MASK 0xfffff000
+#define MSR_X2APIC_BASE    0x800           /* + register offset / 16 */
+#define APIC_TPR           0x80
+#define APIC_SVR           0xf0
+#define APIC_LVT_LINT0     0x350
+#define APIC_LVT_LINT1     0x360
+#define APIC_SVR_ENABLE    0x100
+#define APIC_LVT_EXTINT    0x700           /* delivery mode ExtINT, edge, unmasked */
+#define APIC_LVT_NMI       0x400
+/* The APIC's spurious-interrupt vector (low 4 bits 1111: older CPUs hardwire
+ * them).  Its handler must not EOI. */
+#define APIC_SPURIOUS_VECTOR 0x3f
+
+/* cpu_idle() before the first timer tick (irq.c): interrupt windows between
+ * two direct reads of the UART (each a VM exit; a window costs ~1 us when
+ * ring 0 is emulated). */
+#define IDLE_POLL_SPINS    64
+
+/* 8254 PIT (Intel 8254 datasheet; PC wiring as in vmm/layout.py). */
+#define PIT_CH0            0x40
+#define PIT_CH2            0x42
+#define PIT_CMD            0x43
+#define PIT_INPUT_HZ       1193182         /* 14.31818 MHz / 12 */
+/* Timer interrupt rate.  100 Hz: a tick costs 6 emulated ring-0
+ * instructions plus the interrupt delivery on this nested KVM (~50-100 us
+ * of guest time measured: under 1 %), and one tick is one clock_t of
+ * times() (USER_HZ), as on Linux. */
+#define PIT_HZ             100
+#define PIT_CH0_DIVISOR    ((PIT_INPUT_HZ + PIT_HZ / 2) / PIT_HZ)   /* 11932 */
+#define PIT_CW_CH0_RATE    0x34            /* channel 0, lobyte/hibyte, mode 2, binary */
+#define PIT_CW_CH0_ONESHOT 0x30            /* channel 0, lobyte/hibyte, mode 0, binary */
+#define PIT_CW_CH2_ONESHOT 0xb0            /* channel 2, lobyte/hibyte, mode 0, binary */
+#define PIT_READBACK_CH0_STATUS 0xe2       /* read-back: channel 0 status only */
+#define PIT_STATUS_OUT     0x80            /* status byte: the OUT pin */
+/* Port 0x61 (PC system control port B): channel 2 gate, speaker, channel 2 OUT. */
+#define PORT_B             0x61
+#define PORT_B_GATE2       0x01
+#define PORT_B_SPEAKER     0x02
+#define PORT_B_OUT2        0x20
+/* TSC calibration against channel 2 (or 0, pit.c) when no CPUID leaf gives
+ * the rate: 10 ms per count (ring 0 is emulated here, keep it short). */
+#define TSC_CALIBRATE_HZ   100
+/* A measurement is kept once its uncertainty (how far apart the TSC reads
+ * around the count's start and end are: host preemption of the vCPU widens
+ * them) is below 1/TSC_CALIBRATE_TOLERANCE; else the best of a few tries. */
+#define TSC_CALIBRATE_TOLERANCE 32
+#define TSC_CALIBRATE_TRIES 8
+/* Linux's USER_HZ: the unit of times() (sysconf(_SC_CLK_TCK) = 100). */
+#define USER_HZ            100
 /* QEMU isa-debug-exit (hw/misc/debugexit.c), -device isa-debug-exit,iobase=0xf4:
  * QEMU exits with (value << 1) | 1; our VMM exits with value. */
 #define DEBUG_EXIT_PORT    0xf4
@@ -189,6 +280,7 @@
 #define SYS_exit            60
 #define SYS_uname           63
 #define SYS_gettimeofday    96
+#define SYS_times           100
 #define SYS_getuid          102
 #define SYS_getgid          104
 #define SYS_geteuid         107
@@ -198,7 +290,14 @@
 #define SYS_gettid          186
 #define SYS_set_tid_address 218
 #define SYS_clock_gettime   228
+#define SYS_clock_nanosleep 230
 #define SYS_exit_group      231
+
+/* Clocks (include/uapi/linux/time.h) */
+#define CLOCK_REALTIME     0
+#define CLOCK_MONOTONIC    1
+#define CLOCK_BOOTTIME     7
+#define TIMER_ABSTIME      1
 
 /* arch_prctl codes (arch/x86/include/uapi/asm/prctl.h) */
 #define ARCH_SET_GS 0x1001

@@ -3,14 +3,17 @@
  * Boot order matters: exceptions are reported from cpu_init on; the boot
  * info is copied before the page allocator may reuse its memory.
  */
+#include "apic.h"
 #include "bootinfo.h"
 #include "clock.h"
 #include "cmdline.h"
 #include "cpu.h"
 #include "elf.h"
 #include "exec.h"
+#include "irq.h"
 #include "kernel.h"
 #include "mm.h"
+#include "pic.h"
 #include "uspace.h"
 
 void kmain(uint32_t start_info_pa) __attribute__((noreturn));
@@ -23,7 +26,10 @@ void kmain(uint32_t start_info_pa)
     char *argv[MAX_ARGS];
 
     cpu_init();
-    clock_init();
+    apic_virtual_wire();    /* the PIC's INTR reaches the CPU */
+    pic_init();             /* remapped, all masked: nothing interrupts the calibration */
+    clock_init();           /* the TSC rate, maybe measured with the PIT */
+    irq_init();             /* timer and COM1 input; IF stays 0 until ring 3 */
     pvh_parse(start_info_pa, &boot_info);
     mm_init(&boot_info);
     if (!boot_info.has_module)

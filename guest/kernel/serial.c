@@ -1,10 +1,13 @@
 /*
- * COM1 16550A by polling (no interrupts yet).  Raw bytes: no "\n" -> "\r\n"
- * translation, the host side sees exactly what the program wrote.
+ * COM1 16550A.  Output by polling LSR; input by interrupt (IRQ 4, IER
+ * received-data-available) into a small ring that read(0) takes from.  Raw
+ * bytes: no "\n" -> "\r\n" translation, the host side sees exactly what the
+ * program wrote.
  *
  * The UART is used as the firmware/VMM left it.  We deliberately do not
  * write FCR: on QEMU, switching the FIFO on flushes the receiver, and test
- * input may already be waiting when the kernel starts.
+ * input may already be waiting when the kernel starts (enabling IER then
+ * raises the interrupt at once).
  */
 #include "serial.h"
 #include "layout.h"
@@ -66,14 +69,50 @@ void serial_start_line(void)
         serial_write("\n", 1);
 }
 
-int serial_byte_ready(void)
+/* ---- Input ---------------------------------------------------------------- */
+
+/* The ring: bytes [rx_tail, rx_head) (free-running indexes).  Written only
+ * with IF=0 (the IRQ handler, or the kernel, which runs with IF=0), so it
+ * needs no locking.  The bytes are not in .bss: nothing reads a slot before
+ * writing it, so entry.S need not zero them. */
+static uint8_t rx_ring[CONSOLE_RX_SIZE] __attribute__((section(".noinit")));
+static uint32_t rx_head, rx_tail;
+static int rx_stopped;          /* ring was full: IER = 0 until read() makes room */
+
+void serial_init_input(void)
 {
-    return inb(COM1_BASE + UART_LSR) & UART_LSR_DR;
+    outb(COM1_BASE + UART_MCR, UART_MCR_IRQ_ON);
+    outb(COM1_BASE + UART_IER, UART_IER_RDA);
 }
 
-uint8_t serial_read_byte(void)
+/* IRQ 4, and the polling fallback of cpu_idle(): move what the UART holds
+ * into the ring.  Reading RBR until LSR.DR clears drops the UART's interrupt
+ * line, so the next byte makes a new edge for the (edge-triggered) PIC. */
+void serial_poll_input(void)
 {
-    while (!serial_byte_ready())
-        ;
-    return inb(COM1_BASE + UART_RBR);
+    while (rx_head - rx_tail < CONSOLE_RX_SIZE) {
+        if (!(inb(COM1_BASE + UART_LSR) & UART_LSR_DR))
+            return;
+        rx_ring[rx_head++ % CONSOLE_RX_SIZE] = inb(COM1_BASE + UART_RBR);
+    }
+    if (!rx_stopped) {                  /* full: leave the rest in the UART */
+        rx_stopped = 1;
+        outb(COM1_BASE + UART_IER, 0);
+    }
+}
+
+int serial_input_ready(void)
+{
+    return rx_head != rx_tail;
+}
+
+/* Call only when serial_input_ready(). */
+uint8_t serial_take_byte(void)
+{
+    uint8_t c = rx_ring[rx_tail++ % CONSOLE_RX_SIZE];
+    if (rx_stopped) {                   /* room again: interrupts back on */
+        rx_stopped = 0;
+        outb(COM1_BASE + UART_IER, UART_IER_RDA);
+    }
+    return c;
 }

@@ -1,4 +1,4 @@
-/* COM1 16550A, polled: the console for kernel messages and user stdio. */
+/* COM1 16550A: the console for kernel messages and user stdio. */
 #ifndef SERIAL_H
 #define SERIAL_H
 #include <stddef.h>
@@ -9,7 +9,10 @@ void serial_puts(const char *s);
 void serial_put_hex(uint64_t v);       /* "0x1f" */
 void serial_put_dec(uint64_t v);
 void serial_start_line(void);          /* newline unless at the start of a line */
-int serial_byte_ready(void);
-uint8_t serial_read_byte(void);        /* blocks (polls) */
+/* Input (interrupt driven, IF=0 callers only). */
+void serial_init_input(void);          /* IER: received data available -> IRQ 4 */
+void serial_poll_input(void);          /* UART -> ring: the IRQ 4 handler */
+int serial_input_ready(void);          /* the ring holds a byte */
+uint8_t serial_take_byte(void);        /* only when serial_input_ready() */
 
 #endif

@@ -163,7 +163,7 @@ static void restore_regs(struct regs *r, const struct sigcontext *mc)
     r->rdx = mc->rdx; r->rax = mc->rax; r->rcx = mc->rcx; r->rsp = mc->rsp;
     r->rip = mc->rip;
     /* Only user-changeable flags; CS/SS are always the user selectors. */
-    r->rflags = RFLAGS_FIXED | (mc->eflags & RFLAGS_USER_MASK);
+    r->rflags = USER_RFLAGS_SET | (mc->eflags & RFLAGS_USER_MASK);
     r->cs = USER_CS;
     r->ss = USER_DS;
 }

@@ -10,6 +10,7 @@
  * holds the fault's RIP and RFLAGS instead).
  */
 #include "clock.h"
+#include "irq.h"
 #include "kernel.h"
 #include "layout.h"
 #include "regs.h"
@@ -20,25 +21,22 @@
 
 #define CTRL_D 0x04
 
-/* Console input like a canonical tty: block for the first byte, then take
- * what keeps arriving, up to count, ending after '\n'.  ^D at the start of
- * a read is end of file (returns 0); inside a line it ends the read. */
+/* Console input like a canonical tty: block (cpu_idle: HLT until an
+ * interrupt, IRQ 4 fills the ring) for the first byte, then return what has
+ * arrived, up to count, ending after '\n'.  ^D at the start of a read is end
+ * of file (returns 0); inside a line it ends the read.  ^D is consumed. */
 static long console_read(char *buf, uint64_t count)
 {
+    while (!serial_input_ready())
+        cpu_idle();
     uint64_t n = 0;
-    uint8_t c = serial_read_byte();
-    for (;;) {
+    while (n < count && serial_input_ready()) {
+        uint8_t c = serial_take_byte();
         if (c == CTRL_D)
             break;
         buf[n++] = (char)c;
-        if (c == '\n' || n == count)
+        if (c == '\n')
             break;
-        int polls = 0;
-        while (!serial_byte_ready() && polls < CONSOLE_READ_POLLS)
-            polls++;
-        if (polls == CONSOLE_READ_POLLS)
-            break;
-        c = serial_read_byte();
     }
     return (long)n;
 }
@@ -147,6 +145,8 @@ long syscall_dispatch(uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
     case SYS_arch_prctl:      return sys_arch_prctl(a0, a1);
     case SYS_clock_gettime:   return sys_clock_gettime(a0, a1);
     case SYS_gettimeofday:    return sys_gettimeofday(a0, a1);
+    case SYS_clock_nanosleep: return sys_clock_nanosleep(a0, a1, a2, a3);
+    case SYS_times:           return sys_times(a0);
     case SYS_exit:
     case SYS_exit_group:      vm_exit(a0 & 0xff);
     default:                  return -ENOSYS;

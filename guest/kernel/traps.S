@@ -148,6 +148,86 @@ enter_user:
     movq    %rdi, %rsp
     jmp     return_to_user
 
+/* ---- External interrupts: vectors 0x20-0x2f = IRQ 0-15 (irq.c) ----------------
+ * They arrive from ring 3, or from ring 0 only inside cpu_idle()'s `sti; hlt`
+ * (the kernel otherwise runs with IF=0).  Nothing they do changes the
+ * interrupted context, so they save only what they use.
+ */
+    .section .rodata
+    .balign 8
+    .globl irq_entries
+irq_entries:
+    .quad irq_timer, irq1, irq2, irq3, irq4, irq5, irq6, irq7
+    .quad irq8, irq9, irq10, irq11, irq12, irq13, irq14, irq15
+    .text
+
+/* IRQ 0, the PIT tick: count it and EOI, six instructions (ring 0 is
+ * emulated on this machine's KVM: the tick must stay cheap). */
+irq_timer:
+    incq    timer_ticks(%rip)
+    pushq   %rax
+    movb    $(PIC_OCW2_SPECIFIC_EOI | IRQ_TIMER), %al
+    outb    %al, $PIC_MASTER_CMD
+    popq    %rax
+    iretq
+
+.macro IRQ n
+irq\n:
+    pushq   $\n
+    jmp     irq_common
+.endm
+    IRQ 1
+    IRQ 2
+    IRQ 3
+    IRQ 4
+    IRQ 5
+    IRQ 6
+    IRQ 7
+    IRQ 8
+    IRQ 9
+    IRQ 10
+    IRQ 11
+    IRQ 12
+    IRQ 13
+    IRQ 14
+    IRQ 15
+
+/* Vectors 0x30-0x3f: nothing is programmed to send them but the local
+ * APIC's spurious interrupt (APIC_SPURIOUS_VECTOR), which takes no EOI. */
+    .globl irq_stray
+irq_stray:
+    iretq
+
+/* The IRQ number, then the C-clobbered registers; irq_dispatch(irq).  The
+ * CPU aligned RSP to 16 before the 5-quadword frame; 1 + 9 pushes and the
+ * extra 8 bytes give a 16-aligned call. */
+irq_common:
+    pushq   %rax
+    pushq   %rcx
+    pushq   %rdx
+    pushq   %rsi
+    pushq   %rdi
+    pushq   %r8
+    pushq   %r9
+    pushq   %r10
+    pushq   %r11
+    movq    72(%rsp), %rdi          /* the IRQ number */
+    subq    $8, %rsp
+    cld                             /* C expects DF=0; iretq restores the user's */
+    call    irq_dispatch
+    addq    $8, %rsp
+    popq    %r11
+    popq    %r10
+    popq    %r9
+    popq    %r8
+    popq    %rdi
+    popq    %rsi
+    popq    %rdx
+    popq    %rcx
+    popq    %rax
+    addq    $8, %rsp                /* the IRQ number */
+    iretq
+
 /* ---- System call -----------------------------------------------------------------
  * On a real CPU (and QEMU TCG, and the VMM's unicorn engine) `syscall` arrives
  * here at CPL 0 with the user RSP; SFMASK has cleared IF/TF/DF/AC.  Build an
@@ -183,8 +263,8 @@ syscall_entry:
  * to syscall_entry).  RCX and R11 come back clobbered, as Linux allows.
  */
 syscall_common:
-    andq    $RFLAGS_USER_MASK, %r11 /* never let user RFLAGS set IOPL or IF */
-    orq     $RFLAGS_FIXED, %r11
+    andq    $RFLAGS_USER_MASK, %r11 /* never let user RFLAGS set IOPL, nor clear IF */
+    orq     $USER_RFLAGS_SET, %r11
     movq    %r11, 16(%rsp)
     movq    %rcx, 0(%rsp)           /* return to the instruction after syscall */
     leaq    -SYS_brk(%rax), %r11    /* numbers 12..15 (brk, rt_sig*) take the full path */

@@ -1,6 +1,7 @@
 /* echo: reads one line from fd 0 and writes it back as "echo: <line>".
- * read() may return any part of the input (the serial port gives whatever
- * has arrived), so keep reading until a newline or end of input. A line
+ * read() blocks until input arrives (in the VM the kernel halts until the
+ * UART's interrupt), then may return any part of the input (whatever has
+ * arrived), so keep reading until a newline or end of input. A line
  * longer than the buffer is cut short; bytes after the newline are dropped. */
 #include <stdio.h>
 #include <string.h>

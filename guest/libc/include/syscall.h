@@ -20,7 +20,9 @@
 #define SYS_exit            60
 #define SYS_uname           63
 #define SYS_fsync           74
+#define SYS_times           100
 #define SYS_clock_gettime   228
+#define SYS_clock_nanosleep 230
 #define SYS_exit_group      231
 #define SYS_openat          257
 
