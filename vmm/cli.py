@@ -118,8 +118,9 @@ def build_parser() -> Parser:
     container_rootfs.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
-    bench.add_argument("which", choices=("exits", "startup", "density"),
+    bench.add_argument("which", choices=("exits", "startup", "density", "interrupts"),
                        help="exits: port-I/O exits/s through the VMM vs a bare KVM loop; "
+                            "interrupts: host CPU of a sleeping guest and timer interrupts delivered per engine; "
                             "startup: `hello` started as a VM (vmm, QEMU), a container (vmm, crun, runc) and a "
                             "plain process; density: N VMs at once as threads and as processes, and N containers")
     bench.add_argument("--runs", type=int, default=None,
@@ -233,6 +234,12 @@ def command_bench(args) -> int:
             raise UsageError("--json is for `bench startup` and `bench density`")
         from .bench import exits
         return exits.main(runs=5 if runs is None else runs, count=20000 if count is None else count)
+    if args.which == "interrupts":
+        if args.json or runs is not None or count is not None:
+            raise UsageError("`bench interrupts` takes no --runs, --count or --json")
+        from .bench import interrupts
+        from .guest_tests import available_engines
+        return interrupts.main(engine=available_engines() or ["kvm"])
     if args.which == "startup":
         if count is not None:
             raise UsageError("--count is for `bench exits` and `bench density`")

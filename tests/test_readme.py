@@ -1,0 +1,9 @@
+"""The README's exit-status table is the one the CLI uses (vmm/errors.py)."""
+from vmm import paths
+from vmm.errors import EXIT_STATUSES
+
+
+def test_readme_lists_every_exit_status():
+    readme = (paths.REPO_ROOT / "README.md").read_text()
+    for status, meaning in EXIT_STATUSES:
+        assert f"| {status} | {meaning} |" in readme, f"README's exit-status table lacks {status}"
