@@ -12,11 +12,11 @@ waits in `sti; hlt` for IRQ 0 and counts each one in memory (and EOIs it):
   no faster than its min_timer_period_us allows (200 us by default: 5 kHz), and re-injects
   ticks the guest had not yet acknowledged, one after each EOI.
 
-Engines: `engine` names one of ENGINE_SETUP (only KVM, whose PIC and PIT are in the kernel,
-so far). A software engine's entry wires the PIC and PIT devices to its bus and interrupt
-input; the tables then get one row per engine.
+Engines: `engine` names one of ENGINE_SETUP: KVM, whose PIC and PIT are in the kernel, and
+unicorn, which creates the same PIC pair and PIT from vmm/devices on the port bus it is
+given. The tables get one row per engine.
 
-    python -m vmm.bench.interrupts [--engine kvm] [--sleep 2] [--rates 1000,2000,5000,10000] [--seconds 1]
+    python -m vmm.bench.interrupts [--engine kvm --engine unicorn] [--sleep 2] [--rates 1000,2000,5000,10000] [--seconds 1]
 """
 import argparse
 import os
@@ -184,7 +184,15 @@ def _kvm_engine(memory, ports, mmio, control):
     return KvmEngine(memory, ports, mmio, control, build_table(KvmEngine.tsc_khz()))
 
 
-ENGINE_SETUP = {"kvm": _kvm_engine}
+def _unicorn_engine(memory, ports, mmio, control):
+    """The software engine brings its own PIC pair and PIT (engines/unicorn.py PcPlatform)
+    and registers them on `ports`."""
+    from ..arch.x86.cpuid import build_table
+    from ..engines.unicorn import UnicornEngine
+    return UnicornEngine(memory, ports, mmio, control, build_table(UnicornEngine.tsc_khz()))
+
+
+ENGINE_SETUP = {"kvm": _kvm_engine, "unicorn": _unicorn_engine}
 
 
 def probe(engine: str) -> str | None:
@@ -344,7 +352,7 @@ def main(engine: str = "kvm", sleep_seconds: float = 2.0, rates=(1000, 2000, 500
 
 def _cli(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engine", action="append", help="kvm (default); repeat for several")
+    parser.add_argument("--engine", action="append", help="kvm (default) or unicorn; repeat for several")
     parser.add_argument("--sleep", type=float, default=2.0, help="seconds the sleeping guest sleeps")
     parser.add_argument("--rates", default="1000,2000,5000,10000", help="PIT rates in Hz, comma-separated")
     parser.add_argument("--seconds", type=float, default=1.0, help="seconds per delivery rate")

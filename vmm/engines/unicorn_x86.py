@@ -36,7 +36,9 @@ the shared notes, unicorn-2.1.4.md):
    then runs before the next block's first instruction, and the check that follows it in
    the block prologue ends the run right there: exact, resumable, from any thread. (Two
    hooks, because unicorn compiles a lone hook's callback address into the block.) Whether a
-   run ended that way or by HLT is read from uc_struct.stop_request.
+   run ended that way or by HLT is read from uc_struct.stop_request. The pointer can also
+   name a callback that decides per block (`StopSwitch.watch`): the engine uses that to wait
+   for an interrupt window (engines/unicorn.py).
 6. Host writes into guest RAM (`X86System.invalidate_code`): unicorn does not notice them,
    and its ctl_remove_cache() takes a *virtual* address, translated as a code fetch through
    the guest's page tables with QEMU's fault path: a miss is swallowed but leaves CR2,
@@ -77,6 +79,7 @@ REG_INDEX = {name: i for i, name in enumerate(QEMU_REG_ORDER)}
 RSP_INDEX = REG_INDEX["rsp"]
 
 HF_CPL_MASK = 3
+HF_INHIBIT_IRQ = 1 << 3     # the STI / MOV SS interrupt shadow (one instruction)
 HF_CS32 = 1 << 4
 HF_SS32 = 1 << 5
 HF_ADDSEG = 1 << 6
@@ -177,7 +180,7 @@ def binding():
         HOOK_MEM_INVALID=core.HOOK_MEM_INVALID_CFUNC, MMIO_READ=core.MMIO_READ_CFUNC,
         MMIO_WRITE=core.MMIO_WRITE_CFUNC, HOOK_INSN_IN=intel.HOOK_INSN_IN_CFUNC,
         HOOK_INSN_OUT=intel.HOOK_INSN_OUT_CFUNC, HOOK_INSN_SYSCALL=intel.HOOK_INSN_SYSCALL_CFUNC,
-        HOOK_INSN_CPUID=intel.HOOK_INSN_CPUID_CFUNC)
+        HOOK_INSN_CPUID=intel.HOOK_INSN_CPUID_CFUNC, HOOK_BLOCK=core.HOOK_CODE_CFUNC)
 
 
 def calibrate() -> Layout:
@@ -483,6 +486,12 @@ class StopSwitch:
     def disarm(self):
         self._callback.value = self._idle
 
+    def watch(self, address):
+        """Call `address` at each block start instead, until the next arm() or disarm(): a
+        UC_HOOK_BLOCK callback (C function or ctypes callback) that decides when to stop,
+        by calling uc_emu_stop (stop before this block) or arm() (before the next one)."""
+        self._callback.value = address
+
     @property
     def armed(self) -> bool:
         return self._callback.value == self._stop
@@ -494,6 +503,27 @@ class StopSwitch:
 
 
 # --- 7. Callbacks without the binding's wrappers ----------------------------------------------
+class FastRegisters:
+    """uc_reg_read/uc_reg_write of one 64-bit register with a preallocated buffer, without
+    the binding's layers (about 1 us instead of 4): for the run loop and interrupt delivery."""
+    __slots__ = ("_read", "_write", "_uch", "_value", "_ref")
+
+    def __init__(self, uc):
+        lib = binding().uclib
+        self._read, self._write = lib.uc_reg_read, lib.uc_reg_write
+        self._uch = uc._uch
+        self._value = ctypes.c_uint64()
+        self._ref = ctypes.byref(self._value)
+
+    def read(self, reg: int) -> int:
+        self._read(self._uch, reg, self._ref)
+        return self._value.value
+
+    def write(self, reg: int, value: int) -> None:
+        self._value.value = value & 0xFFFF_FFFF_FFFF_FFFF
+        self._write(self._uch, reg, self._ref)
+
+
 def raw_hook(uc, htype, cfunc, begin=1, end=0, *extra, user_data=None):
     """uc_hook_add with a ctypes callback (or a C function's address) that the caller keeps
     alive; returns the hook handle, which is the address of unicorn's struct hook."""
@@ -544,6 +574,7 @@ class X86System:
         self.lay = lay or layout()
         self.hs = HiddenState(uc, self.lay)
         self.switch = StopSwitch(uc, self.lay)
+        self.regs = FastRegisters(uc)
         self._written = []
         self._tlb = {}                  # translations made during one delivery (paging is fixed)
         # Read-only regions (firmware ROM) where descriptor tables may live, as byte views.
@@ -699,6 +730,17 @@ class X86System:
     def _prepare_push(self, top: int, values, width: int, paging, mask=(1 << 64) - 1, base=0):
         """Translate the slots of a stack frame below `top` (pushed first = values[0]) and
         return [(physical, bytes)] to write once nothing can fault any more."""
+        size = width * len(values)
+        low = (top - size) & mask
+        if low + size == top and (base + low) >> 12 == (base + top - 1) >> 12:
+            # The usual case: the whole frame in one page, one translation (of the first
+            # slot, so that a #PF reports the same CR2 as the slot-by-slot path below).
+            physical = self.translate(base + ((top - width) & mask), True, paging) - (size - width)
+            if not self.memory.contains(physical, size):
+                raise MachineCheck(f"stack write to {physical:#x} is outside RAM")
+            value_mask = (1 << (8 * width)) - 1
+            data = b"".join((value & value_mask).to_bytes(width, "little") for value in reversed(values))
+            return [(physical, data)], low
         writes = []
         offset = top
         for value in values:
@@ -746,15 +788,17 @@ class X86System:
         error = hs.error_code if source == EXCEPTION and vector in ERROR_CODE_VECTORS else None
         return self._deliver_nested(vector, error, source, eip_bias)
 
-    def deliver_interrupt(self, vector: int) -> str | None:
-        """An external interrupt (for interrupt controllers): call between runs, with IF=1."""
-        self.hs.save()
+    def deliver_interrupt(self, vector: int, saved: bool = False) -> str | None:
+        """An external interrupt (for interrupt controllers): call between runs, with IF=1.
+        `saved`: the blob was saved since the CPU last ran (skip saving it again)."""
+        if not saved:
+            self.hs.save()
         return self._deliver_nested(vector, None, EXTERNAL, 0)
 
     def _deliver_nested(self, vector, error, source, eip_bias) -> str | None:
         """Deliver, and if that faults, apply the double-fault rules (SDM 3A table 6-5)."""
         hs = self.hs
-        rflags = self.uc.reg_read(self.x.UC_X86_REG_RFLAGS)
+        rflags = self.regs.read(self.x.UC_X86_REG_RFLAGS)
         rip = hs.eip
         while True:
             try:
@@ -806,8 +850,15 @@ class X86System:
             new_rflags = self._deliver_protected(vector, error, dpl_check, rip, rflags, paging, eip_bias)
         hs.finish_exception()
         hs.restore()
-        self.uc.reg_write(self.x.UC_X86_REG_RFLAGS, new_rflags)
+        self.regs.write(self.x.UC_X86_REG_RFLAGS, new_rflags)
         written, self._written = self._written, []
+        if source == EXTERNAL:
+            # An external interrupt's frame lands in free stack, below RSP or at the top of
+            # an empty RSP0/IST stack: only code run from bytes last written as an interrupt
+            # frame could see stale translations there, and a guest store to those bytes
+            # drops them anyway. (The same holds for exception frames; invalidating costs a
+            # quarter of a delivery, which matters at timer rates, not at fault rates.)
+            return
         for start, end in written:              # called outside translated code: safe here
             if not self.invalidate_code(start, end - start):
                 self.flush_needed = True
