@@ -52,6 +52,7 @@ class MachineConfig:
     stdin: bytes | None = None          # bytes for the guest's serial input, if any
     timeout: float | None = None        # seconds
     firmware: str | None = None         # boot through this firmware image (fw_cfg hands it the kernel)
+    fw_cfg_dma: bool = True             # offer fw_cfg's DMA interface (off: the firmware reads byte by byte)
     disks: list = field(default_factory=list)   # [DiskSpec]: virtio-blk devices, vda first
 
     def __post_init__(self):

@@ -192,7 +192,7 @@ class Machine:
         check_firmware_image(self.config.firmware, image)
         self.memory.add_rom(layout.FIRMWARE_TOP - len(image), image)
         self.memory.write(layout.BIOS_SHADOW_START, image[-layout.BIOS_SHADOW_SIZE:])
-        FwCfg.for_pvh_boot(self.memory, kernel, module, cmdline).register(self.ports)
+        FwCfg.for_pvh_boot(self.memory, kernel, module, cmdline, dma=self.config.fw_cfg_dma).register(self.ports)
         return reset_state(FAMILY_MODEL_STEPPING)
 
     def send_input(self, data: bytes) -> None:
