@@ -21,7 +21,7 @@ import struct
 
 from .. import layout
 from ..arch.x86 import pvh
-from ..errors import ImageError, UsageError
+from ..errors import UsageError
 from ..loader.pvh import check_fits, load_kernel, module_address, pvh_entry
 
 # Item keys (QEMU include/standard-headers/linux/qemu_fw_cfg.h).

@@ -80,3 +80,22 @@ def ioctl(fd: int, request: int, arg=None, name: str = "ioctl") -> int:
     if result < 0:
         raise KvmError(name, get_errno())
     return result
+
+
+class FdOwner:
+    """Owns one KVM file descriptor: close_fd() closes it once; a context manager closes."""
+    fd = -1
+
+    def close_fd(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def close(self) -> None:
+        self.close_fd()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

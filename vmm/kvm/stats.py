@@ -10,13 +10,13 @@ import ctypes
 import os
 
 from . import requests as r
-from .ioctl import ioctl
+from .ioctl import FdOwner, ioctl
 from .structs import KvmStatsDesc, KvmStatsHeader
 
 _U64 = 8
 
 
-class Stats:
+class Stats(FdOwner):
     """The statistics of the VM or vCPU whose fd is given (the fd stays the caller's)."""
 
     def __init__(self, fd: int):
@@ -62,13 +62,3 @@ class Stats:
         """{name: value} of every one-value statistic (histograms are left out)."""
         return {name: self.read(name) for name, (_, size) in self.offsets.items() if size == 1}
 
-    def close(self) -> None:
-        fd, self.fd = self.fd, -1
-        if fd >= 0:
-            os.close(fd)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -5,7 +5,7 @@ import os
 from ..errors import AcceleratorUnavailable
 from . import constants as c
 from . import requests as r
-from .ioctl import KvmError, ioctl
+from .ioctl import FdOwner, KvmError, ioctl
 from .structs import cpuid2_class
 
 KVM_DEVICE = "/dev/kvm"
@@ -31,7 +31,7 @@ def open_kvm_device(path: str = KVM_DEVICE) -> int:
         raise AcceleratorUnavailable(reason.format(path=path, error=e.strerror)) from None
 
 
-class Kvm:
+class Kvm(FdOwner):
     """The KVM subsystem: checks the API version and the capabilities the VMM relies on."""
 
     def __init__(self, path: str = KVM_DEVICE, required=c.REQUIRED_CAPABILITIES):
@@ -79,16 +79,6 @@ class Kvm:
         fd = ioctl(self.fd, r.KVM_CREATE_VM, 0, "KVM_CREATE_VM")
         return Vm(self, fd)
 
-    def close(self) -> None:
-        fd, self.fd = self.fd, -1
-        if fd >= 0:
-            os.close(fd)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def _copy(struct):

@@ -1,11 +1,10 @@
 """Vcpu: one virtual CPU (vCPU ioctls) and its shared kvm_run page."""
 import errno
 import mmap
-import os
 import threading
 
 from . import requests as r
-from .ioctl import KvmError, get_errno, ioctl, raw_ioctl
+from .ioctl import FdOwner, KvmError, get_errno, ioctl, raw_ioctl
 from .kick import send_kick
 from .structs import (KvmCpuidEntry2, KvmFpu, KvmGuestDebug, KvmMpState, KvmRegs, KvmRun, KvmRunDebug,
                       KvmSregs, KvmTranslation, cpuid2_class, msrs_class)
@@ -18,7 +17,7 @@ _DEBUG_PC_U64 = (KvmRun.debug.offset + KvmRunDebug.pc.offset) // 8
 _DEBUG_DR6_U64 = (KvmRun.debug.offset + KvmRunDebug.dr6.offset) // 8
 
 
-class Vcpu:
+class Vcpu(FdOwner):
     """Created by Vm.create_vcpu().
 
     `u8`, `u16`, `u32`, `u64` are memoryviews of the mmapped kvm_run page in those units: an
@@ -205,12 +204,4 @@ class Vcpu:
                 mm.close()
             except BufferError:
                 pass        # someone still holds a view; the mapping goes when they drop it
-        fd, self.fd = self.fd, -1
-        if fd >= 0:
-            os.close(fd)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        self.close_fd()

@@ -4,11 +4,11 @@ import os
 
 from . import constants as c
 from . import requests as r
-from .ioctl import KvmError, get_errno, ioctl, raw_ioctl
+from .ioctl import FdOwner, KvmError, get_errno, ioctl, raw_ioctl
 from .structs import KvmIrqchip, KvmIrqLevel, KvmPicState, KvmPitConfig, KvmUserspaceMemoryRegion
 
 
-class Vm:
+class Vm(FdOwner):
     """Created by Kvm.create_vm(). Owns the vCPUs it creates: close() closes them too."""
 
     def __init__(self, kvm, fd: int):
@@ -78,15 +78,7 @@ class Vm:
         for vcpu in self.vcpus:
             vcpu.close()
         self.vcpus.clear()
-        fd, self.fd = self.fd, -1
-        if fd >= 0:
-            os.close(fd)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        self.close_fd()
 
 
 class IrqLine:
