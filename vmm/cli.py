@@ -118,16 +118,21 @@ def build_parser() -> Parser:
     container_rootfs.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
-    bench.add_argument("which", choices=("exits", "startup", "density", "interrupts"),
+    bench.add_argument("which", choices=("exits", "startup", "density", "interrupts", "engines", "boot"),
                        help="exits: port-I/O exits/s through the VMM vs a bare KVM loop; "
                             "interrupts: host CPU of a sleeping guest and timer interrupts delivered per engine; "
                             "startup: `hello` started as a VM (vmm, QEMU), a container (vmm, crun, runc) and a "
-                            "plain process; density: N VMs at once as threads and as processes, and N containers")
+                            "plain process; density: N VMs at once as threads and as processes, and N containers; "
+                            "engines: the unicorn engine against bare unicorn, QEMU TCG, KVM and the host "
+                            "(instructions/s on `compute`, port-I/O round trips/s, whole-VM `hello`); "
+                            "boot: firmware vs direct PVH boot per engine, and fw_cfg with and without DMA")
     bench.add_argument("--runs", type=int, default=None,
-                       help="runs (default: exits 5, startup 10, density 3)")
+                       help="runs (default: exits 5, startup 10, density 3, engines 5, boot 5)")
     bench.add_argument("--count", type=int, default=None,
-                       help="exits: exits per run (default 20000); density: instances at once (default 4)")
-    bench.add_argument("--json", metavar="PATH", default=None, help="startup, density: also write results as JSON")
+                       help="exits: exits per run (default 20000); density: instances at once (default 4); "
+                            "engines: MiB for `compute` (default 4); boot: MiB the padded program grows by (default 4)")
+    bench.add_argument("--json", metavar="PATH", default=None,
+                       help="startup, density, engines, boot: also write results as JSON")
     bench.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
@@ -231,7 +236,7 @@ def command_bench(args) -> int:
     runs, count = at_least_one("runs", args.runs), at_least_one("count", args.count)
     if args.which == "exits":
         if args.json:
-            raise UsageError("--json is for `bench startup` and `bench density`")
+            raise UsageError("--json is for `bench startup`, `density`, `engines` and `boot`")
         from .bench import exits
         return exits.main(runs=5 if runs is None else runs, count=20000 if count is None else count)
     if args.which == "interrupts":
@@ -242,9 +247,17 @@ def command_bench(args) -> int:
         return interrupts.main(engine=available_engines() or ["kvm"])
     if args.which == "startup":
         if count is not None:
-            raise UsageError("--count is for `bench exits` and `bench density`")
+            raise UsageError("--count is for `bench exits`, `density`, `engines` and `boot`")
         from .bench import startup
         return startup.main(runs=10 if runs is None else runs, json_path=args.json)
+    if args.which == "engines":
+        from .bench import engines
+        return engines.main(runs=engines.DEFAULT_RUNS if runs is None else runs,
+                            mib=engines.DEFAULT_MIB if count is None else count, json_path=args.json)
+    if args.which == "boot":
+        from .bench import boot
+        return boot.main(runs=boot.DEFAULT_RUNS if runs is None else runs,
+                         pad_mib=boot.DEFAULT_PAD_MIB if count is None else count, json_path=args.json)
     from .bench import density
     return density.main(count=4 if count is None else count, runs=3 if runs is None else runs, json_path=args.json)
 
