@@ -120,3 +120,15 @@ def test_firmware_that_loops_reports_where_it_stopped(engine, tmp_path, kernel_p
     proc = vmm("run", "--accel", engine, "--bios", firmware_file(tmp_path, SPIN), "--timeout", "1")
     assert proc.returncode == GuestTimeout.exit_status, proc.stderr
     assert b"mode: real" in proc.stderr and b"cr0=" in proc.stderr and b"rip=0x" in proc.stderr
+
+
+@pytest.mark.parametrize("device,reason", [("/nonexistent/kvm", b"does not exist"),
+                                           ("/dev/null", b"KVM_GET_API_VERSION")])
+def test_auto_falls_back_to_unicorn_when_kvm_cannot_be_opened(device, reason, tmp_path):
+    """Not VMM_NO_KVM: the real open (or first ioctl) of the device fails."""
+    env = {"VMM_KVM_DEVICE": device, "VMM_ACCEL": "auto", "VMM_NO_KVM": ""}
+    proc = vmm("run", "--stats", kernel_file(tmp_path, HELLO_OUT), "--initrd", "", env=env)
+    assert (proc.returncode, proc.stdout) == (0, b"hi\n"), proc.stderr
+    assert b"engine: unicorn (auto: fell back to unicorn" in proc.stderr and reason in proc.stderr
+    forced = vmm("run", "--accel", "kvm", kernel_file(tmp_path, HELLO_OUT), "--initrd", "", env=env)
+    assert_one_line_error(forced, AcceleratorUnavailable.exit_status)
