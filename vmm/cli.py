@@ -118,9 +118,10 @@ def build_parser() -> Parser:
     container_rootfs.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
-    bench.add_argument("which", choices=("exits", "startup", "density", "interrupts", "engines", "boot"),
+    bench.add_argument("which", choices=("exits", "startup", "density", "interrupts", "engines", "boot", "blk"),
                        help="exits: port-I/O exits/s through the VMM vs a bare KVM loop; "
                             "interrupts: host CPU of a sleeping guest and timer interrupts delivered per engine; "
+                            "blk: virtio-blk MB/s and IOPS from a guest, per engine, against the host and QEMU; "
                             "startup: `hello` started as a VM (vmm, QEMU), a container (vmm, crun, runc) and a "
                             "plain process; density: N VMs at once as threads and as processes, and N containers; "
                             "engines: the unicorn engine against bare unicorn, QEMU TCG, KVM and the host "
@@ -239,6 +240,12 @@ def command_bench(args) -> int:
             raise UsageError("--json is for `bench startup`, `density`, `engines` and `boot`")
         from .bench import exits
         return exits.main(runs=5 if runs is None else runs, count=20000 if count is None else count)
+    if args.which == "blk":
+        if args.json or count is not None:
+            raise UsageError("`bench blk` takes only --runs")
+        from .bench import blk
+        from .guest_tests import available_engines
+        return blk.main(engines=tuple(available_engines()), runs=runs or blk.DEFAULT_RUNS)
     if args.which == "interrupts":
         if args.json or runs is not None or count is not None:
             raise UsageError("`bench interrupts` takes no --runs, --count or --json")

@@ -1,16 +1,23 @@
 """Guest test programs: read what each expects (guest/programs/NAME.expect), run it in a VM
 on one or more engines, and compare.
 
-The .expect format: header lines `key: value` (status, args, stdin, qemu, linux; `#` starts
-a comment), a line `---`, then the exact expected serial output up to the end of the file.
+The .expect format: header lines `key: value` (status, args, stdin, disks, qemu, linux,
+requires; `#` starts a comment), a line `---`, then the exact expected serial output up to the
+end of the file.
+
+`disks: 1M 64K,ro` gives the program scratch virtio disks (vda, vdb, ...), made for the run
+and deleted after it: writable ones zero-filled, read-only ones filled with disk_pattern(),
+which the run must leave unchanged.
 """
 import concurrent.futures
 import os
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import paths
-from .config import MachineConfig
-from .errors import ImageError, InputError
+from .config import DiskSpec, MachineConfig, parse_size
+from .errors import ImageError, InputError, UsageError
 from .machine import ENGINES, Machine, engine_class, probe
 
 # The one line the firmware prints before the kernel runs (firmware/main.c); the output after
@@ -29,6 +36,45 @@ class Expectation:
     stdin: bytes = b""
     skip: dict = field(default_factory=dict)    # runner ("qemu", "linux") -> reason
     requires: list = field(default_factory=list)    # engine features (Engine.missing_features)
+    disks: list = field(default_factory=list)   # [DiskNeed]: scratch disks, vda first
+
+
+@dataclass
+class DiskNeed:
+    size: int
+    read_only: bool = False
+
+
+# The test pattern of guest/programs/guestdev.h: the byte at disk offset o is
+# (o * 31 + (o >> 9) * 7 + seed) & 0xFF. Read-only scratch disks hold seed 1.
+READ_ONLY_SEED = 1
+SECTOR = 512
+
+
+def disk_pattern(size: int, seed: int = READ_ONLY_SEED, offset: int = 0) -> bytes:
+    """`size` bytes of the pattern from disk offset `offset` (both multiples of 512). Within
+    a sector o * 31 steps through the same 512 bytes (512 * 31 is 0 mod 256), so each sector
+    is one row shifted by a constant."""
+    row = bytes(j * 31 & 0xFF for j in range(SECTOR))
+    shifts = [bytes((x + c) & 0xFF for x in range(256)) for c in range(256)]
+    first = offset // SECTOR
+    return b"".join(row.translate(shifts[(sector * 7 + seed) & 0xFF])
+                    for sector in range(first, first + size // SECTOR))
+
+
+def parse_disks(name: str, text: str) -> list:
+    needs = []
+    for item in text.split():
+        size_text, _, option = item.partition(",")
+        try:
+            size = parse_size(size_text)
+        except UsageError as error:
+            raise ImageError(f"{name}.expect: disks: {error}") from None
+        if option not in ("", "ro") or size == 0 or size % SECTOR:
+            raise ImageError(f"{name}.expect: disks: {item!r} is not SIZE or SIZE,ro with SIZE a "
+                             "non-zero multiple of 512")
+        needs.append(DiskNeed(size, read_only=option == "ro"))
+    return needs
 
 
 def unescape(text: str) -> str:
@@ -71,7 +117,7 @@ def parse_expectation(name: str, text: str) -> Expectation:
     return Expectation(
         name=name, status=int(fields["status"]), output=body.encode(),
         args=fields.get("args", "").split(), stdin=unescape(fields.get("stdin", "")).encode(), skip=skip,
-        requires=fields.get("requires", "").split())
+        requires=fields.get("requires", "").split(), disks=parse_disks(name, fields.get("disks", "")))
 
 
 def load_expectation(name: str) -> Expectation:
@@ -99,22 +145,53 @@ class ProgramRun:
     skipped: str = ""           # why the program could not be judged on this engine
 
 
+@contextmanager
+def scratch_disks(needs):
+    """Disk images for `needs` in a temporary folder, as [DiskSpec]; deleted afterwards."""
+    with tempfile.TemporaryDirectory(prefix="vmm-disks-") as folder:
+        specs = []
+        for index, need in enumerate(needs):
+            path = os.path.join(folder, f"vd{chr(ord('a') + index)}.img")
+            with open(path, "wb") as f:
+                if need.read_only:
+                    f.write(disk_pattern(need.size))
+                else:
+                    f.truncate(need.size)
+            specs.append(DiskSpec(path, read_only=need.read_only))
+        yield specs
+
+
+def _changed_read_only_disks(specs) -> list:
+    problems = []
+    for index, spec in enumerate(specs):
+        if spec.read_only:
+            with open(spec.path, "rb") as f:
+                data = f.read()
+            if data != disk_pattern(len(data)):
+                problems.append(f"read-only disk vd{chr(ord('a') + index)} changed")
+    return problems
+
+
 def run_program(name: str, accel: str, kernel: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-                mem_size: int | None = None, firmware: str | None = None) -> ProgramRun:
-    """Boot `name` on `accel` (through `firmware` if given) and check it against its .expect file."""
+                mem_size: int | None = None, firmware: str | None = None, inspect_disks=None) -> ProgramRun:
+    """Boot `name` on `accel` (through `firmware` if given) and check it against its .expect file.
+    `inspect_disks(paths)`, if given, sees the scratch disks' files after the run."""
     expect = load_expectation(name)
     missing = engine_class(accel).missing_features() if accel in ENGINES else {}
     for feature in expect.requires:
         if feature in missing:
             return ProgramRun(name, accel, True, [], b"", None, "skipped", 0.0, skipped=missing[feature])
-    config = MachineConfig(kernel=kernel or str(paths.DEFAULT_KERNEL), initrd=str(paths.program_path(name)),
-                           program_args=expect.args, accel=accel, stdin=expect.stdin or None, timeout=timeout,
-                           firmware=firmware)
-    if mem_size:
-        config.mem_size = mem_size
-    with Machine(config) as vm:
-        result = vm.run()
-    problems = []
+    with scratch_disks(expect.disks) as disks:
+        config = MachineConfig(kernel=kernel or str(paths.DEFAULT_KERNEL), initrd=str(paths.program_path(name)),
+                               program_args=expect.args, accel=accel, stdin=expect.stdin or None, timeout=timeout,
+                               firmware=firmware, disks=disks)
+        if mem_size:
+            config.mem_size = mem_size
+        with Machine(config) as vm:
+            result = vm.run()
+        problems = _changed_read_only_disks(disks)
+        if inspect_disks is not None:
+            inspect_disks([disk.path for disk in disks])
     serial = result.serial
     if firmware:
         if not serial.startswith(FIRMWARE_BANNER):

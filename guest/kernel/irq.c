@@ -4,9 +4,11 @@
  *   IRQ 0   PIT channel 0, PIT_HZ: the tick.  Handled entirely in traps.S
  *           (count, EOI, iretq), because ring 0 is emulated here.
  *   IRQ 4   COM1 received data: into the console ring (serial.c).
+ *   others  virtio-mmio slots (virtio_mmio.c) unmask theirs when a device is
+ *           brought up: acknowledge the device's InterruptStatus.
  *   IRQ 7   spurious if the master's ISR bit 7 is clear: no EOI.
  *   IRQ 15  spurious if the slave's ISR bit 7 is clear: EOI the master only.
- *   others  masked; if one arrives anyway it is acknowledged and ignored.
+ *   the rest masked; if one arrives anyway it is acknowledged and ignored.
  *
  * The kernel runs with IF=0 (every gate is an interrupt gate) and enables
  * interrupts only in cpu_idle(); ring 3 always runs with IF=1.  So an IRQ
@@ -18,6 +20,7 @@
 #include "pic.h"
 #include "pit.h"
 #include "serial.h"
+#include "virtio.h"
 
 void irq_init(void)
 {
@@ -38,6 +41,8 @@ void irq_dispatch(uint64_t irq)
     }
     if (irq == IRQ_COM1)
         serial_poll_input();
+    else
+        virtio_irq(irq);                /* a no-op for lines no device uses */
     pic_eoi((int)irq);
 }
 

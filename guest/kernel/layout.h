@@ -47,6 +47,8 @@
 #define PTE_P              0x1
 #define PTE_W              0x2
 #define PTE_U              0x4
+#define PTE_PWT            0x8             /* with PCD and the default PAT: uncached */
+#define PTE_PCD            0x10
 #define PTE_PS             0x80            /* 2 MiB page in a PDE */
 #define PTE_NX             0x8000000000000000
 #define PTE_ADDR_MASK      0x000ffffffffff000
@@ -251,11 +253,20 @@
 
 /* errno (include/uapi/asm-generic/errno-base.h, errno.h) */
 #define EPERM    1
+#define ENOENT   2
+#define EIO      5
+#define ENXIO    6
 #define EBADF    9
+#define EACCES   13
 #define EFAULT   14
+#define EEXIST   17
 #define EINVAL   22
+#define EMFILE   24
 #define ENOTTY   25
+#define ENOSPC   28
+#define ESPIPE   29
 #define ENOSYS   38
+#define EOPNOTSUPP 95
 
 #define SIGILL   4
 #define SIGTRAP  5
@@ -268,17 +279,23 @@
 /* System call numbers (arch/x86/entry/syscalls/syscall_64.tbl) */
 #define SYS_read            0
 #define SYS_write           1
+#define SYS_close           3
+#define SYS_lseek           8
 #define SYS_brk             12
 #define SYS_rt_sigaction    13
 #define SYS_rt_sigprocmask  14
 #define SYS_rt_sigreturn    15
 #define SYS_ioctl           16
+#define SYS_pread64         17
+#define SYS_pwrite64        18
 #define SYS_writev          20
 #define SYS_sched_yield     24
 #define SYS_nanosleep       35
 #define SYS_getpid          39
 #define SYS_exit            60
 #define SYS_uname           63
+#define SYS_fsync           74
+#define SYS_fdatasync       75
 #define SYS_gettimeofday    96
 #define SYS_times           100
 #define SYS_getuid          102
@@ -292,6 +309,26 @@
 #define SYS_clock_gettime   228
 #define SYS_clock_nanosleep 230
 #define SYS_exit_group      231
+#define SYS_openat          257
+
+/* Files (include/uapi/asm-generic/fcntl.h, linux/fs.h) */
+#define AT_FDCWD       (-100)
+#define O_ACCMODE      3
+#define O_RDONLY       0
+#define O_WRONLY       1
+#define O_RDWR         2
+#define O_CREAT        0x40
+#define O_EXCL         0x80
+#define SEEK_SET       0
+#define SEEK_CUR       1
+#define SEEK_END       2
+#define BLKROGET       0x125e          /* int: 1 if read-only */
+#define BLKSSZGET      0x1268          /* int: logical sector size */
+#define BLKGETSIZE64   0x80081272      /* u64: size in bytes */
+/* File descriptors 3 .. 3 + MAX_FILES - 1 (0-2 are the serial console). */
+#define FIRST_FILE_FD  3
+#define MAX_FILES      16
+#define PATH_BYTES     32              /* longer paths cannot name one of our files */
 
 /* Clocks (include/uapi/linux/time.h) */
 #define CLOCK_REALTIME     0
@@ -328,6 +365,79 @@
 /* Misc. limits (include/uapi/linux/uio.h, utsname.h) */
 #define UIO_MAXIOV     1024
 #define UTSNAME_LEN    65
+
+/* ---- virtio over MMIO (virtio 1.2: 4.2.2 registers, 2.1 status, 2.7 split
+ * virtqueues, 5.2 block, 5.3 console, 5.4 entropy; names as in Linux's
+ * include/uapi/linux/virtio_mmio.h, virtio_ring.h, virtio_blk.h) ----------- */
+#define VIRTIO_MMIO_MAGIC_VALUE      0x000
+#define VIRTIO_MMIO_VERSION          0x004
+#define VIRTIO_MMIO_DEVICE_ID        0x008
+#define VIRTIO_MMIO_DEVICE_FEATURES  0x010
+#define VIRTIO_MMIO_DEVICE_FEATURES_SEL 0x014
+#define VIRTIO_MMIO_DRIVER_FEATURES  0x020
+#define VIRTIO_MMIO_DRIVER_FEATURES_SEL 0x024
+#define VIRTIO_MMIO_QUEUE_SEL        0x030
+#define VIRTIO_MMIO_QUEUE_NUM_MAX    0x034
+#define VIRTIO_MMIO_QUEUE_NUM        0x038
+#define VIRTIO_MMIO_QUEUE_READY      0x044
+#define VIRTIO_MMIO_QUEUE_NOTIFY     0x050
+#define VIRTIO_MMIO_INTERRUPT_STATUS 0x060
+#define VIRTIO_MMIO_INTERRUPT_ACK    0x064
+#define VIRTIO_MMIO_STATUS           0x070
+#define VIRTIO_MMIO_QUEUE_DESC_LOW   0x080
+#define VIRTIO_MMIO_QUEUE_DESC_HIGH  0x084
+#define VIRTIO_MMIO_QUEUE_AVAIL_LOW  0x090
+#define VIRTIO_MMIO_QUEUE_AVAIL_HIGH 0x094
+#define VIRTIO_MMIO_QUEUE_USED_LOW   0x0a0
+#define VIRTIO_MMIO_QUEUE_USED_HIGH  0x0a4
+#define VIRTIO_MMIO_CONFIG           0x100
+#define VIRTIO_MMIO_MIN_SIZE         0x200   /* registers + some config (QEMU's slots: 512) */
+#define VIRTIO_MMIO_MAGIC            0x74726976  /* "virt" */
+#define VIRTIO_MMIO_INT_VRING        0x1     /* InterruptStatus: used buffer */
+#define VIRTIO_MMIO_INT_CONFIG       0x2     /* InterruptStatus: configuration change */
+#define VIRTIO_STATUS_ACKNOWLEDGE    1
+#define VIRTIO_STATUS_DRIVER         2
+#define VIRTIO_STATUS_DRIVER_OK      4
+#define VIRTIO_STATUS_FEATURES_OK    8
+#define VIRTIO_STATUS_NEEDS_RESET    64
+#define VIRTIO_STATUS_FAILED         128
+#define VIRTIO_F_VERSION_1           32      /* feature bit numbers */
+#define VIRTIO_ID_BLOCK              2
+#define VIRTIO_ID_CONSOLE            3
+#define VIRTIO_ID_RNG                4
+#define VIRTQ_DESC_F_NEXT            1
+#define VIRTQ_DESC_F_WRITE           2
+#define VIRTQ_AVAIL_F_NO_INTERRUPT   1
+/* The devices the kernel keeps track of (our VMM has 9 slots, QEMU microvm 8),
+ * and room for their virtio_mmio.device= values until they are parsed. */
+#define VIRTIO_MAX_DEVICES           16
+#define VIRTIO_PARAM_BYTES           512
+/* One page holds a whole queue and the request scratch (virtio.h): so at
+ * most 128 descriptors (2 KiB), however many the device offers. */
+#define VIRTQ_MAX_SIZE               128
+#define VIRTQ_AVAIL_OFFSET           2048
+#define VIRTQ_USED_OFFSET            2560
+#define VIRTQ_SCRATCH_OFFSET         3840
+#define VIRTIO_BLK_F_SIZE_MAX        1       /* feature bit numbers (5.2.3) */
+#define VIRTIO_BLK_F_SEG_MAX         2
+#define VIRTIO_BLK_F_RO              5
+#define VIRTIO_BLK_F_FLUSH           9
+#define VIRTIO_BLK_CFG_CAPACITY      0x00    /* config offsets: le64 */
+#define VIRTIO_BLK_CFG_SIZE_MAX      0x08    /* le32 */
+#define VIRTIO_BLK_CFG_SEG_MAX       0x0c    /* le32 */
+#define VIRTIO_BLK_T_IN              0
+#define VIRTIO_BLK_T_OUT             1
+#define VIRTIO_BLK_T_FLUSH           4
+#define VIRTIO_BLK_T_GET_ID          8
+#define VIRTIO_BLK_S_OK              0
+#define VIRTIO_BLK_S_UNSUPP          2
+#define VIRTIO_BLK_ID_BYTES          20
+#define SECTOR_SIZE                  512
+/* The most one block request moves (more is split): bounds the time one
+ * request holds the host's vCPU thread, and matches our device's size_max. */
+#define VIRTIO_BLK_MAX_REQUEST       0x100000
+#define VIRTIO_CONSOLE_TRANSMITQ     1       /* port 0's transmitq (5.3.2) */
+#define VIRTIO_MAX_DISKS             26      /* /dev/vda .. /dev/vdz */
 
 /* ---- Exception vectors (Intel SDM vol. 3, 6.3.1) and #PF error bits (4.7) --- */
 #define VEC_DE  0

@@ -38,6 +38,7 @@ void kmain(uint32_t start_info_pa)
     struct elf_info program;
     elf_load(&boot_info.module, &program);
     uspace_init(program.end);
+    /* After mm_init: virtio_mmio.device= slots are checked against RAM. */
     int argc = cmdline_args(boot_info.cmdline, argv, MAX_ARGS);
     exec_start(&program, argc, argv);
 }

@@ -44,19 +44,41 @@ static uint8_t zero_pool[ZERO_POOL_PAGES][PAGE_SIZE]
     __attribute__((aligned(PAGE_SIZE), section(".data.zero_pool")));
 static int zero_pool_used;
 
-void *phys_map(uint64_t pa, uint64_t len)
+static void *map_range(uint64_t pa, uint64_t len, uint64_t flags)
 {
     uint64_t end = pa + len;
     if (end < pa || end > DIRECT_MAP_LIMIT)
         panic("physical address beyond the direct map");
     if (len == 0)
         return phys_to_virt(pa);
-    uint64_t entry = ALIGN_DOWN(pa, LARGE_PAGE_SIZE) | PTE_P | PTE_W | PTE_PS | pte_nx;
+    uint64_t entry = ALIGN_DOWN(pa, LARGE_PAGE_SIZE) | PTE_P | PTE_W | PTE_PS | pte_nx | flags;
     for (uint64_t i = pa / LARGE_PAGE_SIZE; i <= (end - 1) / LARGE_PAGE_SIZE; i++) {
         pd_direct[i] = entry;
         entry += LARGE_PAGE_SIZE;
     }
     return phys_to_virt(pa);
+}
+
+void *phys_map(uint64_t pa, uint64_t len)
+{
+    return map_range(pa, len, 0);
+}
+
+/* Device registers: uncached (PCD+PWT select PAT entry 3, UC, in the
+ * power-on PAT).  The whole 2 MiB page around them is mapped so, which is
+ * harmless as long as no RAM shares it: the VMMs put their MMIO slots far
+ * above RAM (vmm/layout.py, QEMU microvm's 0xfeb00000). */
+void *mmio_map(uint64_t pa, uint64_t len)
+{
+    return map_range(pa, len, PTE_PCD | PTE_PWT);
+}
+
+int mm_overlaps_ram(uint64_t start, uint64_t end)
+{
+    for (int i = 0; i < nram; i++)
+        if (start < ram[i].end && ram[i].start < end)
+            return 1;
+    return 0;
 }
 
 void mm_init(const struct boot_info *bi)

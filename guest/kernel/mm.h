@@ -11,6 +11,8 @@ static inline void *phys_to_virt(uint64_t pa)
 }
 
 void *phys_map(uint64_t pa, uint64_t len);   /* direct-map [pa, pa+len), return pointer */
+void *mmio_map(uint64_t pa, uint64_t len);   /* the same, uncached: device registers */
+int mm_overlaps_ram(uint64_t start, uint64_t end);   /* any RAM in [start, end)? (after mm_init) */
 void mm_init(const struct boot_info *bi);    /* map all RAM, start the allocator */
 uint64_t alloc_page(void);                   /* zeroed page, or 0 when out of memory */
 uint64_t alloc_page_unzeroed(void);          /* stale contents, or 0 */

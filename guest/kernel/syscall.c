@@ -10,6 +10,7 @@
  * holds the fault's RIP and RFLAGS instead).
  */
 #include "clock.h"
+#include "file.h"
 #include "irq.h"
 #include "kernel.h"
 #include "layout.h"
@@ -44,7 +45,7 @@ static long console_read(char *buf, uint64_t count)
 static long sys_read(uint64_t fd, uint64_t buf, uint64_t count)
 {
     if (fd != 0)
-        return -EBADF;
+        return file_read_fd(fd, buf, count);
     if (count == 0)
         return 0;
     if (!user_ok(buf, count, 1))
@@ -55,7 +56,7 @@ static long sys_read(uint64_t fd, uint64_t buf, uint64_t count)
 static long sys_write(uint64_t fd, uint64_t buf, uint64_t count)
 {
     if (fd != 1 && fd != 2)
-        return -EBADF;
+        return fd ? file_write_fd(fd, buf, count) : -EBADF;
     if (!user_ok(buf, count, 0))
         return -EFAULT;
     serial_write((const char *)buf, count);
@@ -130,7 +131,14 @@ long syscall_dispatch(uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
     case SYS_writev:          return sys_writev(a0, a1, a2);
     case SYS_rt_sigaction:    return sys_rt_sigaction(a0, a1, a2, a3);
     case SYS_rt_sigprocmask:  return sys_rt_sigprocmask(a0, a1, a2, a3);
-    case SYS_ioctl:           return a0 <= 2 ? -ENOTTY : -EBADF;  /* no termios */
+    case SYS_ioctl:           return a0 <= 2 ? -ENOTTY : file_ioctl(a0, a1, a2);  /* no termios */
+    case SYS_openat:          return sys_openat(a0, a1, a2, a3);
+    case SYS_close:           return sys_close(a0);
+    case SYS_pread64:         return sys_pread64(a0, a1, a2, a3);
+    case SYS_pwrite64:        return sys_pwrite64(a0, a1, a2, a3);
+    case SYS_lseek:           return sys_lseek(a0, a1, a2);
+    case SYS_fsync:
+    case SYS_fdatasync:       return sys_fsync(a0);
     case SYS_sched_yield:     return 0;
     case SYS_nanosleep:       return sys_nanosleep(a0, a1);
     case SYS_getpid:          return 1;

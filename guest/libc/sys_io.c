@@ -1,7 +1,9 @@
 /* File descriptor system calls: read, write, pread64, pwrite64, openat,
- * close, fsync. Each returns the kernel's result: >= 0 or -errno. */
+ * close, fsync, fdatasync, lseek, ioctl. Each returns the kernel's result:
+ * >= 0 or -errno. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <syscall.h>
 #include <unistd.h>
 
@@ -38,6 +40,21 @@ int close(int fd)
 int fsync(int fd)
 {
     return (int)syscall6(SYS_fsync, fd, 0, 0, 0, 0, 0);
+}
+
+int fdatasync(int fd)
+{
+    return (int)syscall6(SYS_fdatasync, fd, 0, 0, 0, 0, 0);
+}
+
+off_t lseek(int fd, off_t offset, int whence)
+{
+    return syscall6(SYS_lseek, fd, offset, whence, 0, 0, 0);
+}
+
+int ioctl(int fd, unsigned long request, void *arg)
+{
+    return (int)syscall6(SYS_ioctl, fd, (long)request, (long)arg, 0, 0, 0);
 }
 
 ssize_t write_all(int fd, const void *buf, size_t count)

@@ -17,4 +17,8 @@ int strncmp(const char *a, const char *b, size_t n);
 char *strchr(const char *s, int c);
 char *strcpy(char *dst, const char *src);
 
+/* The name of errno value `err` ("EIO" for 5; glibc's function), or NULL
+ * for a number errno.h does not define. */
+const char *strerrorname_np(int err);
+
 #endif

@@ -20,6 +20,13 @@ ssize_t pread64(int fd, void *buf, size_t count, off_t offset);
 ssize_t pwrite64(int fd, const void *buf, size_t count, off_t offset);
 int close(int fd);
 int fsync(int fd);
+int fdatasync(int fd);
+
+#define SEEK_SET 0
+#define SEEK_CUR 1
+#define SEEK_END 2
+/* Returns the new offset or -errno. */
+off_t lseek(int fd, off_t offset, int whence);
 
 /* write() until all `count` bytes are written; returns count or -errno. */
 ssize_t write_all(int fd, const void *buf, size_t count);
