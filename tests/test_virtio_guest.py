@@ -91,15 +91,7 @@ def test_device_that_needs_a_reset_fails_the_request_with_eio(engine, kernel_pat
     assert time.monotonic() - started < 30
 
 
-UNICORN_HOST_WRITE_RACE = pytest.mark.xfail(
-    reason="unicorn engine: guest RAM written from a non-vCPU thread between runs "
-           "(UnicornEngine._on_host_write -> invalidate_code) races with interrupt delivery: "
-           "an acknowledged IRQ 0 is never delivered (master ISR bit 0 stays set) and the "
-           "guest sleeps forever", strict=False)
-
-
-@pytest.mark.parametrize("engine", [p if p.id != "unicorn" else pytest.param(
-    "unicorn", marks=[*p.marks, UNICORN_HOST_WRITE_RACE], id="unicorn") for p in engine_params()])
+@pytest.mark.parametrize("engine", engine_params())
 def test_completion_after_the_notify_wakes_the_guest_by_interrupt(engine, kernel_path, one_mib_disk, monkeypatch):
     """Our devices complete inside the QueueNotify write, so the driver never needs an
     interrupt there. Here the device completes 1 ms later from another thread (as QEMU's I/O

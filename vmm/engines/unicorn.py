@@ -133,6 +133,8 @@ class UnicornEngine(Engine):
         self._running = False
         self._flush_pending = False
         self._pending_ranges = []           # host writes made while the guest ran
+        self._pending_lock = threading.Lock()   # device threads append, the vCPU thread takes
+        self._vcpu_thread = None            # the thread in run(): only it may touch unicorn
         self._fatal = None                  # an Outcome decided inside a callback
         self._hook_error = None             # a Python exception raised by a device model
         self._fault_note = None             # what an access that unicorn refused was
@@ -180,6 +182,7 @@ class UnicornEngine(Engine):
         deadline = deadline_after(timeout)
         uc, switch, control, platform = self._uc, self._switch, self.control, self.platform
         read_reg, reg_rip, reg_eflags = self._fast_reg, self._reg_rip, self._reg_eflags
+        self._vcpu_thread = threading.get_ident()
         if self._watchdog is None:
             self._watchdog = _watchdog(switch.arm)
         while True:
@@ -543,17 +546,22 @@ class UnicornEngine(Engine):
         invalidation must not run inside translated code."""
         if self._uc is None or length <= 0 or self._flush_pending:
             return
-        if self._running:
-            if len(self._pending_ranges) < MAX_PENDING_RANGES:
-                self._pending_ranges.append((gpa, length))
-            else:
-                self._flush_pending = True
+        other_thread = self._vcpu_thread is not None and threading.get_ident() != self._vcpu_thread
+        if self._running or other_thread:
+            # Another thread (a device completing late) must not touch unicorn's state: the
+            # vCPU thread may be delivering an interrupt with it right now. Queue the range.
+            with self._pending_lock:
+                if len(self._pending_ranges) < MAX_PENDING_RANGES:
+                    self._pending_ranges.append((gpa, length))
+                else:
+                    self._flush_pending = True
             self._switch.arm()
         elif not self._sys.invalidate_code(gpa, length):
             self._flush_pending = True
 
     def _invalidate_pending(self):
-        ranges, self._pending_ranges = self._pending_ranges, []
+        with self._pending_lock:
+            ranges, self._pending_ranges = self._pending_ranges, []
         if self._sys.flush_needed:
             self._sys.flush_needed = False
             self._flush_pending = True
