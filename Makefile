@@ -6,7 +6,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all build venv bytecode toolchain guest firmware run test bench peers clean
+.PHONY: all build venv bytecode toolchain guest firmware run test test-tools bench peers clean
 
 all: build
 build: venv bytecode guest firmware
@@ -38,8 +38,14 @@ firmware: toolchain
 run: build
 	$(VENV)/bin/vmm run
 
-test: build
+test: build test-tools
 	$(VPY) -m pytest -q
+
+# What the tests drive besides the VMM: the real gdb (the stub's tests), valgrind (counting
+# instructions for bench engines) and a static libc (the container tests build programs).
+test-tools:
+	@command -v gdb >/dev/null && command -v valgrind >/dev/null && test -e /usr/lib/x86_64-linux-gnu/libc.a \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gdb valgrind libc6-dev; }
 
 bench: build
 	$(VENV)/bin/vmm bench exits
