@@ -655,7 +655,7 @@ loop:
 
 
 def test_cpuid_is_answered_from_the_table(vm):
-    source = f"""
+    source = """
     mov eax, 0x40000000
     xor ecx, ecx
     cpuid
