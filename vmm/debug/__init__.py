@@ -9,7 +9,6 @@
     trace.py      --trace: one line per instruction (KVM single-step, unicorn code hook)
     target.py     DebugTarget: registers, memory, breakpoints, step, resume, interrupt,
                   for KvmEngine (KVM_SET_GUEST_DEBUG) and UnicornEngine (code hooks)
-    unicorn_port.py  the few unicorn-engine primitives target.py and trace.py need
     gdbstub.py    the GDB remote serial protocol over a loopback TCP socket
     session.py    DebugOptions + DebugSession: the calls the machine makes to use all this
 

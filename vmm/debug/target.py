@@ -400,12 +400,8 @@ class UnicornTarget(EngineTarget):
 
 
 def unicorn_port(engine):
-    """The unicorn engine's debug port: the engine itself if it implements the port (see
-    UnicornDebugPort for the methods), else an adapter over the engine's internals."""
-    if hasattr(engine, "add_code_hook"):
-        return engine
-    from .unicorn_port import UnicornDebugPort
-    return UnicornDebugPort(engine)
+    """The unicorn engine's debug port (vmm/engines/unicorn_debug.py)."""
+    return engine.debug_port()
 
 
 def make_target(engine, memory) -> EngineTarget:

@@ -159,6 +159,11 @@ class UnicornEngine(Engine):
     def get_state(self):
         return self._sys.read_state()
 
+    def debug_port(self):
+        """Code hooks, exact stops and instruction fetches for tracing and the gdb stub."""
+        from .unicorn_debug import UnicornDebugPort
+        return UnicornDebugPort(self)
+
     def inject_interrupt(self, vector: int, _saved: bool = False) -> None:
         """Deliver external interrupt `vector` through the guest IDT now, between runs (the
         run loop does this for the PIC; the caller checks RFLAGS.IF). If the delivery

@@ -1,13 +1,7 @@
-"""The unicorn engine's debug port: the few primitives tracing and the gdb stub need.
-
-UnicornEngine does not have these methods yet (engines/unicorn.py belongs to another part
-of the project). Until it does, UnicornDebugPort implements them over the engine's current
-internals: `_uc`, `_sys` (hidden state: hflags, control registers), `_kick` (stop before
-the next translated block), `_fail`, `_callbacks`, `_fatal` (an Outcome that run() returns
-as soon as emu_start comes back) and `_flush_pending` (flush translated code before the
-next emu_start). When UnicornEngine grows
-methods of the same names, vmm/debug uses those instead (target.unicorn_port() and
-trace.attach_unicorn_tracer() check for `add_code_hook`), and this module can go.
+"""The unicorn engine's debug port: the primitives instruction tracing and the gdb stub need
+(vmm/debug/target.py and trace.py). It lives beside the engine because it works on the
+engine's internals (the Uc handle, the hidden-state reader, the stop switch); the rest of
+the project reaches it only through UnicornEngine.debug_port().
 
 The port, method by method:
   add_code_hook(callback, begin, end) -> handle
@@ -29,9 +23,9 @@ The port, method by method:
 """
 import ctypes
 
-from ..engines import unicorn_x86 as ux
+from ..debug import pagewalk
 from ..outcome import Outcome
-from . import pagewalk
+from . import unicorn_x86 as ux
 
 DEBUG_REASONS = ("debug-stop", "paused", "trace-limit")
 
