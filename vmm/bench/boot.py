@@ -22,7 +22,6 @@ engine or firmware that is missing leaves its rows in the tables, saying why.
 
     vmm bench boot [--runs 5] [--count MIB] [--json PATH]
 """
-import json
 import os
 import shutil
 import subprocess
@@ -266,12 +265,7 @@ def main(runs: int = DEFAULT_RUNS, pad_mib: int = DEFAULT_PAD_MIB, json_path=Non
     """Print both tables (what `vmm bench boot` runs); write JSON if asked. Exit status 0, or 1
     if a row failed (rows that are only unavailable do not count)."""
     result = run(runs, pad_mib, progress=progress_printer)
-    print(format_report(result))
-    if json_path:
-        with open(json_path, "w") as file:
-            json.dump(result, file, indent=2)
-            file.write("\n")
-    return 1 if any_failed(result) else 0
+    return stats.report(result, format_report(result), json_path, failed=any_failed(result))
 
 
 if __name__ == "__main__":

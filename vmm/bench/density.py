@@ -18,7 +18,6 @@ Modes run interleaved for `runs` rounds; the table shows medians (and min/max ti
 
     vmm bench density [--count N] [--runs R] [--json PATH]
 """
-import json
 import shutil
 import sys
 import tempfile
@@ -285,12 +284,7 @@ def main(count: int = 4, runs: int = 3, json_path=None) -> int:
     def progress(round_number, runs):
         print(f"  round {round_number + 1}/{runs} done", file=sys.stderr, flush=True)
     result = run(count=count, runs=runs, progress=progress)
-    print(format_report(result))
-    if json_path:
-        with open(json_path, "w") as file:
-            json.dump(result, file, indent=2)
-            file.write("\n")
-    return 1 if any(row["status"] == FAILED for row in result["rows"]) else 0
+    return stats.report(result, format_report(result), json_path, failed=any(row["status"] == FAILED for row in result["rows"]))
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ second; port I/O through the VMM at least 50% of the bare hook loop.
 
     vmm bench engines [--runs 5] [--count MIB] [--json PATH]
 """
-import json
 import mmap
 import os
 import re
@@ -754,12 +753,7 @@ def main(runs: int = DEFAULT_RUNS, mib: int = DEFAULT_MIB, json_path=None, pio_c
     """Print the three tables (what `vmm bench engines` runs); write JSON if asked.
     Exit status 0, or 1 if a row failed (rows that are only unavailable do not count)."""
     result = run(runs, mib, pio_count, progress=progress_printer)
-    print(format_report(result))
-    if json_path:
-        with open(json_path, "w") as file:
-            json.dump(result, file, indent=2)
-            file.write("\n")
-    return 1 if any_failed(result) else 0
+    return stats.report(result, format_report(result), json_path, failed=any_failed(result))
 
 
 if __name__ == "__main__":

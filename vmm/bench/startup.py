@@ -825,12 +825,7 @@ def main(runs: int = 10, json_path=None) -> int:
         what = "warm-up" if round_number < warmup else f"run {round_number - warmup + 1}/{runs}"
         print(f"  {what} done", file=sys.stderr, flush=True)
     result = run(runs=runs, progress=progress)
-    print(format_report(result))
-    if json_path:
-        with open(json_path, "w") as file:
-            json.dump(result, file, indent=2)
-            file.write("\n")
-    return 1 if any(row["status"] == FAILED for row in result["rows"]) else 0
+    return stats.report(result, format_report(result), json_path, failed=any(row["status"] == FAILED for row in result["rows"]))
 
 
 if __name__ == "__main__":

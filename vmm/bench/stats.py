@@ -50,3 +50,15 @@ def bars(items, width: int = 50, unit: str = "", fmt: str = "{:.1f}") -> str:
         bar = "#" * max(length, 1 if value > 0 else 0)
         lines.append(f"{label:<{label_width}}  {bar} {fmt.format(value)}{unit}")
     return "\n".join(lines)
+
+
+def report(result: dict, text: str, json_path=None, failed: bool = False) -> int:
+    """Print a benchmark's table, write its result as JSON if asked, and give the exit
+    status: 1 if a row failed (an unavailable row is not a failure)."""
+    print(text)
+    if json_path:
+        import json
+        with open(json_path, "w") as file:
+            json.dump(result, file, indent=2)
+            file.write("\n")
+    return 1 if failed else 0
