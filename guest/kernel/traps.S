@@ -19,6 +19,26 @@
 
     .text
 
+/* The general registers of struct regs (regs.h), pushed in its order; return_to_user
+ * pops them in reverse. */
+.macro PUSH_REGS
+    pushq   %rax
+    pushq   %rbx
+    pushq   %rcx
+    pushq   %rdx
+    pushq   %rsi
+    pushq   %rdi
+    pushq   %rbp
+    pushq   %r8
+    pushq   %r9
+    pushq   %r10
+    pushq   %r11
+    pushq   %r12
+    pushq   %r13
+    pushq   %r14
+    pushq   %r15
+.endm
+
 /* ---- Exception stubs ---------------------------------------------------------- */
 .macro TRAP_NOERR vec
     pushq   $0                      /* no error code: keep the frame uniform */
@@ -99,21 +119,7 @@ pf_entry:
     SYSCALL_OR_TRAP 14
 
 trap_common:
-    pushq   %rax
-    pushq   %rbx
-    pushq   %rcx
-    pushq   %rdx
-    pushq   %rsi
-    pushq   %rdi
-    pushq   %rbp
-    pushq   %r8
-    pushq   %r9
-    pushq   %r10
-    pushq   %r11
-    pushq   %r12
-    pushq   %r13
-    pushq   %r14
-    pushq   %r15
+    PUSH_REGS
     movq    %rsp, %rdi              /* struct regs *; RSP is 16-aligned here */
     call    trap_handler            /* returns only to resume the interrupted code */
     /* fall through */
@@ -293,21 +299,7 @@ syscall_common:
 syscall_full:                       /* RIP and RFLAGS are already in the frame */
     pushq   $0                      /* error code */
     pushq   $-1                     /* "vector": not an exception */
-    pushq   %rax
-    pushq   %rbx
-    pushq   %rcx
-    pushq   %rdx
-    pushq   %rsi
-    pushq   %rdi
-    pushq   %rbp
-    pushq   %r8
-    pushq   %r9
-    pushq   %r10
-    pushq   %r11
-    pushq   %r12
-    pushq   %r13
-    pushq   %r14
-    pushq   %r15
+    PUSH_REGS
     movq    %rsp, %rdi
     call    syscall_handler
     jmp     return_to_user
