@@ -9,28 +9,12 @@
 #include <sys/times.h>
 #include <time.h>
 
-#define MS 1000000LL            /* ns */
+#include "timing.h"
+
 #define STEP_MS 200
 #define STEPS 3
 
-static int failures;
-
-static long long now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-static void check(int ok, const char *what, long long a, long long b)
-{
-    if (ok) {
-        printf("sleep ok %s\n", what);
-    } else {
-        printf("sleep FAIL %s (%lld, %lld)\n", what, a, b);
-        failures++;
-    }
-}
+#define check(ok, what, a, b) check_in("sleep", ok, what, a, b)
 
 int main(void)
 {

@@ -10,27 +10,11 @@
 #include <sys/times.h>
 #include <time.h>
 
-#define MS 1000000LL
+#include "timing.h"
+
 #define BUSY_MS 300
 
-static int failures;
-
-static long long now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-static void check(int ok, const char *what, long long a, long long b)
-{
-    if (ok) {
-        printf("ticks ok %s\n", what);
-    } else {
-        printf("ticks FAIL %s (%lld, %lld)\n", what, a, b);
-        failures++;
-    }
-}
+#define check(ok, what, a, b) check_in("ticks", ok, what, a, b)
 
 /* Some ring-3 work between clock reads (a system call each time would keep
  * the CPU in the kernel, with interrupts off, most of the time). */
