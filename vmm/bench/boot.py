@@ -32,9 +32,9 @@ from pathlib import Path
 from .. import paths
 from ..errors import InputError, UsageError, VmmError
 from . import stats
-from .engines import (FAILED, OK, Row, RunFailed, Unavailable, engine_unavailable, interleave, progress_printer,
+from .engines import (FAILED, OK, Row, RunFailed, Unavailable, engine_unavailable, progress_printer,
                       status_text)
-from .startup import describe_machine
+from .startup import describe_machine, interleave
 
 PROGRAM = "hello"
 EXPECTED = b"hello from ring 3\n"

@@ -54,7 +54,7 @@ from pathlib import Path
 from .. import layout, paths
 from ..errors import InputError, UsageError, VmmError
 from . import stats, startup
-from .startup import FAILED, OK, UNAVAILABLE, RunFailed, Unavailable
+from .startup import FAILED, OK, UNAVAILABLE, RunFailed, Unavailable, interleave
 
 COMPUTE = "compute"
 DEFAULT_MIB = 4                 # about 0.9 s on vmm-unicorn, 0.3 s on QEMU TCG here
@@ -83,40 +83,6 @@ class Row:
 
     def close(self) -> None:
         pass
-
-
-def interleave(rows, runs: int, warmup: int = 1, context=None, progress=None, part: str = "") -> dict:
-    """Measure every row `runs` times, round-robin, after `warmup` uncounted rounds:
-    {name: {"status", "reason", "samples": [dict per counted run]}}."""
-    context = {} if context is None else context
-    state = {row.name: {"status": OK, "reason": None, "samples": []} for row in rows}
-    try:
-        for row in rows:
-            try:
-                row.prepare(context)
-            except Unavailable as error:
-                state[row.name].update(status=UNAVAILABLE, reason=str(error))
-        for round_number in range(warmup + runs):
-            for row in rows:
-                entry = state[row.name]
-                if entry["status"] != OK:
-                    continue
-                try:
-                    sample = row.measure(context)
-                except Unavailable as error:
-                    entry.update(status=UNAVAILABLE, reason=str(error))
-                    continue
-                except RunFailed as error:
-                    entry.update(status=FAILED, reason=str(error))
-                    continue
-                if round_number >= warmup:
-                    entry["samples"].append(sample)
-            if progress:
-                progress(part, round_number, warmup, runs)
-    finally:
-        for row in rows:
-            row.close()
-    return state
 
 
 def engine_unavailable(accel: str) -> str | None:

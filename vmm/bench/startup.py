@@ -76,6 +76,43 @@ class RunFailed(Exception):
     """A run ended with the wrong output or exit status."""
 
 
+def interleave(rows, runs: int, warmup: int = 1, context=None, progress=None, part: str = "",
+               sample=lambda row, context: row.measure(context)) -> dict:
+    """Measure every row `runs` times, round-robin, after `warmup` uncounted rounds, so that
+    machine noise spreads evenly: {name: {"status", "reason", "samples": [one per counted
+    run]}}. A row's prepare() or sample() may raise Unavailable or RunFailed; every row is
+    closed at the end. The one loop every benchmark here uses."""
+    context = {} if context is None else context
+    state = {row.name: {"status": OK, "reason": None, "samples": []} for row in rows}
+    try:
+        for row in rows:
+            try:
+                row.prepare(context)
+            except Unavailable as error:
+                state[row.name].update(status=UNAVAILABLE, reason=str(error))
+        for round_number in range(warmup + runs):
+            for row in rows:
+                entry = state[row.name]
+                if entry["status"] != OK:
+                    continue
+                try:
+                    value = sample(row, context)
+                except Unavailable as error:
+                    entry.update(status=UNAVAILABLE, reason=str(error))
+                    continue
+                except RunFailed as error:
+                    entry.update(status=FAILED, reason=str(error))
+                    continue
+                if round_number >= warmup:
+                    entry["samples"].append(value)
+            if progress:
+                progress(part, round_number, warmup, runs)
+    finally:
+        for row in rows:
+            row.close()
+    return state
+
+
 # --- launching processes -------------------------------------------------------------
 #
 # A child of this process starts with this process's memory counted in its ru_maxrss: a
@@ -681,7 +718,6 @@ def run(runs: int = 10, warmup: int = 1, rows=None, progress=None) -> dict:
         raise UsageError("--runs must be at least 1")
     require_guest()
     rows = all_rows() if rows is None else rows
-    state = {row.name: {"status": OK, "reason": None, "times": [], "rss_kib": []} for row in rows}
     workdir = Path(tempfile.mkdtemp(prefix="pyvmm-bench-"))
     try:
         from ..container import build_rootfs
@@ -692,32 +728,14 @@ def run(runs: int = 10, warmup: int = 1, rows=None, progress=None) -> dict:
             for row in rows:
                 if row.kind == "process":
                     row.rss_measure = NO_SPAWNER
-        for row in rows:
-            try:
-                row.prepare(context)
-            except Unavailable as error:
-                state[row.name].update(status=UNAVAILABLE, reason=str(error))
-        for round_number in range(warmup + runs):
-            for row in rows:
-                entry = state[row.name]
-                if entry["status"] != OK:
-                    continue
-                try:
-                    seconds, rss = row.run_once(context)
-                except Unavailable as error:
-                    entry.update(status=UNAVAILABLE, reason=str(error))
-                    continue
-                except RunFailed as error:
-                    entry.update(status=FAILED, reason=str(error))
-                    continue
-                if round_number >= warmup:
-                    entry["times"].append(seconds)
-                    entry["rss_kib"].append(rss)
-            if progress:
-                progress(round_number, warmup, runs)
+        state = interleave(rows, runs, warmup, context,
+                           progress and (lambda _part, *rounds: progress(*rounds)),
+                           sample=lambda row, context: row.run_once(context))
+        for entry in state.values():
+            samples = entry.pop("samples")
+            entry["times"] = [seconds for seconds, _ in samples]
+            entry["rss_kib"] = [rss for _, rss in samples]
     finally:
-        for row in rows:
-            row.close()
         shutil.rmtree(workdir, ignore_errors=True)
     result = assemble(rows, state, runs, warmup)
     result["process_timing"] = ("by the C spawner: posix_spawn to wait4, CLOCK_MONOTONIC" if context["spawner"]
