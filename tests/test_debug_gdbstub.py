@@ -385,15 +385,15 @@ def test_gdb_breaks_steps_reads_and_continues(engine_name, kernel_path):
     stepped = re.search(r"rip +(0x[0-9a-f]+) +0x[0-9a-f]+ <serial_write\+(\d+)>", output)
     assert stepped and int(stepped.group(1), 16) == address + int(stepped.group(2)) > address, output
     assert re.search(r"\$1 = 0x[0-9a-f]+", output) and f"=> {int(stepped.group(1), 16):#x} <serial_write+" in output
-    assert "in syscall_dispatch ()" in output, output
+    assert "in console_write ()" in output, output
     assert "[Inferior 1 (Remote target) exited normally]" in output, output
     assert outcome.reason == DEBUG_EXIT and outcome.status == 0
     assert serial == b"hello from ring 3\n"
 
 
 def test_gdb_sees_the_exit_status(requires_kvm, kernel_path):
-    outcome, output, _ = run_gdb("kvm", "exitcode", ["break exec_start", "continue", "continue"], kernel_path)
-    assert re.search(r"Breakpoint 1, 0x[0-9a-f]+ in exec_start \(\)", output), output
+    outcome, output, _ = run_gdb("kvm", "exitcode", ["break exec_file", "continue", "continue"], kernel_path)
+    assert re.search(r"Breakpoint 1, 0x[0-9a-f]+ in exec_file \(\)", output), output
     assert "[Inferior 1 (Remote target) exited with code 052]" in output, output
     assert outcome.status == 42
 
@@ -406,10 +406,13 @@ def test_gdb_breaks_in_user_mode_on_unicorn(kernel_path):
         pytest.skip(f"unicorn unavailable: {reason}")
     outcome, output, _ = run_gdb("unicorn", "hello", [
         "add-symbol-file guest/build/programs/hello", "break main", "continue", "info registers cs",
-        "stepi", "continue"], kernel_path)
+        "stepi", "delete", "continue"], kernel_path)
     assert re.search(r"Breakpoint 1, 0x[0-9a-f]+ in main \(\)", output), output
     assert re.search(r"cs +0x33 ", output), output                 # ring 3
-    assert "in main ()" in output.split("Breakpoint 1,")[1], output
+    # One instruction on: main's next one, or the timer interrupt's handler when a tick of
+    # the host-timed PIT fell due while gdb held the guest stopped.
+    after = output.split("Breakpoint 1,")[1]
+    assert "in main ()" in after or "in irq_timer ()" in after, output
     assert "[Inferior 1 (Remote target) exited normally]" in output, output
     assert outcome.status == 0
 

@@ -17,7 +17,8 @@
 #include "kernel.h"
 #include "layout.h"
 #include "pit.h"
-#include "uspace.h"
+#include "mm/mm.h"
+#include "uapi.h"
 #include "x86.h"
 
 #define NSEC_PER_SEC 1000000000ull
@@ -58,7 +59,7 @@ static uint64_t tsc_cycles(uint64_t sec, uint64_t nsec)
 }
 
 /* Nanoseconds since boot, split to avoid 64-bit overflow. */
-static void now(uint64_t *sec, uint64_t *nsec)
+void clock_now(uint64_t *sec, uint64_t *nsec)
 {
     uint64_t ticks = rdtsc() - tsc_boot;
     uint64_t hz = tsc_khz * 1000;
@@ -66,15 +67,34 @@ static void now(uint64_t *sec, uint64_t *nsec)
     *nsec = (ticks % hz) * 1000000 / tsc_khz;   /* < 2^32 * 10^6: fits */
 }
 
+uint64_t clock_ns(void)
+{
+    uint64_t sec, nsec;
+    clock_now(&sec, &nsec);
+    return sec * NSEC_PER_SEC + nsec;
+}
+
+uint64_t clock_tsc_khz(void)
+{
+    return tsc_khz;
+}
+
+/* REALTIME 0, MONOTONIC 1, the CPU-time clocks 2 and 3 (one process on one
+ * CPU that never waits for another: its time since boot), MONOTONIC_RAW 4,
+ * *_COARSE 5/6, BOOTTIME 7. */
+static int clock_known(uint64_t clock)
+{
+    return clock <= CLOCK_BOOTTIME;
+}
+
 long sys_clock_gettime(uint64_t clock, uint64_t tp)
 {
-    /* REALTIME 0, MONOTONIC 1, MONOTONIC_RAW 4, *_COARSE 5/6, BOOTTIME 7 */
-    if (clock != 0 && clock != 1 && (clock < 4 || clock > 7))
+    if (!clock_known(clock))
         return -EINVAL;
     if (!user_ok(tp, 16, 1))
         return -EFAULT;
     uint64_t *ts = (uint64_t *)tp;
-    now(&ts[0], &ts[1]);
+    clock_now(&ts[0], &ts[1]);
     return 0;
 }
 
@@ -89,9 +109,26 @@ long sys_gettimeofday(uint64_t tv, uint64_t tz)
     if (!user_ok(tv, 16, 1))
         return -EFAULT;
     uint64_t *t = (uint64_t *)tv;
-    now(&t[0], &t[1]);
+    clock_now(&t[0], &t[1]);
     t[1] /= 1000;
     return 0;
+}
+
+long sys_clock_getres(uint64_t clock, uint64_t res)
+{
+    if (!clock_known(clock))
+        return -EINVAL;
+    static const uint64_t one_ns[2] = { 0, 1 };
+    return res ? copy_to_user(res, one_ns, sizeof one_ns) : 0;
+}
+
+long sys_time(uint64_t t)
+{
+    uint64_t sec, nsec;
+    clock_now(&sec, &nsec);
+    if (t && copy_to_user(t, &sec, 8) < 0)
+        return -EFAULT;
+    return (long)sec;
 }
 
 /* Read a struct timespec; 0, -EFAULT or -EINVAL (negative or >= 1 s of ns). */

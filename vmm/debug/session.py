@@ -62,6 +62,10 @@ class DebugSession:
         self.histogram = exits.ExitHistogram() if self.options.stats else None
         self.exit_trace = None
         self.tracer = None
+        # What feeds the tracer from the engine. Held here: the unicorn one is only a cycle
+        # (its code hook's ctypes thunk -> its bound method -> itself), which the garbage
+        # collector would free while unicorn still calls the thunk.
+        self._tracer_feed = None
         self.gdb_server = None
         self._observer = None
 
@@ -86,7 +90,7 @@ class DebugSession:
         if self.options.trace:
             from .trace import InstructionTracer, attach_tracer
             self.tracer = InstructionTracer.open(self.options.trace, self.options.trace_limit)
-            attach_tracer(engine, memory, self.tracer)
+            self._tracer_feed = attach_tracer(engine, memory, self.tracer)
         if self.options.gdb:
             from .gdbstub import GdbServer, parse_address
             from .target import make_target
@@ -119,6 +123,9 @@ class DebugSession:
         return self.histogram.as_dict() if self.histogram is not None else {}
 
     def close(self, outcome=None) -> None:
+        if self._tracer_feed is not None:
+            self._tracer_feed.detach()
+            self._tracer_feed = None
         if self.tracer is not None:
             self.tracer.close(outcome)
             self.tracer = None

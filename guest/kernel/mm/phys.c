@@ -1,5 +1,5 @@
 /*
- * Physical memory.
+ * Physical memory: the direct map and the page allocator.
  *
  * Direct map: RAM at DIRECT_MAP_BASE + pa with 2 MiB pages (the page
  * directories are static in entry.S).  The kernel reaches every physical
@@ -8,9 +8,9 @@
  * the allocator hands out, so boot cost does not grow with the RAM size.
  *
  * Allocator: a bump pointer through the RAM ranges of the memory map,
- * skipping low memory, the kernel image and module 0 (the user program,
- * which stays where the loader put it: its read-only pages are mapped in
- * place).  Freed pages (brk shrinking) go on a free list.
+ * skipping low memory, the kernel image and module 0 (the program or the
+ * root file system image, which stays where the loader put it: its
+ * read-only pages are mapped in place).  Freed pages go on a free list.
  *
  * Every page is zeroed before user code can see it (a real loader gives no
  * guarantee that untouched RAM is zero).  Zeroing in ring 0 is emulated here
@@ -19,14 +19,13 @@
  * the file; other small amounts are zeroed in ring 0; .bss and brk memory
  * are zeroed in ring 3 by the stub (user_stub.S).
  */
-#include "mm.h"
+#include "mm/mm.h"
 #include "cpu.h"
 #include "kernel.h"
 #include "layout.h"
 #include "x86.h"
 
 extern uint64_t pd_direct[PT_ENTRIES * DIRECT_MAP_PDS];  /* entry.S */
-extern uint64_t pd_low[PT_ENTRIES];
 extern char __kernel_start[], __kernel_end[];
 
 uint64_t pte_nx;
@@ -137,6 +136,28 @@ static uint64_t bump_run(uint64_t n, uint64_t *pa)
     return 0;
 }
 
+uint64_t alloc_run_unzeroed(uint64_t n, uint64_t *pa)
+{
+    if (free_list) {            /* reuse freed pages first, one at a time */
+        *pa = alloc_page_unzeroed();
+        return 1;
+    }
+    return bump_run(n, pa);
+}
+
+int phys_in_module(uint64_t pa)
+{
+    return pa >= reserved[1].start && pa < reserved[1].end;
+}
+
+uint64_t pages_total(void)
+{
+    uint64_t n = 0;
+    for (int r = 0; r < nram; r++)
+        n += (ALIGN_DOWN(ram[r].end, PAGE_SIZE) - ALIGN_UP(ram[r].start, PAGE_SIZE)) / PAGE_SIZE;
+    return n;
+}
+
 /* Pages the allocator can still hand out (walks the few RAM ranges). */
 uint64_t pages_free(void)
 {
@@ -194,84 +215,3 @@ void free_page(uint64_t pa)
     free_list_pages++;
 }
 
-uint64_t *user_pte(uint64_t va, int create)
-{
-    uint64_t *pde = &pd_low[va / LARGE_PAGE_SIZE];
-    if (!(*pde & PTE_P)) {
-        uint64_t pt;
-        if (!create || !(pt = alloc_page()))
-            return 0;
-        /* Permissions are decided per page in the PTEs; the PDE allows all. */
-        *pde = pt | PTE_P | PTE_W | PTE_U;
-    }
-    uint64_t *pt = phys_to_virt(*pde & PTE_ADDR_MASK);
-    return &pt[(va / PAGE_SIZE) % PT_ENTRIES];
-}
-
-int map_user_page(uint64_t va, uint64_t pa, uint64_t flags)
-{
-    uint64_t *pte = user_pte(va, 1);
-    if (!pte)
-        return -1;
-    int was_present = *pte & PTE_P;
-    *pte = pa | flags | PTE_P | PTE_U;
-    if (was_present)
-        invlpg(va);
-    return 0;
-}
-
-/* Fresh pages for [start, end).  Zeroed ones are few (stack growth) and
- * come one by one.  Unzeroed ones (.bss, brk) come in runs of contiguous
- * pages, entered one page table at a time in a tight loop: ~5 emulated
- * instructions per page instead of ~70 for alloc_page() + map_user_page(). */
-int map_user_fresh_pages(uint64_t start, uint64_t end, uint64_t flags, int zero)
-{
-    uint64_t va = start;
-    while (va < end) {
-        uint64_t pa, n = 1;
-        if (zero || free_list) {
-            pa = zero ? alloc_page() : alloc_page_unzeroed();
-            if (!pa)
-                goto fail;
-        } else if (!(n = bump_run((end - va) / PAGE_SIZE, &pa))) {
-            goto fail;
-        }
-        while (n) {
-            uint64_t *pte = user_pte(va, 1);
-            if (!pte) {
-                for (; n; n--, pa += PAGE_SIZE)     /* not mapped yet: free them */
-                    free_page(pa);
-                goto fail;
-            }
-            uint64_t k = MIN(n, PT_ENTRIES - (va / PAGE_SIZE) % PT_ENTRIES);  /* to this table's end */
-            uint64_t entry = pa | flags | PTE_P | PTE_U;
-            for (uint64_t i = 0; i < k; i++, entry += PAGE_SIZE)
-                pte[i] = entry;
-            va += k * PAGE_SIZE;
-            pa += k * PAGE_SIZE;
-            n -= k;
-        }
-    }
-    return 0;
-fail:
-    unmap_user_pages(start, va);
-    return -1;
-}
-
-void zero_user_pages(uint64_t start, uint64_t end)
-{
-    for (uint64_t va = start; va < end; va += PAGE_SIZE)
-        zero_page(*user_pte(va, 0) & PTE_ADDR_MASK);
-}
-
-void unmap_user_pages(uint64_t start, uint64_t end)
-{
-    for (uint64_t va = start; va < end; va += PAGE_SIZE) {
-        uint64_t *pte = user_pte(va, 0);
-        if (pte && (*pte & PTE_P)) {
-            free_page(*pte & PTE_ADDR_MASK);
-            *pte = 0;
-            invlpg(va);
-        }
-    }
-}
