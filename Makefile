@@ -26,10 +26,15 @@ $(STAMP): pyproject.toml
 bytecode: $(STAMP)
 	$(VPY) -m compileall -q vmm
 
-# The guest is built with the machine's gcc and binutils; install them if missing.
+# The guest is built with the machine's gcc and binutils; the test root file system with
+# Debian's static glibc (libc6-dev), musl-gcc (musl-tools) and busybox-static. Install them
+# if missing.
 toolchain:
 	@command -v gcc >/dev/null && command -v as >/dev/null && command -v ld >/dev/null && command -v objcopy >/dev/null \
-	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc binutils make; }
+	  && command -v musl-gcc >/dev/null && test -e /usr/lib/x86_64-linux-gnu/libc.a \
+	  && dpkg-query -W -f='$${Status}' busybox-static 2>/dev/null | grep -q "ok installed" \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc binutils make \
+	       libc6-dev musl-tools busybox-static; }
 
 guest: toolchain
 	$(MAKE) -C guest
@@ -44,10 +49,12 @@ test: build test-tools
 	$(VPY) -m pytest -q
 
 # What the tests drive besides the VMM: the real gdb (the stub's tests), valgrind (counting
-# instructions for bench engines) and a static libc (the container tests build programs).
+# instructions for bench engines), a static libc (the container tests build programs) and the
+# real strace (--strace is checked against it).
 test-tools:
 	@command -v gdb >/dev/null && command -v valgrind >/dev/null && test -e /usr/lib/x86_64-linux-gnu/libc.a \
-	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gdb valgrind libc6-dev; }
+	  && command -v strace >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gdb valgrind libc6-dev strace; }
 
 bench: build
 	$(VENV)/bin/vmm bench exits

@@ -42,15 +42,24 @@ def build_parser() -> Parser:
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for VMM errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    run = commands.add_parser("run", help="boot a kernel with a guest program",
+    run = commands.add_parser("run", help="boot a kernel with a guest program or a root file system",
                               description="Boot KERNEL (a PVH ELF; default: the tiny kernel built under guest/) "
-                                          "with PROGRAM as its module. Arguments after `--` reach the program as argv. "
-                                          "The guest's serial port is this terminal, in raw mode: "
+                                          "with PROGRAM as its module, or with a root file system (--rootfs DIR, "
+                                          "--initrd FILE.cpio[.gz]) whose program is the first word after `--` "
+                                          "(default /init, then /bin/sh). Arguments after `--` reach the program "
+                                          "as argv. The guest's serial port is this terminal, in raw mode: "
                                           "Ctrl-A x ends the VM, Ctrl-A Ctrl-A sends Ctrl-A.",
                               epilog=exit_status_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("kernel", nargs="?", default=None, help=f"kernel ELF (default: {paths.DEFAULT_KERNEL})")
-    run.add_argument("--initrd", metavar="PROGRAM", default=paths.DEFAULT_PROGRAM,
-                     help="guest program: a path, or the name of a built guest program (default: hello)")
+    run.add_argument("--initrd", metavar="PROGRAM", default=None,
+                     help="guest program: a static ELF (a path, or the name of a built guest program), or a "
+                          "root file system as a newc cpio archive, optionally gzip-compressed (default: hello)")
+    run.add_argument("--rootfs", metavar="DIR", default=None,
+                     help="boot with DIR as the root file system (packed as an initramfs; writes stay in guest "
+                          "memory); the program is `-- PROGRAM ARGS`, looked up in /bin:/usr/bin:/sbin:/usr/sbin")
+    run.add_argument("--strace", metavar="FILE", nargs="?", const="-", default=None,
+                     help="print every system call of the guest program, with its arguments and result, as "
+                          "strace does, on stderr or into FILE")
     run.add_argument("--cmdline", default=MachineConfig.cmdline, help="kernel command line (default: %(default)s)")
     run.add_argument("--mem", default="64M", help="guest RAM size, e.g. 64M or 1G (default: %(default)s)")
     run.add_argument("--accel", choices=ACCELERATORS, default=default_accel(),
@@ -150,9 +159,10 @@ def command_run(args, program_args) -> int:
     from .console import Console
     from .debug.session import DebugOptions
     from .machine import Machine
+    initrd = args.initrd if args.initrd or args.rootfs else paths.DEFAULT_PROGRAM
     config = MachineConfig(
         kernel=args.kernel or str(paths.DEFAULT_KERNEL),
-        initrd=str(paths.program_path(args.initrd)) if args.initrd else None,
+        initrd=str(paths.program_path(initrd)) if initrd else None, rootfs=args.rootfs, strace=args.strace,
         cmdline=args.cmdline, program_args=program_args, mem_size=parse_size(args.mem),
         accel=args.accel, serial=args.serial, timeout=args.timeout,
         firmware=args.bios or (str(paths.DEFAULT_FIRMWARE) if args.firmware else None), disks=args.disk)

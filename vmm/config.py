@@ -43,7 +43,8 @@ class DiskSpec:
 @dataclass
 class MachineConfig:
     kernel: str
-    initrd: str | None = None           # the guest program, passed as PVH module 0
+    initrd: str | None = None           # the guest program (static ELF) or a .cpio[.gz]: PVH module 0
+    rootfs: str | None = None           # a directory packed as the root file system (instead of initrd)
     cmdline: str = "console=ttyS0"
     program_args: list = field(default_factory=list)   # appended to cmdline after " -- "
     mem_size: int = layout.DEFAULT_MEM_SIZE
@@ -54,6 +55,7 @@ class MachineConfig:
     firmware: str | None = None         # boot through this firmware image (fw_cfg hands it the kernel)
     fw_cfg_dma: bool = True             # offer fw_cfg's DMA interface (off: the firmware reads byte by byte)
     disks: list = field(default_factory=list)   # [DiskSpec]: virtio-blk devices, vda first
+    strace: str | None = None           # report every guest system call: "-" (stderr) or a file path
 
     def __post_init__(self):
         self.disks = [d if isinstance(d, DiskSpec) else DiskSpec.parse(d) for d in self.disks]
@@ -75,15 +77,18 @@ class MachineConfig:
             raise UsageError(f"unknown --serial {self.serial!r}: use stdio, none or file:PATH")
         if self.timeout is not None and not self.timeout > 0:
             raise UsageError(f"--timeout must be a positive number of seconds, not {self.timeout}")
+        if self.rootfs is not None and self.initrd is not None:
+            raise UsageError("give a root file system either as --rootfs DIR or as --initrd FILE.cpio, not both")
         for arg in self.program_args:
             if not arg or any(c.isspace() for c in arg):
                 raise UsageError(f"program argument {arg!r} is empty or holds white space, "
                                  "which the kernel command line cannot carry")
 
     def full_cmdline(self, kernel_params=()) -> str:
-        """The kernel command line: the VMM's parameters (device announcements), the
-        user's command line, then the program's arguments after `--`."""
-        line = " ".join([*kernel_params, self.cmdline]).strip()
+        """The kernel command line: the VMM's parameters (device announcements, strace),
+        the user's command line, then the program's arguments after `--` (with a root
+        file system, the first is the program to run)."""
+        line = " ".join([*kernel_params, *(["strace"] if self.strace else []), self.cmdline]).strip()
         if self.program_args:
             line += f" -- {' '.join(self.program_args)}"
         return line

@@ -52,6 +52,10 @@ COM1_PORT_COUNT = 8
 COM1_IRQ = 4
 DEBUG_EXIT_PORT = 0xF4                 # QEMU isa-debug-exit's conventional iobase
 DEBUG_EXIT_PORT_COUNT = 4              # 32-bit register (QEMU: iosize=4)
+# --strace: the tiny kernel writes the physical address of each report record here (a port
+# no PC device uses; only claimed when --strace asks for the reports). guest/kernel/layout.h.
+STRACE_PORT = 0x600
+STRACE_PORT_COUNT = 4
 
 # The classic PC interrupt platform (IBM PC/AT; Intel 8259A and 8254 datasheets).
 PIC_MASTER_PORT = 0x20                 # command (0x20) and data (0x21)

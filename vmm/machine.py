@@ -8,11 +8,12 @@ returns a RunResult. This is the public API:
 """
 import importlib
 import os
+import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from . import layout
+from . import initramfs, layout
 from .arch.x86.cpuid import FAMILY_MODEL_STEPPING, build_table
 from .arch.x86.reset import reset_state
 from .config import MachineConfig
@@ -80,6 +81,26 @@ def read_input_file(path: str, what: str) -> bytes:
         raise InputError(f"cannot read {what} {path}: {error.strerror}") from None
 
 
+def boot_module(config: MachineConfig) -> bytes | None:
+    """PVH module 0: the root file system (a directory packed, or a .cpio[.gz] repacked) or a
+    single static program, checked here rather than in the guest."""
+    if config.rootfs is not None:
+        program = config.program_args[0] if config.program_args else ""
+        if initramfs.find_program(config.rootfs, program) is None and os.path.isdir(config.rootfs):
+            if not program:
+                raise InputError(f"no program given (`-- PROGRAM ARGS`), and the root file system {config.rootfs} "
+                                 f"has neither {' nor '.join(initramfs.image.DEFAULT_PROGRAMS)}")
+            where = "" if "/" in program else f" (looked in {':'.join(initramfs.image.SEARCH_PATH)})"
+            raise InputError(f"program {program} not found in the root file system {config.rootfs}{where}")
+        return initramfs.pack_directory(config.rootfs)
+    if not config.initrd:
+        return None
+    kind, module = initramfs.load_initrd(read_input_file(config.initrd, "program"), config.initrd)
+    if kind == initramfs.ELF:
+        ElfImage(module, "program")     # refuse a malformed program here, not in the guest
+    return module
+
+
 def check_firmware_image(path: str, image: bytes) -> None:
     """A -bios image's size is a multiple of 64 KiB (QEMU's rule) and, here, at most 256 KiB."""
     if not image or len(image) % layout.FIRMWARE_SIZE_UNIT:
@@ -120,9 +141,7 @@ class Machine:
         config.validate()
         self.debug = DebugSession(debug)     # tracing, exit statistics, gdb: no-ops by default
         kernel = ElfImage(read_input_file(config.kernel, "kernel"), "kernel")
-        module = read_input_file(config.initrd, "program") if config.initrd else None
-        if module is not None:
-            ElfImage(module, "program")     # refuse a malformed program here, not in the guest
+        module = boot_module(config)
         engine_cls, self.accel_note = choose_engine(config.accel)
 
         self._cleanup = ExitStack()
@@ -137,6 +156,8 @@ class Machine:
             self.uart = Uart16550(output=self.serial.put, irq=self._irq(layout.COM1_IRQ))
             self.ports.register(layout.COM1_PORT, layout.COM1_PORT_COUNT, self.uart)
             self.ports.register(layout.DEBUG_EXIT_PORT, layout.DEBUG_EXIT_PORT_COUNT, DebugExit(self.control))
+            if config.strace:
+                self._add_strace(config.strace)
             kernel_params = self._add_virtio_devices()
             cmdline = config.full_cmdline(kernel_params)
             if config.firmware:
@@ -159,6 +180,19 @@ class Machine:
             self._cleanup.close()
             raise
         self.ready = time.monotonic()
+
+    def _add_strace(self, target: str) -> None:
+        """The port the kernel reports system calls through, printing to stderr or a file."""
+        from .strace import StraceDevice        # only when asked: it costs start-up time
+        if target == "-":
+            out = sys.stderr
+        else:
+            try:
+                out = open(target, "w", encoding="utf-8", errors="backslashreplace")
+            except OSError as error:
+                raise InputError(f"cannot open strace output file {target}: {error.strerror}") from None
+            self._cleanup.callback(out.close)
+        self.ports.register(layout.STRACE_PORT, layout.STRACE_PORT_COUNT, StraceDevice(self.memory, out))
 
     def _irq(self, gsi: int) -> DeferredLine:
         line = self.irq_lines[gsi] = DeferredLine(gsi)

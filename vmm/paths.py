@@ -11,6 +11,10 @@ GUEST_BUILD = Path(os.environ.get("VMM_GUEST_BUILD", GUEST_SOURCE / "build"))
 DEFAULT_KERNEL = GUEST_BUILD / "kernel.elf"
 PROGRAMS_BUILD = GUEST_BUILD / "programs"
 PROGRAMS_SOURCE = GUEST_SOURCE / "programs"
+# Programs of the test root file system (built with glibc and musl, busybox): their .expect
+# files name the root file system, a directory under GUEST_BUILD.
+ROOTFS_PROGRAMS_SOURCE = GUEST_SOURCE / "rootfs" / "programs"
+EXPECT_DIRECTORIES = (PROGRAMS_SOURCE, ROOTFS_PROGRAMS_SOURCE)
 DEFAULT_PROGRAM = "hello"
 DEFAULT_FIRMWARE = REPO_ROOT / "firmware" / "build" / "firmware.bin"
 

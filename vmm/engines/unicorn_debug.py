@@ -50,6 +50,10 @@ class UnicornDebugPort:
         cfunc = HOOK_CODE_CFUNC(on_code)
         handle = ux.raw_hook(engine._uc, UC_HOOK_CODE, cfunc, begin, end)
         self._callbacks[handle] = cfunc
+        # The engine keeps the thunk, not only this port: a caller that drops the port (and
+        # the hook's owner with it: they reference each other) would otherwise let the
+        # garbage collector free it while unicorn still calls it (a segfault, seen in tests).
+        engine._callbacks.append(cfunc)
         engine._flush_pending = True
         return handle
 
@@ -60,8 +64,7 @@ class UnicornDebugPort:
             return
         uclib.uc_hook_del(self.engine._uc._uch, ctypes.c_size_t(handle))
         self.engine._flush_pending = True
-        # unicorn frees the hook lazily: keep the callback alive as long as the engine.
-        self.engine._callbacks.append(cfunc)
+        # unicorn frees the hook lazily: the engine keeps the callback alive (add_code_hook).
 
     # --- stopping ------------------------------------------------------------------------------
     def stop_before(self, outcome) -> None:
