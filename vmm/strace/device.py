@@ -4,19 +4,21 @@ when a handler is entered, and when the program ends. The record:
 
     u32 kind, u32 pid, u64 nr, u64 args[6], i64 ret, u64 cr3     (80 bytes, little-endian)
 
-User memory is read through the record's CR3 with the debugger's page walk, read-only, so a
-hostile guest's pointers can only produce hex in the output. Lines go to `out` as strace
+User memory is read through the record's CR3 with the one x86 page walk, read-only, and only
+in the tiny kernel's user range (guest/kernel/layout.h USER_MIN..USER_END): a pointer to the
+kernel prints in hex, as strace shows an address the kernel refused. Lines go to `out` as strace
 writes them ("+++ exited with 0 +++" last). Only `vmm run --strace` registers this device:
 without it the kernel sends nothing and nothing here runs.
 """
 import struct
 
+from ..arch.x86 import paging as pagewalk
 from ..arch.x86.cpu_state import CR0_PE, CR0_PG, CR4_PAE, EFER_LMA
-from ..debug import pagewalk
 from .abi import signal_name, syscall_name
 from .decode import NEVER_RETURN, Call
 
 RECORD = struct.Struct("<IIQ6QqQ")
+USER_MIN, USER_END = 0x20_0000, 0x7FFF_FFFF_F000     # guest/kernel/layout.h
 ENTRY, EXIT, SIGNAL, EXITED, KILLED = 1, 2, 3, 4, 5
 SI_CODES = {0: "SI_USER", 0x80: "SI_KERNEL", -6: "SI_TKILL"}
 FAULT_CODES = {"SIGSEGV": {1: "SEGV_MAPERR", 2: "SEGV_ACCERR"}, "SIGBUS": {1: "BUS_ADRALN", 2: "BUS_ADRERR"},
@@ -40,6 +42,8 @@ class StraceDevice:
         paging = pagewalk.Paging(CR0_PG | CR0_PE, cr3, CR4_PAE, EFER_LMA)
 
         def user_memory(address: int, length: int):
+            if address < USER_MIN or address + length > USER_END:
+                return None
             data, error = pagewalk.read(paging, self.memory, address, length)
             return data if error is None else None
         if kind == ENTRY:
