@@ -127,7 +127,8 @@ def build_parser() -> Parser:
     container_rootfs.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
-    bench.add_argument("which", choices=("exits", "startup", "density", "interrupts", "engines", "boot", "blk"),
+    bench.add_argument("which", choices=("exits", "startup", "density", "interrupts", "engines", "boot", "blk",
+                                         "syscalls"),
                        help="exits: port-I/O exits/s through the VMM vs a bare KVM loop; "
                             "interrupts: host CPU of a sleeping guest and timer interrupts delivered per engine; "
                             "blk: virtio-blk MB/s and IOPS from a guest, per engine, against the host and QEMU; "
@@ -135,11 +136,14 @@ def build_parser() -> Parser:
                             "plain process; density: N VMs at once as threads and as processes, and N containers; "
                             "engines: the unicorn engine against bare unicorn, QEMU TCG, KVM and the host "
                             "(instructions/s on `compute`, port-I/O round trips/s, whole-VM `hello`); "
-                            "boot: firmware vs direct PVH boot per engine, and fw_cfg with and without DMA")
+                            "boot: firmware vs direct PVH boot per engine, and fw_cfg with and without DMA; "
+                            "syscalls: getppid and a 4 KiB read of a rootfs file per engine against the same "
+                            "binary as a host process, with the kernel's ring-0 instructions per call")
     bench.add_argument("--runs", type=int, default=None,
                        help="runs (default: exits 5, startup 10, density 3, engines 5, boot 5)")
     bench.add_argument("--count", type=int, default=None,
                        help="exits: exits per run (default 20000); density: instances at once (default 4); "
+                            "syscalls: calls per run (default: 200000 on the host, 2000 on KVM, 20000 on unicorn); "
                             "engines: MiB for `compute` (default 4); boot: MiB the padded program grows by (default 4)")
     bench.add_argument("--json", metavar="PATH", default=None,
                        help="startup, density, engines, boot: also write results as JSON")
@@ -247,7 +251,7 @@ def command_bench(args) -> int:
     runs, count = at_least_one("runs", args.runs), at_least_one("count", args.count)
     if args.which == "exits":
         if args.json:
-            raise UsageError("--json is for `bench startup`, `density`, `engines` and `boot`")
+            raise UsageError("--json is for `bench startup`, `density`, `engines`, `boot` and `syscalls`")
         from .bench import exits
         return exits.main(runs=5 if runs is None else runs, count=20000 if count is None else count)
     if args.which == "blk":
@@ -256,6 +260,11 @@ def command_bench(args) -> int:
         from .bench import blk
         from .guest_tests import available_engines
         return blk.main(engines=tuple(available_engines()), runs=runs or blk.DEFAULT_RUNS)
+    if args.which == "syscalls":
+        from .bench import syscalls
+        from .guest_tests import available_engines
+        return syscalls.main(engines=tuple(available_engines()), runs=runs or syscalls.DEFAULT_RUNS, count=count,
+                             json_path=args.json)
     if args.which == "interrupts":
         if args.json or runs is not None or count is not None:
             raise UsageError("`bench interrupts` takes no --runs, --count or --json")
@@ -264,7 +273,7 @@ def command_bench(args) -> int:
         return interrupts.main(engine=available_engines() or ["kvm"])
     if args.which == "startup":
         if count is not None:
-            raise UsageError("--count is for `bench exits`, `density`, `engines` and `boot`")
+            raise UsageError("--count is for `bench exits`, `density`, `engines`, `boot` and `syscalls`")
         from .bench import startup
         return startup.main(runs=10 if runs is None else runs, json_path=args.json)
     if args.which == "engines":

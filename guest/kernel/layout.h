@@ -49,6 +49,15 @@
 #define USER_STACK_MAX     0x800000        /* 8 MiB, RLIMIT_STACK's default, grown on demand */
 #define USER_MMAP_BASE     (USER_END - 0x8000000)  /* 0x7ffff7fff000: mmap grows down from here */
 #define USER_PIE_BASE      0x555555554000  /* ELF_ET_DYN_BASE: where a static-pie is loaded */
+/* The copy window (fs/data.c): pages of the boot image mapped read-only
+ * here for the moment of a read(), so that the ring-3 stub copies them into
+ * the reader's buffer at native speed (a 4 KiB copy in ring 0 is 512
+ * emulated iterations on this machine's KVM).  Between mmap_base and the
+ * stack's lowest address; a larger read, or any other page, is copied in
+ * ring 0.  READ_STUB_MIN: below it the detour costs more than the copy. */
+#define USER_WINDOW_BASE   0x7ffff8000000
+#define USER_WINDOW_PAGES  8192            /* 32 MiB */
+#define READ_STUB_MIN      512
 #define DIRECT_MAP_BASE    0xffff800000000000   /* PML4 slot 256, as Linux */
 #define DIRECT_MAP_LIMIT   0x100000000     /* 4 GiB: 4 static page directories */
 #define DIRECT_MAP_PDS     4

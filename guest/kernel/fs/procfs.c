@@ -71,6 +71,7 @@ static void map_line(struct genbuf *b, const struct vma *v)
     gen_puts(b, v->inode ? " 00:01 " : " 00:00 ");
     gen_dec(b, v->inode ? v->inode->ino : 0, 0);
     const char *name = v->flags & VMA_HEAP ? "[heap]" : v->flags & VMA_STACK ? "[stack]" :
+                       v->flags & VMA_WINDOW ? "[copy window]" :
                        v->inode && v->inode == current->exe ? current->exe_path : 0;
     if (name) {
         gen_pad(b, 73);                 /* Linux pads the path to this column */

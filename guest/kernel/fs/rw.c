@@ -15,12 +15,13 @@
 #include "kernel.h"
 #include "mm/mm.h"
 #include "proc/task.h"
+#include "regs.h"
 
 #define MAX_RW_COUNT 0x7ffff000ul       /* INT_MAX rounded down to a page: Linux's cap per call */
 
-static struct file *file_for(uint64_t fd, int write, long *err)
+/* The checks of a read or write on f (NULL: the descriptor is not open). */
+static struct file *checked(struct file *f, int write, long *err)
 {
-    struct file *f = fd_file((int)fd);
     if (!f || (f->flags & O_PATH) || (f->flags & O_ACCMODE) == (write ? O_RDONLY : O_WRONLY)) {
         *err = -EBADF;
         return 0;
@@ -36,6 +37,11 @@ static struct file *file_for(uint64_t fd, int write, long *err)
     return f;
 }
 
+static struct file *file_for(uint64_t fd, int write, long *err)
+{
+    return checked(fd_file((int)fd), write, err);
+}
+
 static long do_rw(struct file *f, int write, uint64_t buf, uint64_t count, int64_t *pos)
 {
     count = MIN(count, MAX_RW_COUNT);
@@ -47,6 +53,19 @@ long sys_read(uint64_t fd, uint64_t buf, uint64_t count)
     long err;
     struct file *f = file_for(fd, 0, &err);
     return f ? do_rw(f, 0, buf, count, &f->pos) : err;
+}
+
+/* read() on the full path: a boot-image file may go through the copy window. */
+long sys_read_regs(struct regs *r)
+{
+    long err;
+    struct file *f = file_for(r->rdi, 0, &err);
+    if (!f)
+        return err;
+    uint64_t count = MIN(r->rdx, MAX_RW_COUNT), pos_before = (uint64_t)f->pos;
+    if (ramfs_read_through_window(f, r, r->rsi, count, &f->pos))
+        return (long)((uint64_t)f->pos - pos_before);
+    return do_rw(f, 0, r->rsi, count, &f->pos);
 }
 
 long sys_write(uint64_t fd, uint64_t buf, uint64_t count)
@@ -72,7 +91,7 @@ static struct file *positional(uint64_t fd, int64_t offset, int write, long *err
         *err = -ESPIPE;
         return 0;
     }
-    return file_for(fd, write, err);
+    return checked(f, write, err);
 }
 
 long sys_pread64(uint64_t fd, uint64_t buf, uint64_t count, uint64_t offset)
@@ -81,6 +100,19 @@ long sys_pread64(uint64_t fd, uint64_t buf, uint64_t count, uint64_t offset)
     int64_t pos = (int64_t)offset;
     struct file *f = positional(fd, pos, 0, &err);
     return f ? do_rw(f, 0, buf, count, &pos) : err;
+}
+
+long sys_pread64_regs(struct regs *r)
+{
+    long err;
+    int64_t pos = (int64_t)r->r10;
+    struct file *f = positional(r->rdi, pos, 0, &err);
+    if (!f)
+        return err;
+    uint64_t count = MIN(r->rdx, MAX_RW_COUNT);
+    if (ramfs_read_through_window(f, r, r->rsi, count, &pos))
+        return (long)((uint64_t)pos - r->r10);
+    return do_rw(f, 0, r->rsi, count, &pos);
 }
 
 long sys_pwrite64(uint64_t fd, uint64_t buf, uint64_t count, uint64_t offset)

@@ -137,6 +137,10 @@ struct inode *vfs_mknod_kernel(struct inode *dir, const char *name, uint32_t mod
 
 /* ---- data.c ------------------------------------------------------------------ */
 extern const struct file_ops ramfs_file_ops;
+struct regs;
+/* read() of a boot-image file through the copy window: 1 if r now returns
+ * through the copy stub (the count moved *pos on), 0 to read the usual way. */
+int ramfs_read_through_window(struct file *f, struct regs *r, uint64_t buf, uint64_t count, int64_t *pos);
 /* Bytes [off, off+len) of a regular file into a kernel buffer; returns how
  * many (short at the end of the file). */
 uint64_t inode_read_kernel(struct inode *ino, uint64_t off, void *buf, uint64_t len);

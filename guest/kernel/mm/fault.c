@@ -107,7 +107,8 @@ static int fault(uint64_t addr, int write, int fetch, struct regs *r, int *code)
     if (!v && !(v = stack_grow(mm, addr)))
         return SIGSEGV;
     *code = SEGV_ACCERR;
-    if (!(v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) || (write && !(v->prot & PROT_WRITE)) ||
+    if ((v->flags & VMA_WINDOW) || !(v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) ||
+        (write && !(v->prot & PROT_WRITE)) ||
         (fetch && !(v->prot & PROT_EXEC)))
         return SIGSEGV;
     uint64_t page = ALIGN_DOWN(addr, PAGE_SIZE);

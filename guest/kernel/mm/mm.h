@@ -14,6 +14,8 @@
 
 struct inode;
 
+#define PT_CACHE_SLOTS 4                /* a power of two */
+
 /* ---- Physical pages (phys.c) ------------------------------------------------ */
 
 /* Kernel pointer to physical address pa (must already be direct-mapped). */
@@ -61,14 +63,19 @@ struct vma {
 #define VMA_STACK     0x2       /* grows down on faults below it */
 #define VMA_HEAP      0x4       /* the brk area */
 #define VMA_SHARED    0x8       /* MAP_SHARED (anonymous: behaves as private, one process) */
+#define VMA_WINDOW    0x10      /* the copy window (layout.h USER_WINDOW_BASE): no faults there */
 
 struct mm {
     uint64_t pml4;              /* physical */
     struct vma *vmas;
     uint64_t brk_start, brk;    /* the break; the heap VMA ends at ALIGN_UP(brk) */
     uint64_t stack_limit;       /* lowest address the stack may grow to */
-    uint64_t pt_cache_region;   /* va >> 21 of pt_cache */
-    uint64_t *pt_cache;         /* the last page table looked up */
+    struct vma *window;         /* the copy window's region while it is mapped (vma.c clears it) */
+    /* Recently found page tables, by 2 MiB region (va >> 21), direct-mapped on the
+     * region's low bits: a system call touches the program's data, its stack and
+     * the copy window, each a walk of ~25 emulated instructions if not here. */
+    uint64_t pt_cache_region[PT_CACHE_SLOTS];
+    uint64_t *pt_cache[PT_CACHE_SLOTS];
 };
 
 /* pagetable.c */
@@ -76,8 +83,16 @@ struct mm *mm_create(void);                  /* NULL when out of memory */
 void mm_destroy(struct mm *mm);              /* frees every page it owns */
 void mm_activate(struct mm *mm);             /* load its page tables */
 /* The PTE for va (USER_MIN <= va < USER_END), creating the tables if
- * `create`; NULL if absent (or out of memory). */
-uint64_t *pte_lookup(struct mm *mm, uint64_t va, int create);
+ * `create`; NULL if absent (or out of memory).  The cached case is inline:
+ * out of line, the walk's register saves cost as much as the walk. */
+uint64_t *pte_lookup_walk(struct mm *mm, uint64_t va, int create);
+static inline uint64_t *pte_lookup(struct mm *mm, uint64_t va, int create)
+{
+    uint64_t region = va >> 21, slot = region % PT_CACHE_SLOTS;
+    if (mm->pt_cache[slot] && region == mm->pt_cache_region[slot])
+        return &mm->pt_cache[slot][(va >> 12) % PT_ENTRIES];
+    return pte_lookup_walk(mm, va, create);
+}
 /* The page table covering va, or NULL; *next is the first address after
  * it (after the absent region around va when NULL). */
 uint64_t *pt_of(struct mm *mm, uint64_t va, uint64_t *next);
@@ -100,6 +115,7 @@ struct vma *vma_containing(struct mm *mm, uint64_t addr);
 struct vma *vma_new(uint64_t start, uint64_t end, uint32_t prot, uint32_t flags,
                     struct inode *inode, uint64_t offset);   /* takes an inode reference */
 void vma_insert(struct mm *mm, struct vma *v);         /* merges with equal neighbours */
+void vma_release(struct mm *mm, struct vma *v);        /* free one that is out of the list */
 long vma_split(struct mm *mm, struct vma *v, uint64_t addr);   /* 0 or -ENOMEM */
 /* Remove [start, end) from the address space: VMAs and pages.  0 / -ENOMEM. */
 long vma_unmap(struct mm *mm, uint64_t start, uint64_t end);
@@ -154,6 +170,10 @@ void uspace_map_stub(struct mm *mm);          /* the ring-3 stub page */
 /* Make the return to user mode described by r first zero [start, end)
  * (mapped, page-aligned) in ring 3; zeroes in ring 0 if that is impossible. */
 void user_zero_on_return(struct regs *r, uint64_t start, uint64_t end);
+/* Make the return described by r (a system call's) first copy len bytes from
+ * src to dst in ring 3 and return len: 1, or 0 if the user stack cannot
+ * take the stub's save area (then nothing changed). */
+int user_copy_on_return(struct regs *r, uint64_t dst, uint64_t src, uint64_t len);
 
 extern uint64_t pte_nx;                       /* PTE_NX, or 0 without NX */
 

@@ -121,9 +121,7 @@ static void merge_range(struct mm *mm, uint64_t start, uint64_t end)
             cur->file_end == n->file_end && (!cur->inode || cur->offset + (cur->end - cur->start) == n->offset)) {
             cur->end = n->end;
             cur->next = n->next;
-            if (n->inode)
-                inode_put(n->inode);
-            kfree(n, sizeof *n);
+            vma_release(mm, n);
         } else {
             cur = n;
         }

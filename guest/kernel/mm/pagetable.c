@@ -8,8 +8,8 @@
  * freed, copied on write); a PTE with P clear but an address is a page kept
  * under PROT_NONE (PTE_PROTNONE), restored by mprotect.
  *
- * Each walk costs ~20 emulated instructions, so the mm remembers the last
- * page table it found (pt_cache): successive pages cost ~8.
+ * Each walk costs ~25 emulated instructions, so the mm remembers the page
+ * tables it found last (pt_cache, a few slots): a page there costs ~8.
  */
 #include "kernel.h"
 #include "layout.h"
@@ -79,10 +79,10 @@ void mm_activate(struct mm *mm)
 
 uint64_t *pt_of(struct mm *mm, uint64_t va, uint64_t *next)
 {
-    uint64_t region = va >> 21;
-    if (mm->pt_cache && region == mm->pt_cache_region) {
+    uint64_t region = va >> 21, slot = region % PT_CACHE_SLOTS;
+    if (mm->pt_cache[slot] && region == mm->pt_cache_region[slot]) {
         *next = (region + 1) << 21;
-        return mm->pt_cache;
+        return mm->pt_cache[slot];
     }
     uint64_t *t = phys_to_virt(mm->pml4);
     for (int shift = 39; shift >= 21; shift -= 9) {
@@ -94,16 +94,14 @@ uint64_t *pt_of(struct mm *mm, uint64_t va, uint64_t *next)
         t = table(e);
     }
     *next = (region + 1) << 21;
-    mm->pt_cache_region = region;
-    mm->pt_cache = t;
+    mm->pt_cache_region[slot] = region;
+    mm->pt_cache[slot] = t;
     return t;
 }
 
-uint64_t *pte_lookup(struct mm *mm, uint64_t va, int create)
+uint64_t *pte_lookup_walk(struct mm *mm, uint64_t va, int create)
 {
-    uint64_t region = va >> 21;
-    if (mm->pt_cache && region == mm->pt_cache_region)
-        return &mm->pt_cache[(va >> 12) % PT_ENTRIES];
+    uint64_t region = va >> 21, slot = region % PT_CACHE_SLOTS;
     uint64_t *t = phys_to_virt(mm->pml4);
     for (int shift = 39; shift >= 21; shift -= 9) {
         uint64_t *e = &t[(va >> shift) % PT_ENTRIES];
@@ -116,8 +114,8 @@ uint64_t *pte_lookup(struct mm *mm, uint64_t va, int create)
         }
         t = table(*e);
     }
-    mm->pt_cache_region = region;
-    mm->pt_cache = t;
+    mm->pt_cache_region[slot] = region;
+    mm->pt_cache[slot] = t;
     return &t[(va >> 12) % PT_ENTRIES];
 }
 

@@ -14,9 +14,9 @@
 #include "proc/task.h"
 #include "uapi.h"
 
-#define STUB_SAVE_SIZE 40           /* RDI, RAX, RFLAGS, RIP, RCX: see user_stub.S */
+#define STUB_SAVE_SIZE 48           /* RDI RSI RAX RCX RFLAGS RIP: see user_stub.S */
 
-extern char user_stub_page[], user_zero_stub[];     /* user_stub.S */
+extern char user_stub_page[], user_zero_stub[], user_copy_stub[];     /* user_stub.S */
 
 static int uaccess_kernel;      /* sendfile: "user" buffers are kernel pages */
 
@@ -30,21 +30,38 @@ void uaccess_kernel_end(void)
     uaccess_kernel = 0;
 }
 
-int user_ok(uint64_t addr, uint64_t len, int write)
+/* From va on, with faults as a user access would take them. */
+static __attribute__((noinline)) int user_ok_slow(struct mm *mm, uint64_t va, uint64_t end, int write)
 {
-    if (len == 0)
-        return 1;
-    if (uaccess_kernel)
-        return addr >= DIRECT_MAP_BASE && addr + len >= addr;
-    if (addr < USER_MIN || addr >= USER_END || len > USER_END - addr)
-        return 0;
-    struct mm *mm = current->mm;
     const uint64_t need = PTE_P | PTE_U | (write ? PTE_W : 0);
-    for (uint64_t va = ALIGN_DOWN(addr, PAGE_SIZE); va < addr + len; va += PAGE_SIZE) {
+    for (; va < end; va += PAGE_SIZE) {
         uint64_t *pte = pte_lookup(mm, va, 0);
         if ((!pte || (*pte & need) != need) && !user_fault_in(va, write))
             return 0;
     }
+    return 1;
+}
+
+/* Pages whose page table is cached and whose PTEs allow the access take a
+ * loop with no calls (a dozen emulated instructions a page); anything else
+ * goes to user_ok_slow. */
+int user_ok(uint64_t addr, uint64_t len, int write)
+{
+    uint64_t end = addr + len;
+    if (len == 0)
+        return 1;
+    if (addr < USER_MIN || end > USER_END || end < addr)
+        return uaccess_kernel && addr >= DIRECT_MAP_BASE && end > addr;
+    struct mm *mm = current->mm;
+    const uint64_t need = PTE_P | PTE_U | (write ? PTE_W : 0);
+    uint64_t va = ALIGN_DOWN(addr, PAGE_SIZE);
+    do {
+        uint64_t region = va >> 21, slot = region % PT_CACHE_SLOTS;
+        const uint64_t *pt = mm->pt_cache[slot];
+        if (!pt || mm->pt_cache_region[slot] != region || (pt[(va >> 12) % PT_ENTRIES] & need) != need)
+            return user_ok_slow(mm, va, end, write);
+        va += PAGE_SIZE;
+    } while (va < end);
     return 1;
 }
 
@@ -161,25 +178,54 @@ void uspace_map_stub(struct mm *mm)
         panic("out of memory");
 }
 
+/* The save area below the red zone, if the user stack can take it and it
+ * does not overlap [start, end), which the stub is about to write. */
+static uint64_t *stub_save_area(struct regs *r, uint64_t start, uint64_t end)
+{
+    uint64_t save = r->rsp - SIGNAL_RED_ZONE - STUB_SAVE_SIZE;
+    if (save > r->rsp || (save < end && save + STUB_SAVE_SIZE > start) || !user_ok(save, STUB_SAVE_SIZE, 1))
+        return 0;
+    return (uint64_t *)save;
+}
+
+/* Point r at `stub` with the registers it will restore saved; rax is what
+ * the interrupted code gets in RAX. */
+static void return_through_stub(struct regs *r, uint64_t *saved, char *stub, uint64_t rax)
+{
+    saved[0] = r->rdi;
+    saved[1] = r->rsi;
+    saved[2] = rax;
+    saved[3] = r->rcx;
+    saved[4] = r->rflags;
+    saved[5] = r->rip;
+    r->rflags &= ~RFLAGS_DF;
+    r->rip = USER_STUB_VA + (uint64_t)(stub - user_stub_page);
+    r->rsp = (uint64_t)saved;
+}
+
 void user_zero_on_return(struct regs *r, uint64_t start, uint64_t end)
 {
     if (start >= end)
         return;
-    uint64_t save = r->rsp - SIGNAL_RED_ZONE - STUB_SAVE_SIZE;
-    if (save > r->rsp || (save < end && save + STUB_SAVE_SIZE > start) || !user_ok(save, STUB_SAVE_SIZE, 1)) {
+    uint64_t *saved = stub_save_area(r, start, end);
+    if (!saved) {
         zero_user_range(current->mm, start, end);   /* odd user stack: do it the slow way */
         return;
     }
-    uint64_t *saved = (uint64_t *)save;
-    saved[0] = r->rdi;
-    saved[1] = r->rax;
-    saved[2] = r->rflags;
-    saved[3] = r->rip;
-    saved[4] = r->rcx;
+    return_through_stub(r, saved, user_zero_stub, r->rax);
     r->rdi = start;
     r->rcx = (end - start) / 8;
     r->rax = 0;
-    r->rflags &= ~RFLAGS_DF;
-    r->rip = USER_STUB_VA + (uint64_t)(user_zero_stub - user_stub_page);
-    r->rsp = save;
+}
+
+int user_copy_on_return(struct regs *r, uint64_t dst, uint64_t src, uint64_t len)
+{
+    uint64_t *saved = stub_save_area(r, dst, dst + len);
+    if (!saved)
+        return 0;
+    return_through_stub(r, saved, user_copy_stub, len);
+    r->rdi = dst;
+    r->rsi = src;
+    r->rcx = len;
+    return 1;
 }

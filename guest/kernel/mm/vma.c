@@ -45,11 +45,18 @@ struct vma *vma_new(uint64_t start, uint64_t end, uint32_t prot, uint32_t flags,
     return v;
 }
 
-static void vma_free(struct vma *v)
+static void vma_free(struct mm *mm, struct vma *v)
 {
+    if (mm && mm->window == v)
+        mm->window = 0;
     if (v->inode)
         inode_put(v->inode);
     kfree(v, sizeof *v);
+}
+
+void vma_release(struct mm *mm, struct vma *v)
+{
+    vma_free(mm, v);
 }
 
 /* b directly follows a and could be one region with it. */
@@ -72,12 +79,12 @@ void vma_insert(struct mm *mm, struct vma *v)
         struct vma *n = v->next;
         v->end = n->end;
         v->next = n->next;
-        vma_free(n);
+        vma_free(mm, n);
     }
     if (prev && mergeable(prev, v)) {
         prev->end = v->end;
         prev->next = v->next;
-        vma_free(v);
+        vma_free(mm, v);
     }
 }
 
@@ -109,7 +116,7 @@ long vma_unmap(struct mm *mm, uint64_t start, uint64_t end)
         struct vma *cur = *link;
         if (cur->start >= start) {
             *link = cur->next;
-            vma_free(cur);
+            vma_free(mm, cur);
         } else {
             link = &cur->next;
         }
@@ -147,6 +154,6 @@ void vma_free_all(struct mm *mm)
     while (mm->vmas) {
         struct vma *v = mm->vmas;
         mm->vmas = v->next;
-        vma_free(v);
+        vma_free(mm, v);
     }
 }

@@ -320,7 +320,14 @@ long exec_file(const char *path, char *const argv[], char *const envp[])
     if (!stack)
         panic("out of memory");
     vma_insert(mm, stack);
-    mm->stack_limit = USER_STACK_TOP - MIN(current->rlim_cur[RLIMIT_STACK], (uint64_t)USER_STACK_MAX * 128);
+    mm->stack_limit = MAX(USER_STACK_TOP - MIN(current->rlim_cur[RLIMIT_STACK], (uint64_t)USER_STACK_TOP),
+                          (uint64_t)USER_WINDOW_BASE + USER_WINDOW_PAGES * PAGE_SIZE);
+    struct vma *window = vma_new(USER_WINDOW_BASE, USER_WINDOW_BASE + USER_WINDOW_PAGES * PAGE_SIZE, PROT_READ,
+                                 VMA_WINDOW, 0, 0);
+    if (!window)
+        panic("out of memory");
+    vma_insert(mm, window);
+    mm->window = window;
     uspace_map_stub(mm);
     mm_brk_init(mm, im->end);
 

@@ -1,10 +1,11 @@
 /*
  * The full system-call path (traps.S syscall_full): a struct regs of every
- * user register, for the calls that read or rewrite it (rt_sigreturn, brk,
- * which may return through the ring-3 zeroing stub, sigaltstack, which needs
- * the user stack pointer), every call when --strace is on, and any call
- * whose return address iretq could not take.  Before returning, pending
- * work (signals) is done.
+ * user register, for the calls that read or rewrite it (rt_sigreturn; brk,
+ * which may return through the ring-3 zeroing stub; read and pread64, which
+ * may return through the ring-3 copy stub; sigaltstack, which needs the user
+ * stack pointer), every call when --strace is on, and any call whose return
+ * address iretq could not take.  Before returning, pending work (signals)
+ * is done.
  */
 #include "kernel.h"
 #include "layout.h"
@@ -45,6 +46,12 @@ void syscall_handler(struct regs *r)
     case SYS_sigaltstack:
         sys_sigaltstack(r);
         ret = (long)r->rax;
+        break;
+    case SYS_read:                      /* the copy stub sets RAX itself */
+        r->rax = (uint64_t)(ret = sys_read_regs(r));
+        break;
+    case SYS_pread64:
+        r->rax = (uint64_t)(ret = sys_pread64_regs(r));
         break;
     default:
         ret = nr < NR_SYSCALLS ? syscall_table[nr](r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9) : -ENOSYS;

@@ -8,6 +8,8 @@ typedef uint64_t u64;
 
 /* fs/rw.c */
 long sys_read(u64 fd, u64 buf, u64 count);
+long sys_read_regs(struct regs *r);           /* the full path: maybe through the copy window */
+long sys_pread64_regs(struct regs *r);
 long sys_write(u64 fd, u64 buf, u64 count);
 long sys_pread64(u64 fd, u64 buf, u64 count, u64 offset);
 long sys_pwrite64(u64 fd, u64 buf, u64 count, u64 offset);

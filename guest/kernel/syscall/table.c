@@ -56,7 +56,8 @@ const syscall_fn syscall_table[NR_SYSCALLS] = {
     CALL(mmap, sys_mmap), CALL(mprotect, sys_mprotect), CALL(munmap, sys_munmap),
     CALL(mremap, sys_mremap), CALL(msync, sys_msync), CALL(madvise, sys_madvise),
     CALL(mlock, sys_mlock), CALL(munlock, sys_mlock), CALL(mlockall, sys_zero), CALL(munlockall, sys_zero),
-    /* signals (rt_sigreturn, sigaltstack: the full path, dispatch.c) */
+    /* signals (rt_sigreturn, sigaltstack: the full path, dispatch.c; so are brk, and read
+     * and pread64 when they copy through the window) */
     CALL(rt_sigaction, sys_rt_sigaction), CALL(rt_sigprocmask, sys_rt_sigprocmask),
     CALL(rt_sigpending, sys_rt_sigpending), CALL(kill, sys_kill), CALL(tkill, sys_tkill),
     CALL(tgkill, sys_tgkill),
@@ -87,5 +88,5 @@ const syscall_fn syscall_table[NR_SYSCALLS] = {
 
 /* 1: the call takes the full path.  Written by strace_enable(). */
 uint8_t syscall_full_path[NR_SYSCALLS] = {
-    [SYS_brk] = 1, [SYS_rt_sigreturn] = 1, [SYS_sigaltstack] = 1,
+    [SYS_brk] = 1, [SYS_rt_sigreturn] = 1, [SYS_sigaltstack] = 1, [SYS_read] = 1, [SYS_pread64] = 1,
 };
