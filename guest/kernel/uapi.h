@@ -248,5 +248,7 @@
 #define MINSIGSTKSZ   2048
 #define SIGNAL_RED_ZONE 128      /* psABI red zone below the user RSP */
 #define FXSAVE_SIZE   512        /* the legacy FPU/SSE area in a signal frame */
+#define MXCSR_DEFAULT 0x1f80     /* all SSE exceptions masked, round to nearest */
+#define FCW_DEFAULT   0x037f     /* x87: 64-bit precision, exceptions masked (FNINIT's) */
 
 #endif

@@ -22,6 +22,7 @@
 static struct dentry *hash_table[HASH_BUCKETS] __attribute__((section(".data.dcache")));
 struct inode *root_inode;
 static uint64_t next_ino = 1;
+static uint64_t inodes_live;
 /* While the boot archive is unpacked, adding entries leaves the directories'
  * times as the archive gave them (Linux's initramfs sets them afterwards). */
 int vfs_keep_times;
@@ -54,6 +55,7 @@ struct inode *inode_new(uint32_t mode)
     if (!ino)
         return 0;
     ino->ino = next_ino++;
+    inodes_live++;
     ino->mode = mode;
     ino->atime = ino->mtime = ino->ctime = vfs_now();
     return ino;
@@ -68,6 +70,12 @@ static void inode_maybe_free(struct inode *ino)
     else if (S_ISLNK(ino->mode) && ino->link.target)
         kfree(ino->link.target, ino->link.len + 1);
     kfree(ino, sizeof *ino);
+    inodes_live--;
+}
+
+uint64_t inodes_in_use(void)
+{
+    return inodes_live;
 }
 
 void inode_get(struct inode *ino)

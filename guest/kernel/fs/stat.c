@@ -12,7 +12,7 @@
 #include "proc/task.h"
 
 #define ROOT_DEV      MKDEV(0, 1)       /* the RAM file system (Linux's rootfs is 0:1 too) */
-#define RAMFS_MAGIC   0x858458f6
+#define TMPFS_MAGIC   0x01021994       /* what Linux's rootfs is when it is a tmpfs */
 #define STATX_RESERVED 0x80000000u
 
 struct stat_k {
@@ -207,10 +207,12 @@ long sys_readlink(uint64_t path, uint64_t buf, uint64_t size)
     return sys_readlinkat((uint64_t)AT_FDCWD, path, buf, size);
 }
 
+/* As a tmpfs reports it: inodes limited to half the RAM's pages (its nr_inodes default). */
 static long fill_statfs(uint64_t buf)
 {
+    uint64_t files = pages_total() / 2, used = inodes_in_use();
     uint64_t st[15] = {
-        RAMFS_MAGIC, PAGE_SIZE, pages_total(), pages_free(), pages_free(), 0, 0, 0,
+        TMPFS_MAGIC, PAGE_SIZE, pages_total(), pages_free(), pages_free(), files, files > used ? files - used : 0, 0,
         NAME_MAX, PAGE_SIZE, 0x20 /* ST_RELATIME */,
     };   /* type bsize blocks bfree bavail files ffree fsid namelen frsize flags spare[4] */
     return copy_to_user(buf, st, sizeof st);

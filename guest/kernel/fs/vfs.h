@@ -119,6 +119,7 @@ extern struct inode *root_inode;
 extern int vfs_keep_times;                            /* unpacking: entries keep the archive's times */
 void vfs_init(void);                                  /* an empty root directory */
 struct inode *inode_new(uint32_t mode);               /* refs 0, nlink 0; NULL: no memory */
+uint64_t inodes_in_use(void);
 void inode_get(struct inode *ino);
 void inode_put(struct inode *ino);                    /* frees it once unreferenced and unlinked */
 struct timespec64 vfs_now(void);

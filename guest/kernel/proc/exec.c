@@ -351,6 +351,14 @@ long exec_file(const char *path, char *const argv[], char *const envp[])
     current->altstack_flags = SS_DISABLE;
     wrmsr(MSR_FS_BASE, 0);
     wrmsr(MSR_GS_BASE, 0);
+    /* The FPU as Linux starts a program (fpstate_init): x87 control word 0x37f (64-bit
+     * precision, exceptions masked), MXCSR 0x1f80, the rest zero.  The CPU's reset value
+     * (0x40) would round every x87 result to single precision (musl's printf of a double
+     * uses it).  One fxrstor: this machine's KVM cannot emulate ldmxcsr in ring 0. */
+    static const struct { uint16_t fcw, fsw; uint8_t rest[20]; uint32_t mxcsr, mask; uint8_t regs[480]; }
+        initial_fpu __attribute__((aligned(16))) = { .fcw = FCW_DEFAULT, .mxcsr = MXCSR_DEFAULT };
+    _Static_assert(sizeof initial_fpu == FXSAVE_SIZE, "fxsave layout");
+    __asm__ volatile("fxrstor64 %0" :: "m"(initial_fpu));
 
     /* All other registers start at zero (RDX = 0: no atexit function). */
     regs.rip = im->eh.entry + im->bias;
