@@ -20,7 +20,7 @@ from vmm.arch.x86.cpu_state import (CR0_ET, CR0_MP, CR0_NE, CR0_PE, CR0_PG, CR0_
                                     gdt_descriptor)
 from vmm.arch.x86.cpuid import build_table
 from vmm.devices.bus import MmioBus, PortBus
-from vmm.engines import base
+from vmm.engines import base, kvm_features
 from vmm.engines.base import Outcome, RunControl
 from vmm.kvm import constants as kc
 from vmm.kvm.structs import KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES, KvmRun
@@ -187,12 +187,24 @@ def test_hlt_with_interrupts_off_is_halt():
         assert f"rip={ENTRY + 2:#x}" in outcome.detail
 
 
+@pytest.mark.kvm_feature(kvm_features.REGISTERS_AFTER_SHUTDOWN)
 def test_triple_fault_is_shutdown():
     with guest(b"\x0f\x0b") as g:                       # ud2, with no IDT (limit 0)
         outcome = g.engine.run(5)
         assert outcome.reason == base.SHUTDOWN
         assert outcome.detail == f"triple fault at rip={ENTRY:#x}"
         assert outcome.rip == ENTRY
+
+
+@pytest.mark.kvm_lacks(kvm_features.REGISTERS_AFTER_SHUTDOWN)
+def test_triple_fault_on_amd_says_the_registers_are_lost():
+    """kvm_amd INITs the vCPU on a shutdown intercept: the engine does not pass the reset
+    state's rip off as the faulting one."""
+    with guest(b"\x0f\x0b") as g:
+        outcome = g.engine.run(5)
+        assert outcome.reason == base.SHUTDOWN and outcome.rip is None
+        assert outcome.detail.startswith("triple fault (rip unknown: KVM on AMD resets the vCPU")
+        assert g.engine.get_state().rip == 0xFFF0                       # the INIT state's
 
 
 def test_debug_exit_stop_drops_later_io():

@@ -11,11 +11,17 @@ return soon with a SIGINT stop, the guest's state exact and resumable.
 
 Addresses are linear (gdb's virtual addresses; in 64-bit code, linear = virtual). Memory is
 read and written through the guest's page tables (vmm/debug/pagewalk.py); an unmapped
-address raises MemoryFault. Breakpoints never modify guest memory:
-  - KVM: the vCPU's debug registers (KVM_SET_GUEST_DEBUG with KVM_GUESTDBG_USE_HW_BP), four
-    at most; with more, continuing single-steps and compares RIP (slow, but correct). Why
-    not int3: on this host (kvm_pvm) an int3 in ring 0 ends in an emulation failure, and one
-    in ring 3 goes to the guest's own #BP handler (measured; see the report).
+address raises MemoryFault. Breakpoints, chosen by what the engine's KVM provides
+(engines/kvm_features.py):
+  - KVM with SW_BREAKPOINTS (VT-x, AMD-V): an int3 at each address for the length of a run
+    (vmm/debug/soft_breakpoints.py: memory reads between runs see the guest's own bytes),
+    reported by KVM_GUESTDBG_USE_SW_BP; a guest's own int3 is handed back to the guest
+    (KVM_GUESTDBG_INJECT_BP). Addresses that take no int3 fall back as below.
+  - KVM without (kvm_pvm: an int3 in ring 0 is an emulation failure there, and one in
+    ring 3 goes to the guest's own #BP handler; KVM nested in QEMU 7.2's TCG): the vCPU's
+    debug registers (KVM_GUESTDBG_USE_HW_BP), four at most; with more, or where the debug
+    registers do not fire either (HW_BREAKPOINTS missing: that TCG again), continuing
+    single-steps and compares RIP (slow, and only as sure as KVM's single-steps).
   - unicorn: a UC_HOOK_CODE bounded to each breakpoint address.
 Stepping: KVM_GUESTDBG_SINGLESTEP (with KVM_GUESTDBG_BLOCKIRQ where KVM has it, so that a
 step does not land in an interrupt handler, as QEMU's gdbstub does), or a UC_HOOK_CODE that
@@ -28,9 +34,12 @@ never seen outside a debug session. Every other Outcome means the VM has ended.
 import threading
 from dataclasses import dataclass
 
+from ..engines import kvm_features
+from ..kvm import constants as kc
 from ..kvm import structs as ks
 from ..outcome import CRASHES, Outcome
 from . import disasm, pagewalk
+from .soft_breakpoints import SoftBreakpoints
 
 DEBUG_STOP = "debug-stop"       # a breakpoint was reached or a step completed
 PAUSED = "paused"               # interrupt() stopped the guest
@@ -227,9 +236,13 @@ class KvmTarget(EngineTarget):
 
     def __init__(self, engine, memory):
         super().__init__(engine, memory)
-        self._scan = frozenset()        # breakpoints matched by single-stepping (more than 4)
+        self._scan = frozenset()        # breakpoints matched by single-stepping
         self._halted_at = None          # RIP after a HLT the guest was paused in
         self._block_irq = bool(engine.guest_debug_support() & ks.KVM_GUESTDBG_BLOCKIRQ)
+        missing = engine.missing_features()
+        self.soft = None if kvm_features.SW_BREAKPOINTS in missing else SoftBreakpoints(memory)
+        self.debug_registers = kvm_features.HW_BREAKPOINTS not in missing
+        self._guest_debug = (0, [0] * 8)   # what the current run was given (for re-injection)
         engine.set_debug_hook(self)
 
     def read_fpu(self):
@@ -237,14 +250,41 @@ class KvmTarget(EngineTarget):
 
     def _run(self, single_step: bool, breakpoints) -> Outcome:
         self._rewind_hlt()
-        control, debugreg = guest_debug_control(single_step, breakpoints)
+        rest = breakpoints
+        if self.soft is not None and breakpoints and not single_step:
+            rest = frozenset(self.soft.insert(self._paging(), breakpoints, unpaged=not self.debug_registers))
+        scan = bool(rest) and not single_step and (len(rest) > MAX_HW_BREAKPOINTS or not self.debug_registers)
+        control, debugreg = guest_debug_control(single_step or scan, () if scan else rest)
         if single_step and self._block_irq:
             control |= ks.KVM_GUESTDBG_BLOCKIRQ     # a step goes to the next instruction, not an ISR
-        self._scan = breakpoints if len(breakpoints) > MAX_HW_BREAKPOINTS and not single_step else frozenset()
-        self.engine.set_guest_debug(control, debugreg)
-        if single_step:
-            return self._step()
-        return self.engine.run(None)
+        if self.soft is not None and self.soft.inserted:
+            control |= ks.KVM_GUESTDBG_ENABLE | ks.KVM_GUESTDBG_USE_SW_BP
+        self._scan = rest if scan else frozenset()
+        self._guest_debug = (control, debugreg)
+        try:
+            self.engine.set_guest_debug(control, debugreg)
+            if single_step:
+                return self._step()
+            if scan:
+                return self._scan_run()
+            return self.engine.run(None)
+        finally:
+            if self.soft is not None:
+                self.soft.remove()
+
+    def _scan_run(self) -> Outcome:
+        """Continue by single-steps, comparing RIP. KVM steps with the guest's TF, which is lost
+        now and then (where the guest reloads RFLAGS: iretq, syscall; kvm_pvm after an OUT;
+        kvm_amd without NRIPS at the switch to long mode): the guest would then run on unseen,
+        so the step is set again after every port or MMIO access."""
+        engine = self.engine
+        buses = engine.ports, engine.mmio
+        rearm = lambda: engine.set_guest_debug(*self._guest_debug)
+        engine.ports, engine.mmio = (_AfterAccess(bus, rearm) for bus in buses)
+        try:
+            return engine.run(None)
+        finally:
+            engine.ports, engine.mmio = buses
 
     def _step(self) -> Outcome:
         """One instruction. On this host (kvm_pvm) the step's KVM_EXIT_DEBUG is lost after
@@ -292,6 +332,13 @@ class KvmTarget(EngineTarget):
 
     # --- the engine's debug hook --------------------------------------------------------------
     def on_debug_exit(self, exception: int, pc: int, dr6: int):
+        if exception == kc.BP_VECTOR:
+            if self.soft is not None and pc in self.soft.inserted:
+                return Outcome(DEBUG_STOP, detail=f"breakpoint at {pc:#x}", rip=pc)
+            # The guest's own int3 (KVM_GUESTDBG_USE_SW_BP takes them all): hand it back.
+            control, debugreg = self._guest_debug
+            self.engine.set_guest_debug(control | ks.KVM_GUESTDBG_INJECT_BP, debugreg)
+            return None
         if self._scan and pc not in self._scan:
             if self._pause.is_set():
                 return Outcome(PAUSED, detail=f"paused at {pc:#x}", rip=pc)
@@ -308,6 +355,25 @@ class KvmTarget(EngineTarget):
 
     def close(self) -> None:
         self.engine.set_debug_hook(None)
+
+
+class _AfterAccess:
+    """A bus that calls `then()` after each read or write has gone through (KvmTarget._scan_run)."""
+
+    def __init__(self, bus, then):
+        self._bus, self._then = bus, then
+
+    def read(self, address: int, size: int) -> int:
+        value = self._bus.read(address, size)
+        self._then()
+        return value
+
+    def write(self, address: int, size: int, value: int) -> None:
+        self._bus.write(address, size, value)
+        self._then()
+
+    def __getattr__(self, name):
+        return getattr(self._bus, name)
 
 
 class _StopAfterWrite:

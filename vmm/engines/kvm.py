@@ -38,7 +38,6 @@ KeyboardInterrupt does not propagate. When run() is in another thread, SIGINT re
 main thread, which should call control.request_stop(Outcome(INTERRUPTED)).
 """
 import errno
-import os
 import threading
 import time
 
@@ -58,6 +57,7 @@ from ..kvm.vcpu import IMMEDIATE_EXIT_OFFSET
 from ..kvm.structs import (KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
                            KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES, KVM_PIT_SPEAKER_DUMMY,
                            KvmCpuidEntry2, KvmFpu, KvmRegs, KvmRun, KvmRunIo, KvmRunMmio)
+from . import kvm_features
 from .base import (EMULATION_FAILURE, ENTRY_FAILURE, HALT, INTERNAL_ERROR, INTERRUPTED, SHUTDOWN,
                    SYSTEM_EVENT, TIMEOUT, Engine, Outcome, RunControl, deadline_after)
 
@@ -84,8 +84,6 @@ _MASKS = tuple((1 << (8 * n)) - 1 for n in range(9))
 FPU_CONTROL_WORD = 0x37F
 MXCSR_DEFAULT = 0x1F80
 
-PVM_MODULE = "/sys/module/kvm_pvm"      # present where KVM is the PVM nested hypervisor
-USER_CPUID = "user-cpuid"               # a feature name `.expect` files can require
 
 _EXIT_IO = kc.KVM_EXIT_IO
 _EXIT_MMIO = kc.KVM_EXIT_MMIO
@@ -123,12 +121,9 @@ class KvmEngine(Engine):
 
     @classmethod
     def missing_features(cls) -> dict:
-        """PVM (the kvm_pvm module) runs guest ring 3 as host user code, without VT-x or
-        AMD-V: a ring-3 CPUID executes on the host CPU and never reaches our CPUID table."""
-        if os.path.exists(PVM_MODULE):
-            return {USER_CPUID: "KVM here is kvm_pvm, which runs ring-3 CPUID on the host CPU: "
-                                "user code sees the host's vendor, not our CPUID table"}
-        return {}
+        """What this host's KVM lacks of real hardware virtualisation (engines/kvm_features.py:
+        PVM runs guest ring 3 as host user code; kvm_amd resets the vCPU on a triple fault)."""
+        return kvm_features.missing()
 
     @classmethod
     def tsc_khz(cls) -> int:
@@ -375,6 +370,10 @@ class KvmEngine(Engine):
         if reason == kc.KVM_EXIT_HLT:
             return self._halted(deadline)
         if reason == kc.KVM_EXIT_SHUTDOWN:
+            if kvm_features.REGISTERS_AFTER_SHUTDOWN in kvm_features.missing():
+                # kvm_amd INITs the vCPU on this intercept: what we would read is the reset state.
+                return Outcome(SHUTDOWN, detail="triple fault (rip unknown: KVM on AMD resets the vCPU "
+                                                "on a shutdown, so the faulting registers are lost)")
             return self._outcome(SHUTDOWN, "triple fault")
         run = self._vcpu.snapshot()
         if reason == kc.KVM_EXIT_FAIL_ENTRY:
