@@ -8,7 +8,9 @@ import os
 import sys
 
 from . import paths
-from .config import ACCELERATORS, MachineConfig, parse_size
+from . import layout
+from .config import (ACCELERATORS, DEFAULT_CMDLINE, LINUX_CMDLINE, LINUX_MEM_SIZE, MachineConfig, format_size,
+                     parse_size)
 from .debug.session import DEFAULT_TRACE_LIMIT
 from .errors import EXIT_STATUSES, UsageError, VmmError
 from .outcome import CRASHES, DEBUG_EXIT, HALT, TIMEOUT
@@ -43,16 +45,24 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     run = commands.add_parser("run", help="boot a kernel with a guest program",
-                              description="Boot KERNEL (a PVH ELF; default: the tiny kernel built under guest/) "
-                                          "with PROGRAM as its module. Arguments after `--` reach the program as argv. "
+                              description="Boot KERNEL (default: the tiny kernel built under guest/) with PROGRAM as "
+                                          "its module. KERNEL may be a Linux bzImage (with --initrd an initramfs), a "
+                                          "PVH ELF, or a Multiboot kernel: the format is read from the file. "
+                                          "Arguments after `--` reach the program as argv. "
                                           "The guest's serial port is this terminal, in raw mode: "
                                           "Ctrl-A x ends the VM, Ctrl-A Ctrl-A sends Ctrl-A.",
                               epilog=exit_status_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("kernel", nargs="?", default=None, help=f"kernel ELF (default: {paths.DEFAULT_KERNEL})")
-    run.add_argument("--initrd", metavar="PROGRAM", default=paths.DEFAULT_PROGRAM,
-                     help="guest program: a path, or the name of a built guest program (default: hello)")
-    run.add_argument("--cmdline", default=MachineConfig.cmdline, help="kernel command line (default: %(default)s)")
-    run.add_argument("--mem", default="64M", help="guest RAM size, e.g. 64M or 1G (default: %(default)s)")
+    run.add_argument("kernel", nargs="?", default=None,
+                     help=f"kernel: bzImage, PVH ELF or Multiboot (default: {paths.DEFAULT_KERNEL})")
+    run.add_argument("--initrd", metavar="PROGRAM", default=None,
+                     help="guest program or initrd: a path, or the name of a built guest program "
+                          "(default: hello with the tiny kernel, none with another kernel)")
+    run.add_argument("--cmdline", default=None,
+                     help=f"kernel command line (default: `{DEFAULT_CMDLINE}`; for a Linux bzImage "
+                          f"`{LINUX_CMDLINE}`; --stats prints the one used)")
+    run.add_argument("--mem", default=None,
+                     help=f"guest RAM size, e.g. 64M or 1G (default: {format_size(layout.DEFAULT_MEM_SIZE)}, "
+                          f"{format_size(LINUX_MEM_SIZE)} for a Linux bzImage)")
     run.add_argument("--accel", choices=ACCELERATORS, default=default_accel(),
                      help=f"CPU engine; auto takes KVM if it works, else unicorn (default: %(default)s, env {ACCEL_ENV})")
     run.add_argument("--serial", default="stdio", metavar="stdio|file:PATH|none",
@@ -150,10 +160,14 @@ def command_run(args, program_args) -> int:
     from .console import Console
     from .debug.session import DebugOptions
     from .machine import Machine
+    initrd = args.initrd
+    if initrd is None and args.kernel is None:
+        initrd = paths.DEFAULT_PROGRAM          # the tiny kernel's default program
     config = MachineConfig(
         kernel=args.kernel or str(paths.DEFAULT_KERNEL),
-        initrd=str(paths.program_path(args.initrd)) if args.initrd else None,
-        cmdline=args.cmdline, program_args=program_args, mem_size=parse_size(args.mem),
+        initrd=str(paths.program_path(initrd)) if initrd else None,
+        cmdline=args.cmdline, program_args=program_args,
+        mem_size=parse_size(args.mem) if args.mem is not None else None,
         accel=args.accel, serial=args.serial, timeout=args.timeout,
         firmware=args.bios or (str(paths.DEFAULT_FIRMWARE) if args.firmware else None), disks=args.disk)
     debug = DebugOptions(trace=args.trace, trace_limit=args.trace_limit, trace_exits=args.trace_exits,
@@ -184,6 +198,7 @@ def describe(result) -> str:
 def print_stats(stats) -> None:
     out = sys.stderr
     print(f"engine: {stats['engine']} ({stats['engine_choice']})", file=out)
+    print(f"kernel: {stats['kernel_format']}; command line: {stats['cmdline']}", file=out)
     exits = stats["exits"]
     print(f"exits: {sum(exits.values())} total", file=out)
     for reason, count in sorted(exits.items(), key=lambda kv: -kv[1]):
