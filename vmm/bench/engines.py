@@ -40,7 +40,6 @@ second; port I/O through the VMM at least 50% of the bare hook loop.
 
     vmm bench engines [--runs 5] [--count MIB] [--json PATH]
 """
-import mmap
 import os
 import re
 import shutil
@@ -284,14 +283,15 @@ ENOSYS, EBADF = 38, 9
 
 def run_raw_unicorn(program, argv, heap_bytes=None) -> tuple:
     """Run a static x86-64 Linux ELF in a bare unicorn: (seconds from emu_start to the exit
-    system call, exit status, bytes written to fds 1 and 2). Memory is host mmaps mapped with
+    system call, exit status, bytes written to fds 1 and 2). Memory is GuestMemory mapped with
     mem_map_ptr, as the engine maps guest RAM. Only write, brk and exit/exit_group are
     answered; any other system call is a failure (RunFailed), since the run would not be the
     program's."""
-    import ctypes
     from unicorn import Uc, UcError, UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL, UC_HOOK_INSN
     from unicorn import x86_const as x
+    from ..engines.unicorn_binding import close_uc
     from ..loader.elf import ElfImage
+    from ..memory import GuestMemory
 
     data = Path(program).read_bytes()
     elf = ElfImage(data, "program")
@@ -306,10 +306,9 @@ def run_raw_unicorn(program, argv, heap_bytes=None) -> tuple:
     keep = []
 
     def map_ram(address, size):
-        ram = mmap.mmap(-1, size)
-        view = (ctypes.c_ubyte * size).from_buffer(ram)
-        keep.append((ram, view))
-        uc.mem_map_ptr(address, size, UC_PROT_ALL, ctypes.addressof(view))
+        ram = GuestMemory(size)
+        keep.append(ram)
+        uc.mem_map_ptr(address, size, UC_PROT_ALL, ram.host_address)
 
     try:
         map_ram(low, image_size)
@@ -373,15 +372,8 @@ def run_raw_unicorn(program, argv, heap_bytes=None) -> tuple:
         return outcome["ended"] - started, outcome["status"], bytes(output)
     finally:
         close_uc(uc)                # before the memory it maps goes
-        keep.clear()
-
-
-def close_uc(uc) -> None:
-    """uc_close now, as UnicornEngine.close does, not whenever the binding's reference
-    cycles are collected (each Uc reserves a 1 GiB translation buffer)."""
-    finalizer = getattr(uc, "_Uc__finalizer", None)
-    if finalizer is not None:
-        finalizer()
+        for ram in keep:
+            ram.close()
 
 
 def compute_rows() -> list:
@@ -499,8 +491,8 @@ def _pio_code():
 def bare_pio_loop(count: int, raw: bool = False) -> float:
     """Round trips per second of the exits guest in a bare 16-bit unicorn with an OUT hook
     that does nothing: the binding's hook_add, or (raw) a ctypes callback of our own."""
-    import ctypes
     from unicorn import Uc, UC_ARCH_X86, UC_MODE_16, UC_HOOK_INSN
+    from ..engines.unicorn_binding import close_uc
     from unicorn import x86_const as x
     code_addr, code, port = _pio_code()
     uc = Uc(UC_ARCH_X86, UC_MODE_16)
@@ -510,14 +502,14 @@ def bare_pio_loop(count: int, raw: bool = False) -> float:
     uc.reg_write(x.UC_X86_REG_ECX, count)
     uc.reg_write(x.UC_X86_REG_EDX, port)
     uc.reg_write(x.UC_X86_REG_EAX, 0x55)
-    callback = None
+    hooks = None
     if raw:
-        from ..engines import unicorn_x86
+        from ..engines.unicorn_binding import RawHooks
 
         def nothing(_uch, _port, _size, _value, _user_data):
             pass
-        callback = unicorn_x86.binding().HOOK_INSN_OUT(nothing)
-        unicorn_x86.raw_hook(uc, UC_HOOK_INSN, callback, 1, 0, ctypes.c_int(x.UC_X86_INS_OUT))
+        hooks = RawHooks(uc, on_error=print)
+        hooks.insn("out", nothing)
     else:
         def nothing(_uc, _port, _size, _value, _user_data):
             pass
@@ -527,7 +519,8 @@ def bare_pio_loop(count: int, raw: bool = False) -> float:
     elapsed = time.perf_counter() - started
     ecx, ip = uc.reg_read(x.UC_X86_REG_ECX), uc.reg_read(x.UC_X86_REG_IP)
     close_uc(uc)
-    del callback                    # (only after uc_close)
+    if hooks is not None:
+        hooks.release()             # (only after uc_close)
     if ecx != 0 or ip != code_addr + len(code):
         raise RunFailed(f"bare loop ended with ecx={ecx} at ip={ip:#x}, not after the hlt")
     return count / elapsed

@@ -3,7 +3,7 @@
     report.py     format_cpu_state(), format_crash_report(): registers, code around RIP,
                   the stack and the recent exits, read without ever raising
     disasm.py     capstone 5 (imported on first use), 16/32/64-bit, resync before RIP
-    pagewalk.py   guest virtual -> physical, read-only, through GuestMemory's checked reads
+    (the page walk itself is vmm/arch/x86/paging.py, shared with the software engine)
     exits.py      exit observers fed by bus wrappers: ExitRing (recent exits),
                   ExitTraceWriter (--trace-exits), ExitHistogram (--stats)
     trace.py      --trace: one line per instruction (KVM single-step, unicorn code hook)

@@ -3,11 +3,12 @@
 format_crash_report() adds what a person debugging a crash looks at next: the code around
 RIP (disassembled in the CPU's mode, read through the guest's page tables), the top of the
 stack, and the last VM exits. Every part is read through GuestMemory's bounds-checked reads
-(vmm/debug/pagewalk.py); a bad page table or address shows up as text in the report, and
+(vmm/arch/x86/paging.py); a bad page table or address shows up as text in the report, and
 no part of a report can raise: a report must never hide the outcome it explains.
 """
 from ..arch.x86.cpu_state import GENERAL_REGISTERS, SEGMENT_REGISTERS
-from . import disasm, pagewalk
+from ..arch.x86 import paging as pagewalk
+from . import disasm
 
 CODE_BEFORE = 4         # instructions shown before RIP
 CODE_AFTER = 8          # instructions shown from RIP on

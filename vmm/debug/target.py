@@ -10,7 +10,7 @@ engine.run()); interrupt() may come from any thread and makes a running resume()
 return soon with a SIGINT stop, the guest's state exact and resumable.
 
 Addresses are linear (gdb's virtual addresses; in 64-bit code, linear = virtual). Memory is
-read and written through the guest's page tables (vmm/debug/pagewalk.py); an unmapped
+read and written through the guest's page tables (vmm/arch/x86/paging.py); an unmapped
 address raises MemoryFault. Breakpoints never modify guest memory:
   - KVM: the vCPU's debug registers (KVM_SET_GUEST_DEBUG with KVM_GUESTDBG_USE_HW_BP), four
     at most; with more, continuing single-steps and compares RIP (slow, but correct). Why
@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 from ..kvm import structs as ks
 from ..outcome import CRASHES, Outcome
-from . import disasm, pagewalk
+from ..arch.x86 import paging as pagewalk
+from . import disasm
 
 DEBUG_STOP = "debug-stop"       # a breakpoint was reached or a step completed
 PAUSED = "paused"               # interrupt() stopped the guest

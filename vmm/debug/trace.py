@@ -14,7 +14,7 @@ calls its code hook per iteration):
 How each engine feeds the tracer:
   - KVM: single-stepping (KVM_SET_GUEST_DEBUG with KVM_GUESTDBG_SINGLESTEP): one
     KVM_EXIT_DEBUG per instruction; its linear RIP is translated through the guest's page
-    tables (vmm/debug/pagewalk.py) and disassembled in the mode CS says. About 10 k
+    tables (vmm/arch/x86/paging.py) and disassembled in the mode CS says. About 10 k
     instructions/s here (a bare single-step loop does 30 k/s). On a host whose KVM is kvm_pvm (this one) only ring-0 code is stepped:
     ring-3 code runs natively and unseen, and the first instruction of an exception handler
     runs before the next step exit. A jump in the trace that no branch explains is marked
@@ -29,7 +29,8 @@ tracing stops; the guest goes on at full speed (the disk never fills, the run's 
 is unchanged).
 """
 from ..kvm import structs as ks
-from . import disasm, pagewalk
+from ..arch.x86 import paging as pagewalk
+from . import disasm
 
 DEFAULT_LIMIT = 1_000_000
 

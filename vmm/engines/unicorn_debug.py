@@ -1,7 +1,7 @@
 """The unicorn engine's debug port: the primitives instruction tracing and the gdb stub need
 (vmm/debug/target.py and trace.py). It lives beside the engine because it works on the
-engine's internals (the Uc handle, the hidden-state reader, the stop switch); the rest of
-the project reaches it only through UnicornEngine.debug_port().
+engine's internals (its raw hooks, the CPU-state blob, the run's verdict); the rest of the
+project reaches it only through UnicornEngine.debug_port().
 
 The port, method by method:
   add_code_hook(callback, begin, end) -> handle
@@ -21,11 +21,9 @@ The port, method by method:
   code_bits() -> 16 | 32 | 64
   fpu_state() -> dict    xmm0-15 and mxcsr (x87 registers as zeros)
 """
-import ctypes
-
-from ..debug import pagewalk
+from ..arch.x86 import paging
 from ..outcome import Outcome
-from . import unicorn_x86 as ux
+from .unicorn_state import code_bits
 
 DEBUG_REASONS = ("debug-stop", "paused", "trace-limit")
 
@@ -33,76 +31,65 @@ DEBUG_REASONS = ("debug-stop", "paused", "trace-limit")
 class UnicornDebugPort:
     def __init__(self, engine):
         self.engine = engine
-        self._callbacks = {}            # handle -> ctypes callback (kept alive while hooked)
 
     # --- hooks ---------------------------------------------------------------------------------
     def add_code_hook(self, callback, begin: int = 1, end: int = 0) -> int:
-        from unicorn import UC_HOOK_CODE
-        from unicorn.unicorn_py3.unicorn import HOOK_CODE_CFUNC
         engine = self.engine
+        fail = engine._run_end.fail
 
         def on_code(_uc, address, size, _ud):
             try:
                 callback(address, size)
             except BaseException as exc:        # a bug in the hook: end the run with it
-                engine._fail(exc)
+                fail(exc)
 
-        cfunc = HOOK_CODE_CFUNC(on_code)
-        handle = ux.raw_hook(engine._uc, UC_HOOK_CODE, cfunc, begin, end)
-        self._callbacks[handle] = cfunc
-        engine._flush_pending = True
+        handle = engine._hooks.code(on_code, begin, end)
+        engine.code_cache.flush_pending = True
         return handle
 
     def remove_code_hook(self, handle: int) -> None:
-        from unicorn.unicorn_py3.unicorn import uclib
-        cfunc = self._callbacks.pop(handle, None)
-        if cfunc is None or self.engine._uc is None:
+        if self.engine._uc is None:
             return
-        uclib.uc_hook_del(self.engine._uc._uch, ctypes.c_size_t(handle))
-        self.engine._flush_pending = True
-        # unicorn frees the hook lazily: keep the callback alive as long as the engine.
-        self.engine._callbacks.append(cfunc)
+        self.engine._hooks.remove(handle)
+        self.engine.code_cache.flush_pending = True
 
     # --- stopping ------------------------------------------------------------------------------
     def stop_before(self, outcome) -> None:
         if outcome is not None:
-            self.engine._fatal = outcome
+            self.engine._run_end.outcome = outcome
         self.engine._uc.emu_stop()
 
     def pause(self, outcome: Outcome) -> None:
         engine = self.engine
         if engine._uc is None:
             return
-        if engine._fatal is None:
-            engine._fatal = outcome
+        if engine._run_end.outcome is None:
+            engine._run_end.outcome = outcome
         engine._kick()
 
     def clear_stop(self) -> None:
-        fatal = self.engine._fatal
-        if fatal is not None and fatal.reason in DEBUG_REASONS:
-            self.engine._fatal = None
+        run_end = self.engine._run_end
+        if run_end.outcome is not None and run_end.outcome.reason in DEBUG_REASONS:
+            run_end.outcome = None
 
     # --- reading the CPU -----------------------------------------------------------------------
     def _hidden(self):
-        hs = self.engine._sys.hs
+        hs = self.engine._hs
         hs.save()
         return hs
 
     def code_bits(self) -> int:
-        return _bits(self._hidden().hflags)
+        return code_bits(self._hidden().hflags)
 
     def fetch(self, address: int, size: int) -> bytes:
-        hs = self._hidden()
-        paging = pagewalk.Paging(hs.cr(0), hs.cr(3), hs.cr(4), hs.efer)
-        data, _ = pagewalk.read(paging, self.engine.memory, address, size)
-        return data
+        return self.fetch_with_bits(address, size)[0]
 
     def fetch_with_bits(self, address: int, size: int):
         """(bytes, bits) with one read of the hidden state (the tracer's per-instruction call)."""
         hs = self._hidden()
-        paging = pagewalk.Paging(hs.cr(0), hs.cr(3), hs.cr(4), hs.efer)
-        data, _ = pagewalk.read(paging, self.engine.memory, address, size)
-        return data, _bits(hs.hflags)
+        data, _ = paging.read(paging.Paging(hs.cr(0), hs.cr(3), hs.cr(4), hs.efer), self.engine.memory,
+                              address, size)
+        return data, code_bits(hs.hflags)
 
     def fpu_state(self) -> dict:
         from unicorn import x86_const as x
@@ -111,7 +98,3 @@ class UnicornDebugPort:
         return {"st": [bytes(10)] * 8, "fctrl": uc.reg_read(x.UC_X86_REG_FPCW),
                 "fstat": uc.reg_read(x.UC_X86_REG_FPSW), "ftag": 0, "fop": 0, "fioff": 0, "fooff": 0,
                 "xmm": xmm, "mxcsr": uc.reg_read(x.UC_X86_REG_MXCSR)}
-
-
-def _bits(hflags: int) -> int:
-    return 64 if hflags & ux.HF_CS64 else 32 if hflags & ux.HF_CS32 else 16
