@@ -51,16 +51,39 @@ def script_output(console: bytes) -> list:
 
 
 def qemu_command(qemu, script, disk=None, mem="256M"):
+    """QEMU microvm (TCG) with ACPI and the same devices. Its guest calibrates the TSC against
+    the PIT, which on a loaded host sometimes fails and leaves the kernel with no timer: we
+    give it the host's TSC rate (tsc_early_khz) as our CPUID gives ours."""
+    from vmm.engines.unicorn import UnicornEngine
     command = [qemu, "-M", "microvm,acpi=on,rtc=on", "-accel", "tcg", "-m", mem, "-nodefaults",
                "-no-user-config", "-nographic", "-no-reboot", "-serial", "stdio",
-               "-kernel", str(KERNEL), "-initrd", str(INITRAMFS), "-append", f"{CMDLINE} vmmtest={script}"]
+               "-kernel", str(KERNEL), "-initrd", str(INITRAMFS),
+               "-append", f"{CMDLINE} tsc_early_khz={UnicornEngine.tsc_khz()} vmmtest={script}"]
     if disk is not None:
         command += ["-drive", f"if=none,id=d0,file={disk},format=raw", "-device", "virtio-blk-device,drive=d0"]
+    # The virtio console shares the serial console's output, as on our VMM.
     command += ["-device", "virtio-rng-device", "-device", "virtio-serial-device",
-                "-chardev", "null,id=hvc", "-device", "virtconsole,chardev=hvc"]
-    return command
+                "-device", "virtconsole,chardev=console"]
+    return [c if c != "stdio" else "chardev:console" for c in command] + \
+        ["-chardev", "stdio,id=console,mux=on"]
 
 
-def run_qemu(qemu, script, disk=None, timeout=120):
+def run_qemu(qemu, script, disk=None, timeout=90):
     run = subprocess.run(qemu_command(qemu, script, disk), capture_output=True, timeout=timeout)
     return run.stdout
+
+
+def boot_vmm(engine, script, disk=None, timeout=300):
+    """(RunResult, console bytes) for `script` on our VMM with its Linux defaults."""
+    from vmm import Machine, MachineConfig
+    config = MachineConfig(kernel=str(KERNEL), initrd=str(INITRAMFS), accel=engine, timeout=timeout,
+                           cmdline=f"{CMDLINE} vmmtest={script}", disks=[str(disk)] if disk else [])
+    with Machine(config) as vm:
+        result = vm.run()
+    return result, result.serial
+
+
+def linux_skip_reason(engine):
+    """Why Linux cannot run on `engine` here (Engine.missing_features), or None."""
+    from vmm.machine import engine_class
+    return engine_class(engine).missing_features().get("linux-ring0")

@@ -9,8 +9,8 @@ import sys
 
 from . import paths
 from . import layout
-from .config import (ACCELERATORS, DEFAULT_CMDLINE, LINUX_CMDLINE, LINUX_MEM_SIZE, MachineConfig, format_size,
-                     parse_size)
+from .config import (ACCELERATORS, DEFAULT_CMDLINE, IDLE_POLICIES, LINUX_CMDLINE, LINUX_MEM_SIZE, MachineConfig,
+                     format_size, parse_size)
 from .debug.session import DEFAULT_TRACE_LIMIT
 from .errors import EXIT_STATUSES, UsageError, VmmError
 from .outcome import CRASHES, DEBUG_EXIT, HALT, TIMEOUT
@@ -76,6 +76,10 @@ def build_parser() -> Parser:
                      help="a virtio-blk disk backed by a host file (repeatable: vda, vdb, ...); "
                           "make one with `truncate -s 16M disk.img`")
     run.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="stop the guest after this long")
+    run.add_argument("--idle", choices=IDLE_POLICIES, default="sleep",
+                     help="unicorn: when the guest waits for its next timer, sleep until then (default), or skip "
+                          "the guest's clock there at once (scripts and tests run faster; the guest's clock runs "
+                          "ahead of the host's by the time skipped, at most 30 s)")
     run.add_argument("--stats", action="store_true",
                      help="print exit counts, a histogram of exits by port and address, and timings on stderr")
     run.add_argument("--trace", metavar="FILE", help="write every executed guest instruction (address, bytes, "
@@ -128,7 +132,8 @@ def build_parser() -> Parser:
     container_rootfs.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
-    bench.add_argument("which", choices=("exits", "startup", "density", "interrupts", "engines", "boot", "blk"),
+    bench.add_argument("which", choices=("exits", "startup", "density", "interrupts", "engines", "boot", "blk",
+                                         "linux"),
                        help="exits: port-I/O exits/s through the VMM vs a bare KVM loop; "
                             "interrupts: host CPU of a sleeping guest and timer interrupts delivered per engine; "
                             "blk: virtio-blk MB/s and IOPS from a guest, per engine, against the host and QEMU; "
@@ -136,14 +141,16 @@ def build_parser() -> Parser:
                             "plain process; density: N VMs at once as threads and as processes, and N containers; "
                             "engines: the unicorn engine against bare unicorn, QEMU TCG, KVM and the host "
                             "(instructions/s on `compute`, port-I/O round trips/s, whole-VM `hello`); "
-                            "boot: firmware vs direct PVH boot per engine, and fw_cfg with and without DMA")
+                            "boot: firmware vs direct PVH boot per engine, and fw_cfg with and without DMA; "
+                            "linux: Debian's kernel to its init script and to power-off, per engine and under "
+                            "QEMU microvm TCG")
     bench.add_argument("--runs", type=int, default=None,
-                       help="runs (default: exits 5, startup 10, density 3, engines 5, boot 5)")
+                       help="runs (default: exits 5, startup 10, density 3, engines 5, boot 5, linux 3)")
     bench.add_argument("--count", type=int, default=None,
                        help="exits: exits per run (default 20000); density: instances at once (default 4); "
                             "engines: MiB for `compute` (default 4); boot: MiB the padded program grows by (default 4)")
     bench.add_argument("--json", metavar="PATH", default=None,
-                       help="startup, density, engines, boot: also write results as JSON")
+                       help="startup, density, engines, boot, linux: also write results as JSON")
     bench.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
@@ -168,7 +175,7 @@ def command_run(args, program_args) -> int:
         initrd=str(paths.program_path(initrd)) if initrd else None,
         cmdline=args.cmdline, program_args=program_args,
         mem_size=parse_size(args.mem) if args.mem is not None else None,
-        accel=args.accel, serial=args.serial, timeout=args.timeout,
+        accel=args.accel, serial=args.serial, timeout=args.timeout, idle=args.idle,
         firmware=args.bios or (str(paths.DEFAULT_FIRMWARE) if args.firmware else None), disks=args.disk)
     debug = DebugOptions(trace=args.trace, trace_limit=args.trace_limit, trace_exits=args.trace_exits,
                          stats=args.stats, recent_exits=RECENT_EXITS_IN_REPORTS, gdb=args.gdb, gdb_wait=args.gdb_wait)
@@ -272,6 +279,11 @@ def command_bench(args) -> int:
             raise UsageError("--count is for `bench exits`, `density`, `engines` and `boot`")
         from .bench import startup
         return startup.main(runs=10 if runs is None else runs, json_path=args.json)
+    if args.which == "linux":
+        if count is not None:
+            raise UsageError("`bench linux` takes --runs and --json")
+        from .bench import linux
+        return linux.main(runs=linux.DEFAULT_RUNS if runs is None else runs, json_path=args.json)
     if args.which == "engines":
         from .bench import engines
         return engines.main(runs=engines.DEFAULT_RUNS if runs is None else runs,

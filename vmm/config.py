@@ -7,6 +7,7 @@ from .errors import UsageError
 
 ACCELERATORS = ("kvm", "unicorn", "auto")
 DEFAULT_CMDLINE = "console=ttyS0"
+IDLE_POLICIES = ("sleep", "skip")
 # A stock Linux kernel's defaults: the serial console; reboot at once on a panic (so the VM
 # ends instead of hanging); and trust the TSC, whose rate CPUID leaf 0x15 states: on our
 # hardware-reduced ACPI platform the only other clocksource is jiffies, which the clocksource
@@ -61,6 +62,7 @@ class MachineConfig:
     firmware: str | None = None         # boot through this firmware image (fw_cfg hands it the kernel)
     fw_cfg_dma: bool = True             # offer fw_cfg's DMA interface (off: the firmware reads byte by byte)
     disks: list = field(default_factory=list)   # [DiskSpec]: virtio-blk devices, vda first
+    idle: str = "sleep"                 # sleep | skip: an idle vCPU waits for its timer, or jumps the clock there
 
     def __post_init__(self):
         self.disks = [d if isinstance(d, DiskSpec) else DiskSpec.parse(d) for d in self.disks]
@@ -82,6 +84,8 @@ class MachineConfig:
             raise UsageError(f"--mem must be a multiple of 4K, not {self.mem_size} bytes")
         if not (self.serial in ("capture", "stdio", "none") or self.serial.startswith("file:") and len(self.serial) > 5):
             raise UsageError(f"unknown --serial {self.serial!r}: use stdio, none or file:PATH")
+        if self.idle not in IDLE_POLICIES:
+            raise UsageError(f"unknown --idle {self.idle!r}: choose one of {', '.join(IDLE_POLICIES)}")
         if self.timeout is not None and not self.timeout > 0:
             raise UsageError(f"--timeout must be a positive number of seconds, not {self.timeout}")
         for arg in self.program_args:

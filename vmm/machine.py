@@ -165,6 +165,9 @@ class Machine:
             self.engine = engine_cls(self.memory, engine_ports, engine_mmio, self.control, self.cpuid)
             self._cleanup.callback(self.engine.close)
             self.engine.set_state(boot_state)
+            if self.kernel_format == BZIMAGE:
+                self.engine.leave_lint0_masked()
+            self.engine.skip_idle_time(config.idle == "skip")
             self.debug.attach(self.engine, self.memory)     # binds the gdb port, if any
             self._cleanup.callback(self.debug.close)        # runs before engine.close
             # The interrupt controller belongs to the engine, so lines connect only now.

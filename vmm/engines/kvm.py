@@ -86,6 +86,7 @@ MXCSR_DEFAULT = 0x1F80
 
 PVM_MODULE = "/sys/module/kvm_pvm"      # present where KVM is the PVM nested hypervisor
 USER_CPUID = "user-cpuid"               # a feature name `.expect` files can require
+LINUX_RING0 = "linux-ring0"             # a stock Linux kernel's ring 0 runs (the Linux tests need it)
 
 _EXIT_IO = kc.KVM_EXIT_IO
 _EXIT_MMIO = kc.KVM_EXIT_MMIO
@@ -100,6 +101,8 @@ _EAGAIN = errno.EAGAIN
 HALT_POLL_SECONDS = (0.01, 0.1)
 HALT_POLL_BLIND_SECONDS = (0.1, 0.1)    # without KVM statistics: a kick this often, halted or not
 IOAPIC_PINS = 24            # GSIs of KVM's default routing; more would need KVM_SET_GSI_ROUTING
+LAPIC_LVT_LINT0 = 0x350     # xAPIC register offsets and bits (Intel SDM vol. 3A, 11.4.1, 11.5.1)
+LAPIC_LVT_MASKED = 1 << 16
 
 
 class KvmEngine(Engine):
@@ -124,10 +127,15 @@ class KvmEngine(Engine):
     @classmethod
     def missing_features(cls) -> dict:
         """PVM (the kvm_pvm module) runs guest ring 3 as host user code, without VT-x or
-        AMD-V: a ring-3 CPUID executes on the host CPU and never reaches our CPUID table."""
+        AMD-V: a ring-3 CPUID executes on the host CPU and never reaches our CPUID table,
+        and guest ring 0 is emulated instruction by instruction, too slowly and too
+        incompletely (cmpxchg16b, xrstor, int3) for a stock Linux kernel."""
         if os.path.exists(PVM_MODULE):
             return {USER_CPUID: "KVM here is kvm_pvm, which runs ring-3 CPUID on the host CPU: "
-                                "user code sees the host's vendor, not our CPUID table"}
+                                "user code sees the host's vendor, not our CPUID table",
+                    LINUX_RING0: "KVM here is kvm_pvm, without VT-x or AMD-V: it emulates guest ring 0 at "
+                                 "about 1 M instructions/s and fails on instructions Linux uses "
+                                 "(shared notes, linux-on-unicorn.md)"}
         return {}
 
     @classmethod
@@ -471,6 +479,17 @@ class KvmEngine(Engine):
         if not 0 <= gsi < IOAPIC_PINS:
             raise VmmError(f"GSI {gsi} is not an input of the in-kernel irqchip (0-{IOAPIC_PINS - 1})")
         return self._vm.irq_line(gsi)
+
+    def leave_lint0_masked(self) -> None:
+        """KVM resets the boot CPU's LINT0 to ExtINT, unmasked (the virtual wire): mask it,
+        as the unicorn engine does, for a Linux boot (Engine.leave_lint0_masked)."""
+        if self.irqchip:
+            lint0 = self._vcpu.get_lapic_register(LAPIC_LVT_LINT0)
+            self._vcpu.set_lapic_register(LAPIC_LVT_LINT0, lint0 | LAPIC_LVT_MASKED)
+
+    def lapic_register(self, offset: int) -> int:
+        """A register of the in-kernel local APIC (xAPIC offsets), for tests and reports."""
+        return self._vcpu.get_lapic_register(offset)
 
     def pic_state(self, chip: int = kc.KVM_IRQCHIP_PIC_MASTER):
         """The in-kernel 8259A's registers (vmm/kvm/structs.py KvmPicState: irr, imr, isr,

@@ -6,7 +6,7 @@ import threading
 from . import requests as r
 from .ioctl import FdOwner, KvmError, get_errno, ioctl, raw_ioctl
 from .kick import send_kick
-from .structs import (KvmCpuidEntry2, KvmFpu, KvmGuestDebug, KvmMpState, KvmRegs, KvmRun, KvmRunDebug,
+from .structs import (KvmCpuidEntry2, KvmFpu, KvmGuestDebug, KvmLapicState, KvmMpState, KvmRegs, KvmRun, KvmRunDebug,
                       KvmSregs, KvmTranslation, cpuid2_class, msrs_class)
 
 # Byte offset of kvm_run.immediate_exit, for the views below.
@@ -61,6 +61,19 @@ class Vcpu(FdOwner):
 
     def set_fpu(self, fpu: KvmFpu) -> None:
         ioctl(self.fd, r.KVM_SET_FPU, fpu, "KVM_SET_FPU")
+
+    def get_lapic_register(self, offset: int) -> int:
+        """A 32-bit register of the in-kernel local APIC (KVM_GET_LAPIC)."""
+        state = KvmLapicState()
+        ioctl(self.fd, r.KVM_GET_LAPIC, state, "KVM_GET_LAPIC")
+        return int.from_bytes(bytes(state.regs[offset:offset + 4]), "little")
+
+    def set_lapic_register(self, offset: int, value: int) -> None:
+        """Change one register of the in-kernel local APIC (KVM_GET_LAPIC, KVM_SET_LAPIC)."""
+        state = KvmLapicState()
+        ioctl(self.fd, r.KVM_GET_LAPIC, state, "KVM_GET_LAPIC")
+        state.regs[offset:offset + 4] = list(value.to_bytes(4, "little"))
+        ioctl(self.fd, r.KVM_SET_LAPIC, state, "KVM_SET_LAPIC")
 
     def get_msrs(self, indices) -> dict:
         """KVM_GET_MSRS: {index: value} for the MSRs KVM could read (it stops at the first
