@@ -84,6 +84,7 @@ def test_debian_kernel_is_laid_out_for_the_64_bit_entry(debian_kernel):
         entries = [bp.E820_ENTRY.unpack_from(zero, bp.OFF_E820_TABLE + 20 * i) for i in range(zero[bp.OFF_E820_ENTRIES])]
         assert entries[-1] == (MiB, 255 * MiB, 1)
         assert mem.read(layout.BZIMAGE_LOAD_ADDR, 64) == bytes(image.payload[:64])
+        assert mem.read(0xFFFF0, 4) == b"\xb0\xfe\xe6\x64"     # a restart through the reset vector resets
         # the identity map: PML4[0] -> PDPT, PDPT[3] -> the fourth PD, whose last entry maps 4 GiB - 2 MiB
         assert mem.read_u64(layout.PML4_START) & ~0xFFF == layout.PDPT_START
         pd3 = mem.read_u64(layout.PDPT_START + 24) & ~0xFFF

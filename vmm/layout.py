@@ -51,6 +51,11 @@ PD_START = 0xB000                      # four page directories: 0xB000-0xEFFF
 PD_COUNT = 4
 MULTIBOOT_INFO_START = 0x6000          # struct multiboot_info, then module list and memory map
 MULTIBOOT_INFO_SIZE = 0x1000
+# The real-mode alias of the reset vector (F000:FFF0). Linux on a hardware-reduced ACPI platform
+# restarts through EFI, and without EFI falls back to jumping there in real mode, where a PC's
+# BIOS would reset the machine (arch/x86/kernel/reboot.c: BOOT_EFI, then BOOT_BIOS). A direct
+# Linux boot has no BIOS, so a few bytes there pulse the i8042's reset line instead.
+REAL_MODE_RESET_VECTOR = 0xF_FFF0
 # A bzImage's protected-mode kernel is loaded at 1 MiB unless it is relocatable and prefers
 # another address (boot.rst: "code32_start", "pref_address"). The initrd goes as high as
 # RAM and the kernel's initrd_addr_max allow, as QEMU and Firecracker place it.

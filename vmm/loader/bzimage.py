@@ -13,6 +13,9 @@ from ..arch.x86.identity_map import identity_tables
 from ..errors import ImageError, UsageError
 
 MIN_IMAGE = bp.OFF_INIT_SIZE + 4       # the header fields we read end here
+# At the real-mode reset vector (layout.REAL_MODE_RESET_VECTOR), what a BIOS would do on a
+# restart: reset the machine. mov al, 0xFE; out 0x64, al (the i8042's reset pulse); cli; hlt.
+RESET_STUB = bytes([0xB0, 0xFE, 0xE6, 0x64, 0xFA, 0xF4])
 OFF_SYSSIZE = 0x1F4                    # u32: the protected-mode code's size in 16-byte units
 
 
@@ -93,6 +96,7 @@ def load_bzimage(memory, image: BzImage, initrd: bytes | None, cmdline: str, rsd
     memory.write(layout.ZERO_PAGE_START, bp.zero_page(image.data, header, layout.CMDLINE_START,
                                                       initrd_placement, e820, rsdp_addr))
     memory.write(layout.BOOT_GDT_ADDR, bp.boot_gdt_bytes())
+    memory.write(layout.REAL_MODE_RESET_VECTOR, RESET_STUB)
     for addr, table in identity_tables(layout.PML4_START, layout.PDPT_START, layout.PD_START, layout.PD_COUNT):
         memory.write(addr, table)
     return bp.entry_state_64(layout.BZIMAGE_LOAD_ADDR + bp.ENTRY_64_OFFSET, layout.ZERO_PAGE_START,
