@@ -14,7 +14,7 @@ from vmm.kvm import Kvm
 from vmm.kvm import constants as kc
 from vmm.kvm import requests as r
 from vmm.kvm import structs as s
-from vmm.debug.target import MAX_HW_BREAKPOINTS, guest_debug_control
+from vmm.engines.kvm_debug import MAX_HW_BREAKPOINTS, guest_debug_control
 
 from test_debug_support import COUNT_LOOP, ENTRY, LOOP_BODY, synthetic_vm
 
@@ -67,7 +67,7 @@ def test_single_step_exits_once_per_instruction(requires_kvm):
     with synthetic_vm("kvm", COUNT_LOOP) as g:
         hook = Hook()
         g.engine.set_debug_hook(hook)
-        g.engine.set_guest_debug(s.KVM_GUESTDBG_ENABLE | s.KVM_GUESTDBG_SINGLESTEP)
+        g.engine._vcpu.set_guest_debug(s.KVM_GUESTDBG_ENABLE | s.KVM_GUESTDBG_SINGLESTEP)
         outcome = g.engine.run(10)
         assert outcome.reason == "debug-exit" and outcome.status == 7
     # mov ecx; 5 x (inc, dec, jnz); mov eax; the out ends the run before its step exit.
@@ -88,7 +88,7 @@ def test_hardware_breakpoint_hit(requires_kvm):
         hook = StopAtBreakpoint()
         g.engine.set_debug_hook(hook)
         control, regs = guest_debug_control(False, {LOOP_BODY})
-        g.engine.set_guest_debug(control, regs)
+        g.engine._vcpu.set_guest_debug(control, regs)
         outcome = g.engine.run(10)
         state = g.engine.get_state()
         g.engine.set_debug_hook(None)
@@ -111,5 +111,5 @@ def test_mp_state_and_translate(requires_kvm):
 @pytest.mark.parametrize("wanted", [0, 1])
 def test_setting_guest_debug_off_is_harmless(requires_kvm, wanted):
     with synthetic_vm("kvm", COUNT_LOOP) as g:
-        g.engine.set_guest_debug(s.KVM_GUESTDBG_ENABLE if wanted else 0)
+        g.engine._vcpu.set_guest_debug(s.KVM_GUESTDBG_ENABLE if wanted else 0)
         assert g.engine.run(10).status == 7

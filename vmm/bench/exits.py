@@ -18,10 +18,11 @@ from ..arch.x86.cpu_state import CpuState, Segment, TYPE_CODE_XR_ACCESSED
 from ..arch.x86.cpuid import build_table
 from ..devices.bus import MmioBus, PortBus
 from ..engines.base import HALT, RunControl
-from ..engines.kvm import EXIT_REASON_U32, KvmEngine
+from ..engines.kvm import KvmEngine
 from ..kvm import Kvm, constants as kc
 from ..kvm.ioctl import raw_ioctl
 from ..kvm.requests import KVM_RUN
+from ..kvm.vcpu import EXIT_REASON_U32
 from ..memory import GuestMemory
 from .stats import summary as _summary
 

@@ -100,7 +100,7 @@ class UnicornEngine(Engine):
         from .unicorn_code_cache import CodeCache
         from .unicorn_exits import ExitHooks, RunEnd
         from .x86_delivery import InterruptDelivery
-        self._uc = self._switch = self._watchdog = None
+        self._uc = self._switch = self._watchdog = self._debug = None
         self._wake = Wakeup()
         # The PC's interrupt controllers and timer, on the guest's port bus (first: a port
         # clash fails here, before any unicorn resources exist).
@@ -148,10 +148,12 @@ class UnicornEngine(Engine):
         from .unicorn_state import read_state
         return read_state(self._uc, self._hs)
 
-    def debug_port(self):
-        """Code hooks, exact stops and instruction fetches for tracing and the gdb stub."""
-        from .unicorn_debug import UnicornDebugPort
-        return UnicornDebugPort(self)
+    def debug(self):
+        """The debug interface (code hooks: breakpoints, stepping, tracing)."""
+        if self._debug is None:
+            from .unicorn_debug import UnicornDebug
+            self._debug = UnicornDebug(self)
+        return self._debug
 
     def inject_interrupt(self, vector: int, _saved: bool = False) -> None:
         """Deliver external interrupt `vector` through the guest IDT now, between runs (the
