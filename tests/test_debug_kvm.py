@@ -10,9 +10,11 @@ import ctypes
 
 import pytest
 
+from vmm.arch.x86.debug_registers import DR6_B0, DR6_BS
+from vmm.arch.x86.exceptions import DB
 from vmm.kvm import Kvm
 from vmm.kvm import constants as kc
-from vmm.kvm import requests as r
+from vmm.kvm import ioctl_numbers as r
 from vmm.kvm import structs as s
 from vmm.engines.kvm_debug import MAX_HW_BREAKPOINTS, guest_debug_control
 
@@ -72,7 +74,7 @@ def test_single_step_exits_once_per_instruction(requires_kvm):
         assert outcome.reason == "debug-exit" and outcome.status == 7
     # mov ecx; 5 x (inc, dec, jnz); mov eax; the out ends the run before its step exit.
     assert len(hook.exits) == 1 + 5 * 3 + 1
-    assert all(exception == kc.DB_VECTOR and dr6 & kc.DR6_BS for exception, _, dr6 in hook.exits)
+    assert all(exception == DB and dr6 & DR6_BS for exception, _, dr6 in hook.exits)
     assert [pc for _, pc, _ in hook.exits[:4]] == [LOOP_BODY, ENTRY + 8, ENTRY + 10, LOOP_BODY]
     assert g.engine.exit_counts()["debug"] == len(hook.exits)
 
@@ -94,8 +96,8 @@ def test_hardware_breakpoint_hit(requires_kvm):
         g.engine.set_debug_hook(None)
         assert outcome.reason == "debug-stop" and outcome.rip == LOOP_BODY
         assert state.rip == LOOP_BODY and state.regs["rbx"] == 0        # inc rbx has not run
-        assert hook.exits == [(kc.DB_VECTOR, LOOP_BODY, hook.exits[0][2])]
-        assert hook.exits[0][2] & kc.DR6_B0
+        assert hook.exits == [(DB, LOOP_BODY, hook.exits[0][2])]
+        assert hook.exits[0][2] & DR6_B0
         assert g.engine.run(10).status == 7                             # debugging off: runs to the end
 
 

@@ -64,7 +64,7 @@ RUN_TIMEOUT = 300.0             # seconds for one run before it is a failure
 BASELINE_ARG = "0"              # `compute 0`: usage error, status 2, no work
 BASELINE_STATUS = 2
 QEMU_STATUS = startup.QEMU_SUCCESS     # isa-debug-exit: (status << 1) | 1
-PAGE = 0x1000
+PAGE = layout.PAGE_SIZE
 
 
 # --- formatting ------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from ..engines.base import HALT, RunControl
 from ..engines.kvm import KvmEngine
 from ..kvm import Kvm, constants as kc
 from ..kvm.ioctl import raw_ioctl
-from ..kvm.requests import KVM_RUN
+from ..kvm.ioctl_numbers import KVM_RUN
 from ..kvm.vcpu import EXIT_REASON_U32
 from ..memory import GuestMemory
 from .harness import FAILED, OK, Row, RunFailed, interleave, status_text, summary

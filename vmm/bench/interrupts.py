@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from .. import layout
 from ..arch.x86.cpu_state import (CR0_ET, CR0_MP, CR0_NE, CR0_PE, CR0_PG, CR0_WP, CR4_PAE, EFER_LMA,
-                                  EFER_LME, CpuState, Segment, gdt_descriptor)
+                                  EFER_LME, TYPE_TSS_BUSY, CpuState, Segment, gdt_descriptor)
 from ..devices.bus import MmioBus, PortBus
 from ..devices.debug_exit import DebugExit
 from ..memory import GuestMemory
@@ -157,7 +157,7 @@ class IrqGuest:
         code = Segment.from_descriptor(KERNEL_CS, GDT_ENTRIES[1])
         data = Segment.from_descriptor(KERNEL_DS, GDT_ENTRIES[2])
         state = CpuState(rip=CODE, cs=code, ds=data, es=data, fs=data, gs=data, ss=data,
-                         tr=Segment(base=0, limit=0x67, type=TYPE_TSS64_BUSY, s=0),
+                         tr=Segment(base=0, limit=0x67, type=TYPE_TSS_BUSY, s=0),
                          gdt_base=GDT, gdt_limit=len(GDT_ENTRIES) * 8 - 1,
                          idt_base=IDT, idt_limit=VECTORS * 16 - 1,
                          cr0=CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG, cr3=PML4, cr4=CR4_PAE,
@@ -168,9 +168,6 @@ class IrqGuest:
     @staticmethod
     def count(memory) -> int:
         return int.from_bytes(memory.read(COUNTER, 4), "little")
-
-
-TYPE_TSS64_BUSY = 0xB
 
 
 def _interrupt_gate(offset: int) -> bytes:

@@ -49,7 +49,7 @@ from ..kvm import Kvm, KvmError
 from ..kvm import constants as kc
 from ..kvm.ioctl import get_errno, raw_ioctl
 from ..kvm.kick import Watchdog, acquire_kick_handler, release_kick_handler
-from ..kvm.requests import KVM_RUN
+from ..kvm.ioctl_numbers import KVM_RUN
 from ..kvm.vcpu import (EXIT_REASON_U32, IMMEDIATE_EXIT_OFFSET, IO_COUNT_U32, IO_DATA_OFFSET_U64, IO_DIRECTION_U8,
                         IO_PORT_U16, IO_SIZE_U8, MMIO_ADDR_U64, MMIO_DATA_U8, MMIO_DATA_U64, MMIO_IS_WRITE_U8,
                         MMIO_LEN_U32)
@@ -379,7 +379,7 @@ class KvmEngine(Engine):
     # --- interrupts -------------------------------------------------------------------------------
     def irq_line(self, gsi: int):
         """The interrupt input `gsi` as a callable `line(level: bool)` for a device's `irq`
-        argument (vmm/kvm/vm.py IrqLine): KVM_IRQ_LINE, safe from any thread, waking the
+        argument (vmm/kvm/vm.py KvmIrqLine): KVM_IRQ_LINE, safe from any thread, waking the
         vCPU from HLT when it delivers. GSIs 0-15 are the ISA IRQs (PIC inputs, and IOAPIC
         pins of the same number), 16-23 further IOAPIC pins. GSI 0 is the in-kernel PIT's.
         The PIC's inputs are edge-triggered unless the guest sets their ELCR bits: a device

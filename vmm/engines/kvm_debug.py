@@ -17,6 +17,7 @@ reaches it through KvmEngine.debug().
 """
 from ..arch.x86 import paging as x86_paging
 from ..arch.x86.cpu_state import CR0_PE, EFER_LMA
+from ..arch.x86.debug_registers import BREAKPOINT_REGISTERS, DR6_BREAKPOINTS, DR7_FIXED, DR7_G0, DR7_GE
 from ..debug import disasm
 from ..debug.trace import direct_target, is_branch
 from ..kvm import constants as kc
@@ -24,9 +25,7 @@ from ..kvm import structs as ks
 from ..outcome import DEBUG_STOP, PAUSED, Outcome
 from .base import EngineDebug
 
-MAX_HW_BREAKPOINTS = 4          # DR0-DR3
-DR7_FIXED = 0x400               # DR7 bit 10 reads as 1
-DR7_GE = 1 << 9                 # exact breakpoint detection (recommended with breakpoints)
+MAX_HW_BREAKPOINTS = BREAKPOINT_REGISTERS
 MAX_UNSEEN = 3                  # instructions the tracer may fill in between two step exits
 
 
@@ -43,7 +42,7 @@ def guest_debug_control(single_step: bool, breakpoints) -> tuple:
         dr7 = DR7_FIXED | DR7_GE
         for i, address in enumerate(sorted(breakpoints)):
             debugreg[i] = address
-            dr7 |= 2 << (2 * i)             # Gi: global enable of DRi
+            dr7 |= DR7_G0 << (2 * i)        # Gi: global enable of DRi
         debugreg[7] = dr7
     else:
         control = 0                         # nothing to catch: full speed, debugging off
@@ -142,7 +141,7 @@ class KvmDebug(EngineDebug):
             if self.pause_pending():
                 return Outcome(PAUSED, detail=f"paused at {pc:#x}", rip=pc)
             return None                     # single-stepping towards one of many breakpoints
-        kind = "breakpoint" if dr6 & 0xF or pc in self._scan else "step"
+        kind = "breakpoint" if dr6 & DR6_BREAKPOINTS or pc in self._scan else "step"
         return Outcome(DEBUG_STOP, detail=f"{kind} at {pc:#x}", rip=pc)
 
     def on_kick(self, halted: bool):

@@ -55,11 +55,11 @@ import threading
 import time
 
 from ..arch.x86.cpu_state import RFLAGS_IF
+from ..layout import PAGE_SIZE
 from .base import ENGINE_ERROR, HALT, SHUTDOWN, TIMEOUT, Engine, Outcome, deadline_after
 from .host_timers import Wakeup, make_watchdog
 
 TICK = 0.05                 # seconds: the longest emu_start, so that signals get handled
-PAGE = 0x1000
 
 
 class UnicornEngine(Engine):
@@ -395,7 +395,7 @@ def _measure_tsc_khz() -> int:
     from unicorn import Uc, UC_ARCH_X86, UC_MODE_64
     from unicorn.x86_const import UC_X86_REG_RAX, UC_X86_REG_RDX
     uc = Uc(UC_ARCH_X86, UC_MODE_64)
-    uc.mem_map(0, PAGE)
+    uc.mem_map(0, PAGE_SIZE)
     uc.mem_write(0, b"\x0f\x31")                        # rdtsc
 
     def sample():

@@ -3,7 +3,7 @@ import errno
 import mmap
 import threading
 
-from . import requests as r
+from . import ioctl_numbers as r
 from .ioctl import FdOwner, KvmError, get_errno, ioctl, raw_ioctl
 from .kick import send_kick
 from .structs import (KvmCpuidEntry2, KvmFpu, KvmGuestDebug, KvmMpState, KvmRegs, KvmRun, KvmRunDebug,
