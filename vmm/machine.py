@@ -168,7 +168,7 @@ class Machine:
             if self.kernel_format == BZIMAGE:
                 self.engine.leave_lint0_masked()
             self.engine.skip_idle_time(config.idle == "skip")
-            self.debug.attach(self.engine, self.memory)     # binds the gdb port, if any
+            self.debug.attach(self.engine)                  # binds the gdb port, if any
             self._cleanup.callback(self.debug.close)        # runs before engine.close
             # The interrupt controller belongs to the engine, so lines connect only now.
             for gsi, line in self.irq_lines.items():
@@ -281,11 +281,7 @@ class Machine:
         }
 
     def _cpu_report(self) -> str:
-        try:
-            state = self.engine.get_state()
-        except Exception as error:          # a report must never hide the outcome itself
-            return f"(registers unavailable: {error})"
-        return self.debug.crash_report(state, self.memory)
+        return self.debug.crash_report(self.engine.debug())     # (never raises)
 
     def close(self) -> None:
         self._cleanup.close()

@@ -16,14 +16,15 @@ power-off.
 """
 import shutil
 import subprocess
-import sys
 import time
 
 from .. import paths
 from ..config import LINUX_CMDLINE
-from . import stats
-from .engines import Row, engine_unavailable, progress_printer, spread, status_text
-from .startup import OK, RunFailed, Unavailable, describe_machine, interleave
+from . import harness
+from .engines import spread
+from .harness import (OK, UNAVAILABLE, Row, RunFailed, Unavailable, describe_machine, engine_unavailable,
+                      interleave, progress_printer, status_text)
+from .process import vmm_command, vmm_env
 
 DEFAULT_RUNS = 3
 RUN_TIMEOUT = 600.0
@@ -34,10 +35,11 @@ KERNEL = paths.GUEST_BUILD / "linux" / "vmlinuz"
 INITRAMFS = paths.GUEST_BUILD / "linux" / "initramfs.cpio.gz"
 
 
-def timed_boot(argv, label) -> dict:
+def timed_boot(argv, label, env=None) -> dict:
     """Launch `argv`, read its output until it exits: seconds to FIRST_LINE and to exit."""
     start = time.monotonic()
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               env=env)
     first, output = None, b""
     try:
         for line in process.stdout:
@@ -74,9 +76,9 @@ class VmmLinux(Row):
             raise Unavailable(reason)
 
     def measure(self, context):
-        sample = timed_boot([sys.executable, "-m", "vmm", "run", str(KERNEL), "--initrd", str(INITRAMFS),
+        sample = timed_boot([*vmm_command(), "run", str(KERNEL), "--initrd", str(INITRAMFS),
                              "--accel", self.engine, "--cmdline", f"{LINUX_CMDLINE} vmmtest={SCRIPT}"],
-                            self.label)
+                            self.label, env=vmm_env())
         if sample["status"] != 0:
             raise RunFailed(f"{self.label} exited with status {sample['status']}, not 0 (power-off)")
         return sample
@@ -114,13 +116,13 @@ def run(runs: int = DEFAULT_RUNS, warmup: int = 1, rows=None, progress=None) -> 
         out = {"name": row.name, "label": row.label, "status": entry["status"], "reason": entry["reason"]}
         if entry["status"] == OK:
             for key in ("first_line", "poweroff"):
-                out[key] = stats.summary(s[key] for s in entry["samples"])
+                out[key] = harness.summary(s[key] for s in entry["samples"])
         result["rows"].append(out)
     qemu = next((r for r in result["rows"] if r["name"] == "qemu-tcg" and r["status"] == OK), None)
     for row in result["rows"]:
         for key in ("first_line", "poweroff"):
             if qemu is not None and key in row:
-                row[f"{key}_ratio"] = stats.ratio(row[key]["median"], qemu[key]["median"])
+                row[f"{key}_ratio"] = harness.ratio(row[key]["median"], qemu[key]["median"])
     return result
 
 
@@ -134,7 +136,7 @@ def format_report(result: dict) -> str:
                      _ratio(row.get("poweroff_ratio"))])
     text = [f"vmm bench linux: Debian's kernel to its init script and to power-off, {result['runs']} runs "
             f"(seconds, median (min-max), and the ratio to QEMU TCG)",
-            stats.table(["row", "status", "to init script", "x QEMU", "to power-off", "x QEMU"], rows)]
+            harness.table(["row", "status", "to init script", "x QEMU", "to power-off", "x QEMU"], rows)]
     unicorn = next((r for r in result["rows"] if r["name"] == "vmm-unicorn"), {})
     if "first_line_ratio" in unicorn and "poweroff_ratio" in unicorn:
         worst = max(unicorn["first_line_ratio"], unicorn["poweroff_ratio"])
@@ -150,5 +152,5 @@ def _ratio(value) -> str:
 
 def main(runs: int = DEFAULT_RUNS, json_path=None) -> int:
     result = run(runs=runs, progress=progress_printer)
-    failed = any(r["status"] not in (OK, "unavailable") for r in result["rows"])
-    return stats.report(result, format_report(result), json_path=json_path, failed=failed)
+    failed = any(r["status"] not in (OK, UNAVAILABLE) for r in result["rows"])
+    return harness.report(result, format_report(result), json_path=json_path, failed=failed)

@@ -55,11 +55,11 @@ import threading
 import time
 
 from ..arch.x86.cpu_state import RFLAGS_IF
+from ..layout import PAGE_SIZE
 from .base import ENGINE_ERROR, HALT, SHUTDOWN, TIMEOUT, Engine, Outcome, deadline_after
 from .host_timers import Wakeup, make_watchdog
 
 TICK = 0.05                 # seconds: the longest emu_start, so that signals get handled
-PAGE = 0x1000
 
 
 class UnicornEngine(Engine):
@@ -102,7 +102,7 @@ class UnicornEngine(Engine):
         from .unicorn_code_cache import CodeCache
         from .unicorn_exits import ExitHooks, RunEnd
         from .x86_delivery import InterruptDelivery
-        self._uc = self._switch = self._watchdog = None
+        self._uc = self._switch = self._watchdog = self._debug = None
         self._wake = Wakeup()
         # The PC's interrupt controllers and timers, on the guest's buses (first: a clash
         # fails here, before any unicorn resources exist), on the guest clock.
@@ -151,10 +151,12 @@ class UnicornEngine(Engine):
         from .unicorn_state import read_state
         return read_state(self._uc, self._hs)
 
-    def debug_port(self):
-        """Code hooks, exact stops and instruction fetches for tracing and the gdb stub."""
-        from .unicorn_debug import UnicornDebugPort
-        return UnicornDebugPort(self)
+    def debug(self):
+        """The debug interface (code hooks: breakpoints, stepping, tracing)."""
+        if self._debug is None:
+            from .unicorn_debug import UnicornDebug
+            self._debug = UnicornDebug(self)
+        return self._debug
 
     def inject_interrupt(self, vector: int, _saved: bool = False) -> None:
         """Deliver external interrupt `vector` through the guest IDT now, between runs (the
@@ -410,7 +412,7 @@ def _measure_tsc_khz() -> int:
     from unicorn import Uc, UC_ARCH_X86, UC_MODE_64
     from unicorn.x86_const import UC_X86_REG_RAX, UC_X86_REG_RDX
     uc = Uc(UC_ARCH_X86, UC_MODE_64)
-    uc.mem_map(0, PAGE)
+    uc.mem_map(0, PAGE_SIZE)
     uc.mem_write(0, b"\x0f\x31")                        # rdtsc
 
     def sample():

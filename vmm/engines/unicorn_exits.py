@@ -14,12 +14,12 @@ Once a stop was requested (control.stop), the rest of the block still runs, but 
 MMIO accesses are dropped: KVM would never have executed those instructions. These callbacks
 are the hot path: nothing but local variables, one counter add and the bus call.
 """
-from ..arch.x86.io import ALL_ONES
 from ..arch.x86.exceptions import UD
+from ..arch.x86.io import ALL_ONES
 from ..errors import VmmError
+from ..layout import PAGE_SIZE
 from ..outcome import ENGINE_ERROR, SHUTDOWN, Outcome
 
-PAGE = 0x1000
 DEMAND_PAGE_LIMIT = 16_384  # unclaimed MMIO pages mapped on first touch before we give up
 
 
@@ -113,7 +113,7 @@ class ExitHooks:
         runs = []
         memory_regions = [(gpa, gpa + size) for gpa, size, _, _ in self._memory.regions()]
         for base, length, _device in sorted(self._mmio.ranges(), key=lambda r: r[0]):
-            start, end = base & ~(PAGE - 1), (base + length + PAGE - 1) & ~(PAGE - 1)
+            start, end = base & ~(PAGE_SIZE - 1), (base + length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
             if any(start < region_end and region_start < end for region_start, region_end in memory_regions):
                 raise VmmError(f"MMIO range {base:#x}+{length:#x} overlaps guest memory")
             if runs and start <= runs[-1][1]:
@@ -167,7 +167,7 @@ class ExitHooks:
                                                  f"pages (last {address:#x})")
                 return False
             self._windows += 1
-            self._map_bus_window(address & ~(PAGE - 1), PAGE)
+            self._map_bus_window(address & ~(PAGE_SIZE - 1), PAGE_SIZE)
             return True
         except BaseException as exc:
             run_end.fail(exc)
