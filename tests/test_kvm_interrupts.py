@@ -236,11 +236,13 @@ def test_a_linux_boot_masks_the_in_kernel_lint0(requires_kvm):
     would, so that the in-kernel 8259A nobody programs cannot deliver ISA IRQs as vectors 0-15."""
     from vmm.arch.x86.cpuid import build_table
     from vmm.devices.bus import MmioBus, PortBus
-    from vmm.engines.kvm import LAPIC_LVT_LINT0, LAPIC_LVT_MASKED, KvmEngine
+    from vmm.engines.kvm import KvmEngine
+    from vmm.kvm.vcpu import LAPIC_LVT_LINT0, LAPIC_LVT_MASKED
     from vmm.memory import GuestMemory
     from vmm.outcome import RunControl
     with GuestMemory(2 << 20) as memory, \
             KvmEngine(memory, PortBus(), MmioBus(), RunControl(), build_table(KvmEngine.tsc_khz())) as engine:
-        assert engine.lapic_register(LAPIC_LVT_LINT0) == 0x700          # ExtINT, unmasked
+        vcpu = engine._vcpu
+        assert vcpu.get_lapic_register(LAPIC_LVT_LINT0) == 0x700          # ExtINT, unmasked
         engine.leave_lint0_masked()
-        assert engine.lapic_register(LAPIC_LVT_LINT0) == 0x700 | LAPIC_LVT_MASKED
+        assert vcpu.get_lapic_register(LAPIC_LVT_LINT0) == 0x700 | LAPIC_LVT_MASKED

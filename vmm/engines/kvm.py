@@ -73,8 +73,6 @@ _EINTR = errno.EINTR
 _EAGAIN = errno.EAGAIN
 
 IOAPIC_PINS = 24            # GSIs of KVM's default routing; more would need KVM_SET_GSI_ROUTING
-LAPIC_LVT_LINT0 = 0x350     # xAPIC register offsets and bits (Intel SDM vol. 3A, 11.4.1, 11.5.1)
-LAPIC_LVT_MASKED = 1 << 16
 
 
 class KvmEngine(Engine):
@@ -98,17 +96,14 @@ class KvmEngine(Engine):
 
     @classmethod
     def missing_features(cls) -> dict:
-        """PVM (the kvm_pvm module) runs guest ring 3 as host user code, without VT-x or
-        AMD-V: a ring-3 CPUID executes on the host CPU and never reaches our CPUID table,
-        and guest ring 0 is emulated instruction by instruction, too slowly and too
-        incompletely (cmpxchg16b, xrstor, int3) for a stock Linux kernel."""
-        if os.path.exists(PVM_MODULE):
-            return {USER_CPUID: "KVM here is kvm_pvm, which runs ring-3 CPUID on the host CPU: "
-                                "user code sees the host's vendor, not our CPUID table",
-                    LINUX_RING0: "KVM here is kvm_pvm, without VT-x or AMD-V: it emulates guest ring 0 at "
-                                 "about 1 M instructions/s and fails on instructions Linux uses "
-                                 "(shared notes, linux-on-unicorn.md)"}
-        return {}
+        """PVM (kvm_pvm), without VT-x or AMD-V, runs guest ring 3 as host user code and
+        emulates ring 0, too slowly and incompletely for a stock Linux kernel."""
+        if not os.path.exists(PVM_MODULE):
+            return {}
+        return {USER_CPUID: "KVM here is kvm_pvm, which runs ring-3 CPUID on the host CPU: "
+                            "user code sees the host's vendor, not our CPUID table",
+                LINUX_RING0: "KVM here is kvm_pvm, without VT-x or AMD-V: it emulates guest ring 0 at about "
+                             "1 M instructions/s and fails on instructions Linux uses (shared notes)"}
 
     @classmethod
     def tsc_khz(cls) -> int:
@@ -399,15 +394,8 @@ class KvmEngine(Engine):
         return self._vm.irq_line(gsi)
 
     def leave_lint0_masked(self) -> None:
-        """KVM resets the boot CPU's LINT0 to ExtINT, unmasked (the virtual wire): mask it,
-        as the unicorn engine does, for a Linux boot (Engine.leave_lint0_masked)."""
-        if self.irqchip:
-            lint0 = self._vcpu.get_lapic_register(LAPIC_LVT_LINT0)
-            self._vcpu.set_lapic_register(LAPIC_LVT_LINT0, lint0 | LAPIC_LVT_MASKED)
-
-    def lapic_register(self, offset: int) -> int:
-        """A register of the in-kernel local APIC (xAPIC offsets), for tests and reports."""
-        return self._vcpu.get_lapic_register(offset)
+        if self.irqchip:                # KVM resets LINT0 to ExtINT, unmasked (see the base class)
+            self._vcpu.mask_lapic_lint0()
 
     def pic_state(self, chip: int = kc.KVM_IRQCHIP_PIC_MASTER):
         """The in-kernel 8259A's registers (vmm/kvm/structs.py KvmPicState: irr, imr, isr,

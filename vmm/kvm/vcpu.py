@@ -9,6 +9,9 @@ from .kick import send_kick
 from .structs import (KvmCpuidEntry2, KvmFpu, KvmGuestDebug, KvmLapicState, KvmMpState, KvmRegs, KvmRun,
                       KvmRunDebug, KvmRunIo, KvmRunMmio, KvmSregs, KvmTranslation, cpuid2_class, msrs_class)
 
+LAPIC_LVT_LINT0 = 0x350     # xAPIC register offset and mask bit (Intel SDM vol. 3A, 11.4.1, 11.5.1)
+LAPIC_LVT_MASKED = 1 << 16
+
 # Byte offset of kvm_run.immediate_exit, for the views below.
 IMMEDIATE_EXIT_OFFSET = KvmRun.immediate_exit.offset
 # Where an exit loop finds kvm_run's fields, as indexes into the Vcpu's u8/u16/u32/u64 views
@@ -89,6 +92,10 @@ class Vcpu(FdOwner):
         ioctl(self.fd, r.KVM_GET_LAPIC, state, "KVM_GET_LAPIC")
         state.regs[offset:offset + 4] = list(value.to_bytes(4, "little"))
         ioctl(self.fd, r.KVM_SET_LAPIC, state, "KVM_SET_LAPIC")
+
+    def mask_lapic_lint0(self) -> None:
+        """Set the mask bit of the in-kernel local APIC's LVT LINT0 entry."""
+        self.set_lapic_register(LAPIC_LVT_LINT0, self.get_lapic_register(LAPIC_LVT_LINT0) | LAPIC_LVT_MASKED)
 
     def get_msrs(self, indices) -> dict:
         """KVM_GET_MSRS: {index: value} for the MSRs KVM could read (it stops at the first
