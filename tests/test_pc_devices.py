@@ -50,6 +50,15 @@ def test_guest_setting_the_time_moves_only_its_clock():
     assert cmos_read(rtc, R.REG_YEAR) == 0x30 and cmos_read(rtc, R.REG_SECONDS) == 0x15
 
 
+def test_a_nonsensical_date_from_the_guest_keeps_the_old_time():
+    rtc = R.CmosRtc(now=lambda: NOW)
+    cmos_write(rtc, R.REG_B, R.B_SET | R.B_24_HOUR | R.B_BINARY)
+    cmos_write(rtc, R.REG_CENTURY, 0xFF)                  # year 25599: past what the clock can show
+    cmos_write(rtc, R.REG_MONTH, 0xFF)
+    cmos_write(rtc, R.REG_B, R.B_24_HOUR | R.B_BINARY)
+    assert cmos_read(rtc, R.REG_YEAR) == 26 and cmos_read(rtc, R.REG_CENTURY) == 20
+
+
 def test_rtc_nvram_keeps_bytes_and_register_c_reads_zero():
     rtc = R.CmosRtc(now=lambda: NOW)
     cmos_write(rtc, 0x40, 0xA5)

@@ -115,7 +115,8 @@ class CmosRtc:
         try:
             wanted = calendar.timegm((year, decode(fields[REG_MONTH]), decode(fields[REG_DAY]), hour,
                                       decode(fields[REG_MINUTES]), decode(fields[REG_SECONDS])))
-        except (OverflowError, ValueError):
+            time.gmtime(wanted)                # a date the clock can show again
+        except (OverflowError, ValueError, OSError):
             self._frozen = None                # a nonsensical date: keep the old time
             return
         self._offset = wanted - self._now()
