@@ -14,7 +14,7 @@ passes it (LINT0 as ExtINT, or the APIC disabled). The CPU's INTR is the local A
 deliverable vector, or the PIC's request through LINT0.
 
 What the run loop asks, and nothing else (engines/unicorn.py):
-  update()       bring every timer up to now: (INTR, the next timer deadline in host ns)
+  update()       bring every timer up to now: (INTR, the next timer deadline in guest ns)
   intr           the CPU's INTR line (one attribute read, no lock)
   acknowledge()  the INTA cycle: the vector to deliver
 and it is told of a rising INTR through `on_intr(level)`. Devices drive interrupt inputs
@@ -36,12 +36,12 @@ import threading
 from .. import layout
 from ..arch.x86.cpuid import CRYSTAL_HZ
 from ..devices.ioapic import IoApic
-from ..devices.lapic import LocalApic
+from ..devices.lapic import DELIVERY_EXTINT, LVT_LINT0, LVT_MASKED, LocalApic
 from ..devices.pic import DualPic
 from ..devices.pit import Pit8254, SystemControlPortB
 from ..errors import VmmError
 
-NEVER_NS = 1 << 63          # a host time (ns) that never comes
+NEVER_NS = 1 << 63          # a time (ns) that never comes
 ISA_IRQS = 16
 
 
@@ -53,7 +53,7 @@ class PcPlatform:
         self._on_intr = on_intr
         self.pic = DualPic(on_intr=self._pic_intr)
         self.timers = []
-        # Until this host time (ns) no timer has anything new to say, unless the guest
+        # Until this guest time (ns) no timer has anything new to say, unless the guest
         # writes to a timer's ports: update() is then two comparisons.
         self._quiet_until = 0
         self._timer_ns = None
@@ -76,7 +76,6 @@ class PcPlatform:
         microvm's does): the boot CPU's reset state passes the 8259A's INTR (virtual wire),
         and Linux keeps LINT0 as it finds it, so a PIC nobody programmed would deliver
         ISA IRQs as vectors 0-15."""
-        from ..devices.lapic import DELIVERY_EXTINT, LVT_LINT0, LVT_MASKED
         with self.lock:
             self.lapic.lvt[LVT_LINT0] = DELIVERY_EXTINT | LVT_MASKED
 
