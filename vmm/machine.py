@@ -29,7 +29,7 @@ from .loader.detect import BZIMAGE, MULTIBOOT, PVH, kernel_format
 from .loader.elf import ElfImage
 from .loader.multiboot import MultibootImage, load_multiboot
 from .loader.pvh import load_pvh
-from .platform import add_pc_devices, acpi_tables
+from .board import acpi_tables, add_pc_devices
 from .memory import GuestMemory
 from .outcome import CRASHES, DEBUG_EXIT, INTERRUPTED, TIMEOUT, Outcome, RunControl
 from .serial_sink import SerialSink

@@ -1,4 +1,4 @@
-"""The PC around the CPU that both engines share: the port devices a stock kernel probes
+"""The PC board around the CPU, the same for both engines: the port devices a stock kernel probes
 (CMOS RTC, i8042, the ACPI power-management registers) and the ACPI tables that describe the
 machine. The interrupt controllers and timers are the engine's own (in the kernel on KVM,
 the software engine's platform on unicorn); devices and tables only name their GSIs.
