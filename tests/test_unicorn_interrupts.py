@@ -540,3 +540,31 @@ def test_an_interrupt_with_no_gate_is_a_triple_fault(vm):
     vm.engine.irq_line(layout.COM1_IRQ)(True)
     outcome = vm.run(5)
     assert outcome.reason == SHUTDOWN and "triple fault" in outcome.detail
+
+
+# --- the debugger's single step ---------------------------------------------------------------------
+def test_a_debugger_step_holds_interrupts_back_until_it_is_done(vm):
+    """As KVM's single step with KVM_GUESTDBG_BLOCKIRQ: a step goes to the next instruction,
+    not into the handler of an interrupt that is pending; resuming then takes it."""
+    from vmm.debug.target import SIGTRAP, DebugTarget
+    body = """
+    sti
+    xor ecx, ecx
+spin:
+    inc rcx
+    jmp spin
+"""
+    symbols = start(vm, body, master_mask=0xFF & ~(1 << 3))
+    target = DebugTarget(vm.engine.debug())
+    target.add_breakpoint(symbols["spin"])
+    assert target.resume().signal == SIGTRAP and vectors(vm) == []
+    target.clear_breakpoints()
+    vm.engine.irq_line(3).pulse()                   # IRQ 3 is pending from now on
+    for _ in range(6):
+        assert target.step().signal == SIGTRAP
+        assert target.read_state().rip in (symbols["spin"], symbols["spin"] + 3)
+    assert vectors(vm) == []
+    target.add_breakpoint(symbols["spin"])
+    assert target.resume().signal == SIGTRAP        # the interrupt first, then the loop again
+    assert vectors(vm) == [0x23]
+    target.close()

@@ -137,6 +137,9 @@ class UnicornEngine(Engine):
         self._halted = False                # in HLT with IF=1, waiting for an interrupt
         self._hlt_seen_at = None            # RIP after the last HLT _after_hlt() checked
         self.n_hlt = self.n_slices = self.n_irqs = self.n_skips = 0
+        # The debugger's single step (unicorn_debug.py): interrupts wait until it is done, as
+        # with KVM_GUESTDBG_BLOCKIRQ, unless the CPU is halted (it would never wake).
+        self.irqs_held = False
         control.kick = self._kick
         memory.on_write(self.code_cache.on_host_write)
 
@@ -191,7 +194,8 @@ class UnicornEngine(Engine):
             # 1. Timers and interrupts: the platform's timers up to now, then delivery if
             #    INTR is up and the CPU can take it. (A raise of INTR throws the switch.)
             intr, timer_ns = platform.update()
-            watch = self._deliver_interrupts() if intr else None
+            held = self.irqs_held and not self._halted
+            watch = self._deliver_interrupts() if intr and not held else None
             # 2. The switch for the next slice: plain, or watching for the interrupt window.
             #    A stop requested from here on throws it again and ends that slice at once.
             if watch is None:
@@ -202,7 +206,7 @@ class UnicornEngine(Engine):
             outcome = self._reason_to_stop(deadline, timeout)
             if outcome is not None:
                 return outcome
-            if watch is None and platform.intr:
+            if watch is None and platform.intr and not held:
                 continue                    # INTR rose since update(): deliver it first
             # 4. Halted (HLT with IF=1): sleep until an interrupt, a stop request or a deadline.
             if self._halted:
