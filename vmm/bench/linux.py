@@ -21,9 +21,8 @@ import time
 from .. import paths
 from ..config import LINUX_CMDLINE
 from . import harness
-from .engines import spread
 from .harness import (OK, UNAVAILABLE, Row, RunFailed, Unavailable, describe_machine, engine_unavailable,
-                      interleave, progress_printer, status_text)
+                      interleave, progress_printer, spread, status_text)
 from .process import vmm_command, vmm_env
 
 DEFAULT_RUNS = 3

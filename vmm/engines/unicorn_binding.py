@@ -376,3 +376,13 @@ def close_uc(uc) -> None:
     finalizer = getattr(uc, "_Uc__finalizer", None)
     if finalizer is not None:
         finalizer()
+
+
+def tb_invalidate_phys_range():
+    """libunicorn's exported tb_invalidate_phys_range(uc, start, end) for x86-64 (start and
+    end are RAM offsets), or None if this build does not export it."""
+    function = getattr(_binding()[0].uclib, "tb_invalidate_phys_range_x86_64", None)
+    if function is not None:
+        function.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64]
+        function.restype = None
+    return function

@@ -23,10 +23,10 @@ device callback, or a device's own thread completing late). While the guest runs
 another thread, nothing may touch unicorn's state: the range is queued, the stop switch thrown,
 and the run loop calls catch_up() before the guest continues.
 """
-import ctypes
 import threading
 
 from ..arch.x86.paging import PAGE_SIZE, Paging, access_error, walk
+from .unicorn_binding import tb_invalidate_phys_range
 from .unicorn_layout import HF_CPL_MASK
 
 MAX_PENDING_RANGES = 64     # host writes remembered during a run before flushing all code
@@ -44,7 +44,7 @@ class CodeCache:
         self._pending = []                  # host writes made while the guest ran
         self._lock = threading.Lock()       # device threads append, the vCPU thread takes
         self._ram_end = _ram_at_offset_zero(memory)
-        self._invalidate_physical = _tb_invalidate_phys_range()
+        self._invalidate_physical = tb_invalidate_phys_range()
 
     def on_host_write(self, gpa: int, length: int) -> None:
         """GuestMemory listener (any thread): the host changed [gpa, gpa+length)."""
@@ -128,13 +128,3 @@ def _ram_at_offset_zero(memory) -> int:
     if regions and regions[0][0] == 0 and not regions[0][3]:
         return regions[0][1]
     return 0
-
-
-def _tb_invalidate_phys_range():
-    """libunicorn's tb_invalidate_phys_range(uc, start, end) for x86-64, or None."""
-    from .unicorn_binding import _binding
-    function = getattr(_binding()[0].uclib, "tb_invalidate_phys_range_x86_64", None)
-    if function is not None:
-        function.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64]
-        function.restype = None
-    return function
