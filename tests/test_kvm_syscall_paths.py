@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from vmm.config import MachineConfig
-from vmm.debug.target import SIGTRAP, make_target
+from vmm.debug.target import SIGTRAP, DebugTarget
 from vmm.engines import kvm_features
 from vmm.machine import Machine
 from vmm.outcome import DEBUG_EXIT
@@ -42,7 +42,7 @@ def run_to_first_stop(kernel_path, addresses):
     config = MachineConfig(kernel=kernel_path, initrd="guest/build/programs/hello", accel="kvm", serial="none",
                            timeout=60)
     with Machine(config) as vm:
-        target = make_target(vm.engine, vm.memory)
+        target = DebugTarget(vm.engine.debug())
         for address in addresses:
             target.add_breakpoint(address)
         stop = target.resume()

@@ -12,6 +12,7 @@ KvmEngine.missing_features(): `.expect` files `require:` them, tests mark themse
 import os
 
 USER_CPUID = "user-cpuid"                   # ring-3 CPUID answers from the VMM's CPUID table
+LINUX_RING0 = "linux-ring0"                 # a stock Linux kernel's ring 0 runs (the Linux tests need it)
 SYSCALL_RING0 = "syscall-ring0"             # `syscall` from ring 3 enters ring 0 at LSTAR
 SW_BREAKPOINTS = "sw-breakpoints"           # int3 exits to the VMM (KVM_GUESTDBG_USE_SW_BP)
 HW_BREAKPOINTS = "hw-breakpoints"           # debug-register breakpoints (KVM_GUESTDBG_USE_HW_BP) fire
@@ -27,6 +28,8 @@ AMD_NRIPS = "/sys/module/kvm_amd/parameters/nrips"      # "0"/"N": the CPU has n
 _PVM_LACKS = {
     USER_CPUID: "KVM here is kvm_pvm, which runs ring-3 CPUID on the host CPU: user code sees the "
                 "host's vendor, not our CPUID table",
+    LINUX_RING0: "KVM here is kvm_pvm, without VT-x or AMD-V: it emulates guest ring 0 at about "
+                 "1 M instructions/s and fails on instructions Linux uses (shared notes)",
     SYSCALL_RING0: "KVM here is kvm_pvm, where `syscall` reaches LSTAR still at CPL 3 (the guest "
                    "kernel completes it from its #GP/#PF handler)",
     SW_BREAKPOINTS: "KVM here is kvm_pvm, where int3 in ring 0 is an emulation failure and in ring 3 "
@@ -90,7 +93,6 @@ PROBE_CODE_ADDR = 0x1000
 PROBE_CODE = bytes([0x90, 0xCC, 0xF4])
 PROBE_BP_HANDLER = 0x1010
 PROBE_IVT_ENTRY_3 = 3 * 4                   # offset:segment of vector 3
-DR7_G0 = 0x400 | 0x200 | 0x2                # bit 10 reads as 1, GE, G0: DR0 an execution breakpoint
 _TCG = "as where KVM is nested in QEMU 7.2's TCG, "
 
 
@@ -102,17 +104,20 @@ def breakpoints_stop_a_guest(int3: bool = True) -> dict:
     without arming the breakpoints, and it raises INT3 as a software interrupt, so the #BP
     intercept KVM asks for never fires."""
     from .. import layout
+    from ..arch.x86.debug_registers import DR7_FIXED, DR7_G0, DR7_GE
+    from ..arch.x86.exceptions import BP, DB
     from ..errors import VmmError
     from ..kvm import Kvm
     from ..kvm import constants as kc
     from ..kvm import structs as ks
     from ..kvm.vm import bare_real_mode_vcpu
     from ..memory import GuestMemory
-    checks = [(HW_BREAKPOINTS, ks.KVM_GUESTDBG_USE_HW_BP, kc.DB_VECTOR, "a debug-register breakpoint",
+    checks = [(HW_BREAKPOINTS, ks.KVM_GUESTDBG_USE_HW_BP, DB, "a debug-register breakpoint",
                _TCG + "whose VMRUN does not arm DR7")]
     if int3:
-        checks.append((SW_BREAKPOINTS, ks.KVM_GUESTDBG_USE_SW_BP, kc.BP_VECTOR, "an int3 under KVM_GUESTDBG_USE_SW_BP",
+        checks.append((SW_BREAKPOINTS, ks.KVM_GUESTDBG_USE_SW_BP, BP, "an int3 under KVM_GUESTDBG_USE_SW_BP",
                        _TCG + "which raises INT3 as a software interrupt, past KVM's #BP intercept"))
+    dr7 = DR7_FIXED | DR7_GE | DR7_G0           # DR0: an execution breakpoint
     found = {}
     try:
         with GuestMemory(64 * layout.KiB) as memory, Kvm() as kvm, kvm.create_vm() as vm:
@@ -124,7 +129,7 @@ def breakpoints_stop_a_guest(int3: bool = True) -> dict:
                 regs = vcpu.get_regs()
                 regs.rip, regs.rflags = PROBE_CODE_ADDR, 2
                 vcpu.set_regs(regs)
-                vcpu.set_guest_debug(ks.KVM_GUESTDBG_ENABLE | flag, [PROBE_CODE_ADDR, 0, 0, 0, 0, 0, 0, DR7_G0])
+                vcpu.set_guest_debug(ks.KVM_GUESTDBG_ENABLE | flag, [PROBE_CODE_ADDR, 0, 0, 0, 0, 0, 0, dr7])
                 reason = kc.KVM_EXIT_INTR if vcpu.run() else vcpu.exit_reason
                 if reason != kc.KVM_EXIT_DEBUG or vcpu.debug_exit()[0] != vector:
                     found[feature] = f"{what} did not stop the guest (KVM exit {kc.exit_name(reason)}), {why}"

@@ -1,4 +1,4 @@
-"""The interactive console through a real pseudo-terminal: raw mode, the escape sequence,
+"""The host terminal as the console (vmm/terminal.py), through a real pseudo-terminal: raw mode, the escape sequence,
 and the terminal mode restored afterwards."""
 import os
 import pty
@@ -91,7 +91,7 @@ def test_sigterm_restores_the_terminal(engine, kernel_path):
 def test_sigterm_right_after_the_switch_to_raw_mode_still_restores(monkeypatch):
     """The handlers are in place before the terminal goes raw: a SIGTERM in between (a slow
     start, as in the nested test run, made this window visible) ends the VM the usual way."""
-    from vmm import console
+    from vmm import terminal
     main_fd, terminal_fd = pty.openpty()
     before = termios.tcgetattr(terminal_fd)
     quits = []
@@ -104,10 +104,10 @@ def test_sigterm_right_after_the_switch_to_raw_mode_still_restores(monkeypatch):
             sent.append(True)
             os.kill(os.getpid(), signal.SIGTERM)         # the first call: the switch to raw mode
 
-    monkeypatch.setattr(console.termios, "tcsetattr", tcsetattr)
-    previous = signal.signal(signal.SIGTERM, lambda *args: quits.append("before the console's handler"))
+    monkeypatch.setattr(terminal.termios, "tcsetattr", tcsetattr)
+    previous = signal.signal(signal.SIGTERM, lambda *args: quits.append("before the terminal's handler"))
     try:
-        with console.Console(terminal_fd, feed=lambda data: None, quit=lambda why, status: quits.append(status)):
+        with terminal.Terminal(terminal_fd, feed=lambda data: None, quit=lambda why, status: quits.append(status)):
             pass
         assert quits == [128 + signal.SIGTERM]
         assert termios.tcgetattr(terminal_fd) == before

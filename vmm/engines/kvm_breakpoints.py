@@ -1,6 +1,6 @@
 """Software breakpoints for KVM: an int3 (0xCC) over an instruction's first byte while the
-guest runs, the guest's own byte put back as soon as it stops (KvmTarget uses them where
-the KVM reports int3 to the VMM: engines/kvm_features.py SW_BREAKPOINTS).
+guest runs, the guest's own byte put back as soon as it stops (engines/kvm_debug.py uses
+them where the KVM reports int3 to the VMM: engines/kvm_features.py SW_BREAKPOINTS).
 
 In memory only for the length of a run, so whatever reads or writes guest memory between
 runs (the gdb stub's m/M packets, disassembly, crash reports) sees the guest's own code,
@@ -15,7 +15,7 @@ An address takes no int3, and the caller falls back to a debug register or to st
     the debug registers do not work (KVM nested in QEMU's TCG) the caller passes True: the
     int3 then goes at the physical address, right for code mapped 1:1 like our kernel's.
 """
-from . import pagewalk
+from ..arch.x86 import paging as x86_paging
 
 INT3 = 0xCC
 
@@ -26,13 +26,13 @@ class SoftBreakpoints:
         self._originals = {}        # physical address -> the guest's byte there
         self.inserted = set()       # linear addresses that hold an int3 now
 
-    def insert(self, paging: pagewalk.Paging, addresses, unpaged: bool = False) -> list:
+    def insert(self, paging: x86_paging.Paging, addresses, unpaged: bool = False) -> list:
         """Put an int3 at each address that can take one; return those that cannot."""
         if paging.mode() == "none" and not unpaged:
             return list(addresses)
         rest = []
         for address in addresses:
-            where = pagewalk.translate(paging, self.memory, address)
+            where = x86_paging.translate(paging, self.memory, address)
             if not where or not self.memory.contains(where.physical, 1):
                 rest.append(address)
                 continue
