@@ -131,6 +131,11 @@ class FakeVcpu:
     def set_guest_debug(self, control, debugreg=()):
         self.settings.append((control, list(debugreg)))
 
+    def get_sregs(self):
+        state, sregs = long_mode_state(), s.KvmSregs()
+        sregs.cr0, sregs.cr3, sregs.cr4, sregs.efer = state.cr0, state.cr3, state.cr4, state.efer
+        return sregs
+
 
 class FakeKvmEngine:
     """What KvmDebug asks of KvmEngine; `run` is called as the engine's run(), with guest

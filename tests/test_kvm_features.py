@@ -20,7 +20,7 @@ def test_vt_x_lacks_nothing():
 def test_pvm_lacks_the_ring3_behaviours_and_int3_is_not_probed_there():
     probed = []
     found = lacks(["kvm_pvm"], probe=lambda int3: probed.append(int3) or {})
-    assert set(found) == {f.USER_CPUID, f.SYSCALL_RING0, f.SW_BREAKPOINTS, f.USER_DEBUG}
+    assert set(found) == {f.USER_CPUID, f.LINUX_RING0, f.SYSCALL_RING0, f.SW_BREAKPOINTS, f.USER_DEBUG}
     assert probed == [False] and "kvm_pvm" in found[f.USER_CPUID]
 
 
