@@ -6,6 +6,7 @@ import pytest
 
 from vmm.config import MachineConfig
 from vmm.debug.trace import InstructionTracer, attach_tracer
+from vmm.engines import kvm_features
 from vmm.machine import Machine
 from vmm.outcome import DEBUG_EXIT
 
@@ -26,7 +27,7 @@ def trace_synthetic(engine_name, code, limit=1000):
     out = Capture()
     tracer = InstructionTracer(out, limit)
     with synthetic_vm(engine_name, code) as g:
-        attach_tracer(g.engine, g.memory, tracer)
+        attach_tracer(g.engine, tracer)
         outcome = g.engine.run(10)
     tracer.close(outcome)
     return outcome, out.closed_text.splitlines()
@@ -69,6 +70,7 @@ def test_limit_stops_tracing_not_the_guest(engine_name):
     assert lines[-2] == "# trace limit of 4 instructions reached: tracing stopped, the guest went on"
 
 
+@pytest.mark.kvm_feature(kvm_features.STEP_MODE_SWITCH)
 def test_both_engines_trace_the_same_kernel_boot(kernel_path, tmp_path):
     """The real kernel's boot (32-bit entry, the switch to long mode, kmain's set-up, all in
     ring 0) is traced the same on both engines, instruction for instruction, up to the first
@@ -84,7 +86,7 @@ def test_both_engines_trace_the_same_kernel_boot(kernel_path, tmp_path):
         config = MachineConfig(kernel=kernel_path, initrd="guest/build/programs/hello", accel=name, serial="none")
         with Machine(config) as vm:
             tracer = InstructionTracer.open(str(path), KERNEL_PREFIX)
-            attach_tracer(vm.engine, vm.memory, tracer)
+            attach_tracer(vm.engine, tracer)
             result = vm.run()
             tracer.close()
         assert result.reason == DEBUG_EXIT and result.status == 0

@@ -191,6 +191,7 @@ def test_hlt_with_interrupts_off_ends_the_run_at_once():
         assert time.monotonic() - started < 0.3
 
 
+@pytest.mark.host_speed
 def test_sleeping_guest_costs_little_host_cpu():
     """1 s in HLT woken 100 times a second by the PIT: the host pays for the ticks only."""
     result = bench.sleep_cost("kvm", seconds=1.0, hz=100)
@@ -221,7 +222,7 @@ def test_without_irqchip_hlt_exits_to_the_vmm():
 # --- the watchdog's halt check, without KVM ---------------------------------------------------------
 
 def test_halt_watch_kicks_once_per_long_hlt():
-    from vmm.engines.kvm import HaltWatch
+    from vmm.engines.kvm_halt import HaltWatch
     watch = HaltWatch.__new__(HaltWatch)
     samples = iter([(0, 5), (1, 6), (1, 7), (1, 7), (1, 7), (1, 8), (0, 8), (1, 9), (1, 9)])
     watch._read = lambda: next(samples)
@@ -229,3 +230,20 @@ def test_halt_watch_kicks_once_per_long_hlt():
     # running; new HLT; another (ticks wake it); same HLT twice: kick; no more kicks for it;
     # a new HLT; running; HLT 9 seen twice: kick.
     assert [watch.due() for _ in range(9)] == [False, False, False, True, False, False, False, False, True]
+
+
+def test_a_linux_boot_masks_the_in_kernel_lint0(requires_kvm):
+    """KVM resets LINT0 to ExtINT (the virtual wire); for Linux the engine masks it, as firmware
+    would, so that the in-kernel 8259A nobody programs cannot deliver ISA IRQs as vectors 0-15."""
+    from vmm.arch.x86.cpuid import build_table
+    from vmm.devices.bus import MmioBus, PortBus
+    from vmm.engines.kvm import KvmEngine
+    from vmm.kvm.vcpu import LAPIC_LVT_LINT0, LAPIC_LVT_MASKED
+    from vmm.memory import GuestMemory
+    from vmm.outcome import RunControl
+    with GuestMemory(2 << 20) as memory, \
+            KvmEngine(memory, PortBus(), MmioBus(), RunControl(), build_table(KvmEngine.tsc_khz())) as engine:
+        vcpu = engine._vcpu
+        assert vcpu.get_lapic_register(LAPIC_LVT_LINT0) == 0x700          # ExtINT, unmasked
+        engine.leave_lint0_masked()
+        assert vcpu.get_lapic_register(LAPIC_LVT_LINT0) == 0x700 | LAPIC_LVT_MASKED

@@ -8,7 +8,9 @@ import os
 import sys
 
 from . import paths
-from .config import ACCELERATORS, MachineConfig, parse_size
+from . import layout
+from .config import (ACCELERATORS, DEFAULT_CMDLINE, IDLE_POLICIES, LINUX_CMDLINE, LINUX_MEM_SIZE, MachineConfig,
+                     format_size, parse_size)
 from .debug.session import DEFAULT_TRACE_LIMIT
 from .errors import EXIT_STATUSES, UsageError, VmmError
 from .outcome import CRASHES, DEBUG_EXIT, HALT, TIMEOUT
@@ -43,25 +45,33 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     run = commands.add_parser("run", help="boot a kernel with a guest program or a root file system",
-                              description="Boot KERNEL (a PVH ELF; default: the tiny kernel built under guest/) "
-                                          "with PROGRAM as its module, or with a root file system (--rootfs DIR, "
-                                          "--initrd FILE.cpio[.gz]) whose program is the first word after `--` "
-                                          "(default /init, then /bin/sh). Arguments after `--` reach the program "
-                                          "as argv. The guest's serial port is this terminal, in raw mode: "
+                              description="Boot KERNEL (default: the tiny kernel built under guest/) with PROGRAM as "
+                                          "its module. KERNEL may be a Linux bzImage (with --initrd an initramfs), a "
+                                          "PVH ELF, or a Multiboot kernel: the format is read from the file. The tiny "
+                                          "kernel also boots a root file system (--rootfs DIR, --initrd "
+                                          "FILE.cpio[.gz]) whose program is the first word after `--` (default /init, "
+                                          "then /bin/sh). Arguments after `--` reach the program as argv. "
+                                          "The guest's serial port is this terminal, in raw mode: "
                                           "Ctrl-A x ends the VM, Ctrl-A Ctrl-A sends Ctrl-A.",
                               epilog=exit_status_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("kernel", nargs="?", default=None, help=f"kernel ELF (default: {paths.DEFAULT_KERNEL})")
+    run.add_argument("kernel", nargs="?", default=None,
+                     help=f"kernel: bzImage, PVH ELF or Multiboot (default: {paths.DEFAULT_KERNEL})")
     run.add_argument("--initrd", metavar="PROGRAM", default=None,
-                     help="guest program: a static ELF (a path, or the name of a built guest program), or a "
-                          "root file system as a newc cpio archive, optionally gzip-compressed (default: hello)")
+                     help="guest program or initrd: a path, or the name of a built guest program; for the tiny "
+                          "kernel a static ELF or a root file system as a newc cpio archive, optionally "
+                          "gzip-compressed (default: hello with the tiny kernel, none with another kernel)")
     run.add_argument("--rootfs", metavar="DIR", default=None,
-                     help="boot with DIR as the root file system (packed as an initramfs; writes stay in guest "
-                          "memory); the program is `-- PROGRAM ARGS`, looked up in /bin:/usr/bin:/sbin:/usr/sbin")
+                     help="tiny kernel: boot with DIR as the root file system (packed as an initramfs; writes stay "
+                          "in guest memory); the program is `-- PROGRAM ARGS`, looked up in /bin:/usr/bin:/sbin:/usr/sbin")
     run.add_argument("--strace", metavar="FILE", nargs="?", const="-", default=None,
-                     help="print every system call of the guest program, with its arguments and result, as "
-                          "strace does, on stderr or into FILE")
-    run.add_argument("--cmdline", default=MachineConfig.cmdline, help="kernel command line (default: %(default)s)")
-    run.add_argument("--mem", default="64M", help="guest RAM size, e.g. 64M or 1G (default: %(default)s)")
+                     help="tiny kernel: print every system call of the guest program, with its arguments and "
+                          "result, as strace does, on stderr or into FILE")
+    run.add_argument("--cmdline", default=None,
+                     help=f"kernel command line (default: `{DEFAULT_CMDLINE}`; for a Linux bzImage "
+                          f"`{LINUX_CMDLINE}`; --stats prints the one used)")
+    run.add_argument("--mem", default=None,
+                     help=f"guest RAM size, e.g. 64M or 1G (default: {format_size(layout.DEFAULT_MEM_SIZE)}, "
+                          f"{format_size(LINUX_MEM_SIZE)} for a Linux bzImage)")
     run.add_argument("--accel", choices=ACCELERATORS, default=default_accel(),
                      help=f"CPU engine; auto takes KVM if it works, else unicorn (default: %(default)s, env {ACCEL_ENV})")
     run.add_argument("--serial", default="stdio", metavar="stdio|file:PATH|none",
@@ -75,6 +85,10 @@ def build_parser() -> Parser:
                      help="a virtio-blk disk backed by a host file (repeatable: vda, vdb, ...); "
                           "make one with `truncate -s 16M disk.img`")
     run.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="stop the guest after this long")
+    run.add_argument("--idle", choices=IDLE_POLICIES, default="sleep",
+                     help="unicorn: when the guest waits for its next timer, sleep until then (default), or skip "
+                          "the guest's clock there at once (scripts and tests run faster; the guest's clock runs "
+                          "ahead of the host's by the time skipped, at most 30 s)")
     run.add_argument("--stats", action="store_true",
                      help="print exit counts, a histogram of exits by port and address, and timings on stderr")
     run.add_argument("--trace", metavar="FILE", help="write every executed guest instruction (address, bytes, "
@@ -128,7 +142,7 @@ def build_parser() -> Parser:
 
     bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
     bench.add_argument("which", choices=("exits", "startup", "density", "interrupts", "engines", "boot", "blk",
-                                         "syscalls"),
+                                         "syscalls", "linux"),
                        help="exits: port-I/O exits/s through the VMM vs a bare KVM loop; "
                             "interrupts: host CPU of a sleeping guest and timer interrupts delivered per engine; "
                             "blk: virtio-blk MB/s and IOPS from a guest, per engine, against the host and QEMU; "
@@ -138,15 +152,19 @@ def build_parser() -> Parser:
                             "(instructions/s on `compute`, port-I/O round trips/s, whole-VM `hello`); "
                             "boot: firmware vs direct PVH boot per engine, and fw_cfg with and without DMA; "
                             "syscalls: getppid and a 4 KiB read of a rootfs file per engine against the same "
-                            "binary as a host process, with the kernel's ring-0 instructions per call")
+                            "binary as a host process, with the kernel's ring-0 instructions per call; "
+                            "linux: Debian's kernel to its init script and to power-off, per engine and under "
+                            "QEMU microvm TCG")
     bench.add_argument("--runs", type=int, default=None,
-                       help="runs (default: exits 5, startup 10, density 3, engines 5, boot 5)")
+                       help="runs (default: exits 5, startup 10, density 3, engines 5, boot 5, linux 3)")
     bench.add_argument("--count", type=int, default=None,
                        help="exits: exits per run (default 20000); density: instances at once (default 4); "
                             "syscalls: calls per run (default: 200000 on the host, 2000 on KVM, 20000 on unicorn); "
                             "engines: MiB for `compute` (default 4); boot: MiB the padded program grows by (default 4)")
     bench.add_argument("--json", metavar="PATH", default=None,
-                       help="startup, density, engines, boot: also write results as JSON")
+                       help="startup, density, engines, boot, linux: also write results as JSON")
+    bench.add_argument("--nested", action="store_true",
+                       help="exits: run it in a nested kvm_amd (QEMU TCG guest; `make nested-image` builds it)")
     bench.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
@@ -160,19 +178,22 @@ def split_program_args(argv):
 
 
 def command_run(args, program_args) -> int:
-    from .console import Console
+    from .terminal import Terminal
     from .debug.session import DebugOptions
     from .machine import Machine
-    initrd = args.initrd if args.initrd or args.rootfs else paths.DEFAULT_PROGRAM
+    initrd = args.initrd
+    if initrd is None and args.kernel is None and args.rootfs is None:
+        initrd = paths.DEFAULT_PROGRAM          # the tiny kernel's default program
     config = MachineConfig(
         kernel=args.kernel or str(paths.DEFAULT_KERNEL),
         initrd=str(paths.program_path(initrd)) if initrd else None, rootfs=args.rootfs, strace=args.strace,
-        cmdline=args.cmdline, program_args=program_args, mem_size=parse_size(args.mem),
-        accel=args.accel, serial=args.serial, timeout=args.timeout,
+        cmdline=args.cmdline, program_args=program_args,
+        mem_size=parse_size(args.mem) if args.mem is not None else None,
+        accel=args.accel, serial=args.serial, timeout=args.timeout, idle=args.idle,
         firmware=args.bios or (str(paths.DEFAULT_FIRMWARE) if args.firmware else None), disks=args.disk)
     debug = DebugOptions(trace=args.trace, trace_limit=args.trace_limit, trace_exits=args.trace_exits,
                          stats=args.stats, recent_exits=RECENT_EXITS_IN_REPORTS, gdb=args.gdb, gdb_wait=args.gdb_wait)
-    with Machine(config, debug=debug) as vm, Console(sys.stdin.fileno(), vm.send_input, vm.stop):
+    with Machine(config, debug=debug) as vm, Terminal(sys.stdin.fileno(), vm.send_input, vm.stop):
         address = vm.debug.listening()
         if address:
             print(f"vmm: gdb stub listening on {address}" + (" (waiting for gdb)" if args.gdb_wait else ""),
@@ -198,6 +219,7 @@ def describe(result) -> str:
 def print_stats(stats) -> None:
     out = sys.stderr
     print(f"engine: {stats['engine']} ({stats['engine_choice']})", file=out)
+    print(f"kernel: {stats['kernel_format']}; command line: {stats['cmdline']}", file=out)
     exits = stats["exits"]
     print(f"exits: {sum(exits.values())} total", file=out)
     for reason, count in sorted(exits.items(), key=lambda kv: -kv[1]):
@@ -249,11 +271,17 @@ def command_bench(args) -> int:
             raise UsageError(f"--{name} must be at least 1")
         return value
     runs, count = at_least_one("runs", args.runs), at_least_one("count", args.count)
+    if args.nested and args.which != "exits":
+        raise UsageError("--nested is for `bench exits`")
     if args.which == "exits":
         if args.json:
-            raise UsageError("--json is for `bench startup`, `density`, `engines`, `boot` and `syscalls`")
+            raise UsageError("--json is for `bench startup`, `density`, `engines`, `boot`, `syscalls` and `linux`")
+        runs, count = 5 if runs is None else runs, 20000 if count is None else count
+        if args.nested:
+            from .bench import nested
+            return nested.main(["bench", "exits", "--runs", str(runs), "--count", str(count)])
         from .bench import exits
-        return exits.main(runs=5 if runs is None else runs, count=20000 if count is None else count)
+        return exits.main(runs=runs, count=count)
     if args.which == "blk":
         if args.json or count is not None:
             raise UsageError("`bench blk` takes only --runs")
@@ -276,6 +304,11 @@ def command_bench(args) -> int:
             raise UsageError("--count is for `bench exits`, `density`, `engines`, `boot` and `syscalls`")
         from .bench import startup
         return startup.main(runs=10 if runs is None else runs, json_path=args.json)
+    if args.which == "linux":
+        if count is not None:
+            raise UsageError("`bench linux` takes --runs and --json")
+        from .bench import linux
+        return linux.main(runs=linux.DEFAULT_RUNS if runs is None else runs, json_path=args.json)
     if args.which == "engines":
         from .bench import engines
         return engines.main(runs=engines.DEFAULT_RUNS if runs is None else runs,

@@ -283,7 +283,7 @@ def run_on_host(expect: Expectation, timeout: float = DEFAULT_TIMEOUT) -> Proces
     port. Needs root."""
     if os.geteuid() != 0:
         return ProcessRun(None, b"", "a host process in the root file system needs root (chroot, mounts)")
-    from .container import libc
+    from .host import container_calls as libc
     from .container.rootfs import make_mount_points
     root = str(expect.root())
     make_mount_points(root)

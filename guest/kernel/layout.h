@@ -237,9 +237,10 @@
 /* QEMU isa-debug-exit (hw/misc/debugexit.c), -device isa-debug-exit,iobase=0xf4:
  * QEMU exits with (value << 1) | 1; our VMM exits with value. */
 #define DEBUG_EXIT_PORT    0xf4
-/* --strace reports (syscall/strace.c): a port no PC device uses, claimed by
- * our VMM only when it asks for the reports (vmm/layout.py STRACE_PORT). */
-#define STRACE_PORT        0x600
+/* --strace reports (syscall/strace.c): a port no PC device uses (above the
+ * ISA range, clear of the ACPI PM block at 0x600), claimed by our VMM only
+ * when it asks for the reports (vmm/layout.py STRACE_PORT). */
+#define STRACE_PORT        0x4000
 
 /* ---- Boot protocol: Xen PVH (xen/include/public/elfnote.h and
  * xen/include/public/arch-x86/hvm/start_info.h) -------------------------------- */

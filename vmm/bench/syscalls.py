@@ -34,8 +34,7 @@ from .. import paths
 from ..config import MachineConfig
 from ..debug.trace import InstructionTracer, attach_tracer
 from ..machine import Machine, probe
-from . import stats
-from .startup import FAILED, OK, UNAVAILABLE, RunFailed, Unavailable, interleave
+from .harness import FAILED, OK, UNAVAILABLE, Row, RunFailed, Unavailable, interleave, ratio, report, summary, table
 
 PROGRAM = "/bin/sysbench-musl"
 MODES = ("getppid", "pread")
@@ -58,7 +57,7 @@ def parse(output: bytes, mode: str) -> float:
     raise RunFailed(f"no result line for {mode}: {output[-200:]!r}")
 
 
-class HostRow:
+class HostRow(Row):
     name = "host"
 
     def __init__(self, calls):
@@ -78,11 +77,8 @@ class HostRow:
             result[mode] = parse(proc.stdout, mode)
         return result
 
-    def close(self):
-        pass
 
-
-class VmRow:
+class VmRow(Row):
     def __init__(self, engine, calls):
         self.engine, self.calls, self.name = engine, calls, f"vmm-{engine}"
 
@@ -102,9 +98,6 @@ class VmRow:
                 raise RunFailed(f"{run.reason}: {run.detail}; {run.serial[-200:]!r}")
             result[mode] = parse(run.serial, mode)
         return result
-
-    def close(self):
-        pass
 
 
 def symbol_range(elf_path, name: str):
@@ -151,8 +144,8 @@ class UnicornRing0Counter:
         self.kernel = self.rep_iterations = 0
         self.tick = symbol_range(paths.DEFAULT_KERNEL, "irq_timer") or (0, 0)
         self._last = None
-        self._port = engine.debug_port()
-        self._handle = self._port.add_code_hook(self.on_code, KERNEL_IMAGE[0], KERNEL_IMAGE[1] - 1)
+        self._debug = engine.debug()
+        self._handle = self._debug.code_hook(self.on_code, KERNEL_IMAGE[0], KERNEL_IMAGE[1] - 1)
 
     def on_code(self, address: int, size: int) -> None:
         if self.tick[0] <= address < self.tick[1]:
@@ -164,7 +157,7 @@ class UnicornRing0Counter:
         self._last = address
 
     def detach(self) -> None:
-        self._port.remove_code_hook(self._handle)
+        self._debug.remove_code_hook(self._handle)
 
 
 def ring0_count(engine: str, mode: str, calls: int):
@@ -176,7 +169,7 @@ def ring0_count(engine: str, mode: str, calls: int):
             counter = feed = UnicornRing0Counter(vm.engine)
         else:
             counter = Ring0Counter()
-            feed = attach_tracer(vm.engine, vm.memory, counter)     # held until the run ends
+            feed = attach_tracer(vm.engine, counter)     # held until the run ends
         run = vm.run()
         feed.detach()
     if run.exit_status != 0:
@@ -205,7 +198,7 @@ def run(engines, runs: int = DEFAULT_RUNS, calls=None, progress=None, count_inst
         samples = entry["samples"]
         result["rows"][row.name] = {
             "status": entry["status"], "reason": entry["reason"], "calls": row.calls,
-            "ns_per_call": {mode: stats.summary([s[mode] for s in samples]) for mode in MODES} if samples else {}}
+            "ns_per_call": {mode: summary([s[mode] for s in samples]) for mode in MODES} if samples else {}}
     for engine in engines if count_instructions else ():
         if probe(engine) is None:
             try:
@@ -225,26 +218,26 @@ def format_result(result: dict) -> str:
     lines = []
     host = result["rows"].get("host", {}).get("ns_per_call", {})
     for mode in MODES:
-        table = []
+        rows = []
         for name, row in result["rows"].items():
             if row["status"] != OK:
-                table.append([name, f"({row['status']}: {row['reason']})", None, None, None])
+                rows.append([name, f"({row['status']}: {row['reason']})", None, None, None])
                 continue
             s = row["ns_per_call"][mode]
-            ratio = stats.ratio(s["median"], host.get(mode, {}).get("median"))
-            table.append([name, f"{s['min']:,.0f}", f"{s['median']:,.0f}", f"{s['max']:,.0f}",
-                          f"{ratio:,.0f}x" if ratio and name != "host" else None])
+            factor = ratio(s["median"], host.get(mode, {}).get("median"))
+            rows.append([name, f"{s['min']:,.0f}", f"{s['median']:,.0f}", f"{s['max']:,.0f}",
+                         f"{factor:,.0f}x" if factor and name != "host" else None])
         lines += [f"{LABELS[mode]} (ns per call, {result['runs']} runs):",
-                  stats.table(["row", "min", "median", "max", "of host"], table), ""]
-    table = []
+                  table(["row", "min", "median", "max", "of host"], rows), ""]
+    rows = []
     for engine, counts in result["ring0"].items():
         if counts["status"] != OK:
-            table.append([engine, f"({counts['status']}: {counts['reason']})", None, None, None])
+            rows.append([engine, f"({counts['status']}: {counts['reason']})", None, None, None])
             continue
-        table.append([engine, f"{counts['getppid']['instructions']:.0f}", f"{counts['getppid']['rep_iterations']:.0f}",
-                      f"{counts['pread']['instructions']:.0f}", f"{counts['pread']['rep_iterations']:.0f}"])
+        rows.append([engine, f"{counts['getppid']['instructions']:.0f}", f"{counts['getppid']['rep_iterations']:.0f}",
+                     f"{counts['pread']['instructions']:.0f}", f"{counts['pread']['rep_iterations']:.0f}"])
     lines += ["Ring-0 instructions per call (the kernel image; rep iterations apart):",
-              stats.table(["engine", "getppid", "+rep iter.", "pread 4K", "+rep iter."], table)]
+              table(["engine", "getppid", "+rep iter.", "pread 4K", "+rep iter."], rows)]
     return "\n".join(lines)
 
 
@@ -255,4 +248,4 @@ def main(engines, runs: int = DEFAULT_RUNS, count=None, json_path=None) -> int:
         return 66
     result = run(engines, runs, calls)
     failed = any(row["status"] == FAILED for row in result["rows"].values())
-    return stats.report(result, format_result(result), json_path, failed)
+    return report(result, format_result(result), json_path, failed)

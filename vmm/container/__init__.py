@@ -4,8 +4,9 @@
     build_rootfs(directory, programs) -> Path
     probe() -> None, or why containers cannot run here
 
-Modules: libc (ctypes system calls), namespaces, cgroups (v2/v1 detection and limits),
-rootfs (entering and building a root file system), launcher (run_container), errors.
+Modules: namespaces, cgroups (v2/v1 detection and limits), rootfs (entering and building a
+root file system), launcher (run_container), errors. Their system calls are in
+vmm/host/container_calls.py.
 """
 from .errors import ContainerTerminated, ContainerUnavailable
 from .launcher import run_container

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import ImageError, InputError
-from . import libc
+from ..host import container_calls as libc
 
 BIN_DIR = "bin"
 SKELETON = ("bin", "dev", "etc", "proc", "tmp")

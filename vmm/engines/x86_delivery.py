@@ -20,6 +20,7 @@ from ..arch.x86.cpu_state import (CR0_PE, DESC_ATTRIBUTES, DESC_B, DESC_CODE, DE
 from ..arch.x86.exceptions import BP, CONTRIBUTORY, DF, ERROR_CODE_VECTORS, GP, NP, OF, PF, SS, TS, UD, vector_name
 from ..arch.x86.msrs import IA32_FMASK, IA32_LSTAR, IA32_STAR
 from ..arch.x86.paging import Paging, access_error, mark_accessed, walk
+from ..layout import PAGE_SIZE
 from .unicorn_layout import (HF_CPL_MASK, HF_CS32, HF_CS64, HF_SS32, R_CS, R_SS, REG_INDEX, RSP_INDEX)
 from .unicorn_state import recompute_segment_hflags
 
@@ -93,7 +94,7 @@ class InterruptDelivery:
         """A supervisor read of 1..8 bytes that may cross a page boundary."""
         data = b""
         while size:
-            chunk = min(size, 0x1000 - (linear & 0xFFF))
+            chunk = min(size, PAGE_SIZE - (linear & 0xFFF))
             physical = self.translate(linear, False, paging)
             data += self._read_physical(physical, chunk, linear)
             linear, size = linear + chunk, size - chunk
@@ -125,7 +126,7 @@ class InterruptDelivery:
             offset = (offset - width) & mask
             linear = base + offset
             data = (value & ((1 << (8 * width)) - 1)).to_bytes(width, "little")
-            first = min(width, 0x1000 - (linear & 0xFFF))
+            first = min(width, PAGE_SIZE - (linear & 0xFFF))
             for part_linear, part in ((linear, data[:first]), (linear + first, data[first:])):
                 if part:
                     physical = self.translate(part_linear, True, paging)

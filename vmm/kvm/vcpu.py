@@ -3,14 +3,35 @@ import errno
 import mmap
 import threading
 
-from . import requests as r
+from . import ioctl_numbers as r
 from .ioctl import FdOwner, KvmError, get_errno, ioctl, raw_ioctl
 from .kick import send_kick
-from .structs import (KvmCpuidEntry2, KvmFpu, KvmGuestDebug, KvmMpState, KvmRegs, KvmRun, KvmRunDebug,
-                      KvmSregs, KvmTranslation, cpuid2_class, msrs_class)
+from .structs import (KvmCpuidEntry2, KvmFpu, KvmGuestDebug, KvmLapicState, KvmMpState, KvmRegs, KvmRun,
+                      KvmRunDebug, KvmRunIo, KvmRunMmio, KvmSregs, KvmTranslation, cpuid2_class, msrs_class)
+
+LAPIC_LVT_LINT0 = 0x350     # xAPIC register offset and mask bit (Intel SDM vol. 3A, 11.4.1, 11.5.1)
+LAPIC_LVT_MASKED = 1 << 16
+
+KVM_MAX_CPUID_ENTRIES = 256           # arch/x86/include/asm/kvm_host.h
+_CPUID_SENTINEL = 0xFFFF_FFFF         # no CPUID entry has this function and subleaf
 
 # Byte offset of kvm_run.immediate_exit, for the views below.
 IMMEDIATE_EXIT_OFFSET = KvmRun.immediate_exit.offset
+# Where an exit loop finds kvm_run's fields, as indexes into the Vcpu's u8/u16/u32/u64 views
+# (derived from the ctypes layout, which tests/test_kvm_abi.py checks).
+_IO = KvmRun.io.offset
+_MMIO = KvmRun.mmio.offset
+EXIT_REASON_U32 = KvmRun.exit_reason.offset // 4
+IO_DIRECTION_U8 = _IO + KvmRunIo.direction.offset
+IO_SIZE_U8 = _IO + KvmRunIo.size.offset
+IO_PORT_U16 = (_IO + KvmRunIo.port.offset) // 2
+IO_COUNT_U32 = (_IO + KvmRunIo.count.offset) // 4
+IO_DATA_OFFSET_U64 = (_IO + KvmRunIo.data_offset.offset) // 8
+MMIO_ADDR_U64 = (_MMIO + KvmRunMmio.phys_addr.offset) // 8
+MMIO_DATA_U8 = _MMIO + KvmRunMmio.data.offset
+MMIO_DATA_U64 = MMIO_DATA_U8 // 8
+MMIO_LEN_U32 = (_MMIO + KvmRunMmio.len.offset) // 4
+MMIO_IS_WRITE_U8 = _MMIO + KvmRunMmio.is_write.offset
 # kvm_run.debug.arch fields as indexes into the u32/u64 views.
 _DEBUG_EXCEPTION_U32 = (KvmRun.debug.offset + KvmRunDebug.exception.offset) // 4
 _DEBUG_PC_U64 = (KvmRun.debug.offset + KvmRunDebug.pc.offset) // 8
@@ -62,6 +83,23 @@ class Vcpu(FdOwner):
     def set_fpu(self, fpu: KvmFpu) -> None:
         ioctl(self.fd, r.KVM_SET_FPU, fpu, "KVM_SET_FPU")
 
+    def get_lapic_register(self, offset: int) -> int:
+        """A 32-bit register of the in-kernel local APIC (KVM_GET_LAPIC)."""
+        state = KvmLapicState()
+        ioctl(self.fd, r.KVM_GET_LAPIC, state, "KVM_GET_LAPIC")
+        return int.from_bytes(bytes(state.regs[offset:offset + 4]), "little")
+
+    def set_lapic_register(self, offset: int, value: int) -> None:
+        """Change one register of the in-kernel local APIC (KVM_GET_LAPIC, KVM_SET_LAPIC)."""
+        state = KvmLapicState()
+        ioctl(self.fd, r.KVM_GET_LAPIC, state, "KVM_GET_LAPIC")
+        state.regs[offset:offset + 4] = list(value.to_bytes(4, "little"))
+        ioctl(self.fd, r.KVM_SET_LAPIC, state, "KVM_SET_LAPIC")
+
+    def mask_lapic_lint0(self) -> None:
+        """Set the mask bit of the in-kernel local APIC's LVT LINT0 entry."""
+        self.set_lapic_register(LAPIC_LVT_LINT0, self.get_lapic_register(LAPIC_LVT_LINT0) | LAPIC_LVT_MASKED)
+
     def get_msrs(self, indices) -> dict:
         """KVM_GET_MSRS: {index: value} for the MSRs KVM could read (it stops at the first
         one it cannot, like the hardware would #GP)."""
@@ -93,13 +131,24 @@ class Vcpu(FdOwner):
             buf.entries[i] = entry
         ioctl(self.fd, r.KVM_SET_CPUID2, buf, "KVM_SET_CPUID2")
 
-    def get_cpuid2(self, max_entries: int = 256) -> list:
+    def get_cpuid2(self) -> list:
         """KVM_GET_CPUID2: the CPUID entries the vCPU actually has (KVM may have changed
-        some of those given to KVM_SET_CPUID2), as a list of KvmCpuidEntry2."""
-        buf = cpuid2_class(max_entries)()
-        buf.nent = max_entries
+        some of those given to KVM_SET_CPUID2), as a list of KvmCpuidEntry2.
+
+        Older kernels (Debian 12's 6.1 among them) copy the entries but leave `nent` as the
+        caller set it, so the buffer is filled with sentinel entries first: the entries end
+        at the first sentinel still there (or at `nent`, where the kernel updates it)."""
+        buf = cpuid2_class(KVM_MAX_CPUID_ENTRIES)()
+        buf.nent = KVM_MAX_CPUID_ENTRIES
+        for entry in buf.entries:
+            entry.function = entry.index = _CPUID_SENTINEL
         ioctl(self.fd, r.KVM_GET_CPUID2, buf, "KVM_GET_CPUID2")
-        return [KvmCpuidEntry2.from_buffer_copy(entry) for entry in buf.entries[:buf.nent]]
+        entries = []
+        for entry in buf.entries[:buf.nent]:
+            if entry.function == entry.index == _CPUID_SENTINEL:
+                break
+            entries.append(KvmCpuidEntry2.from_buffer_copy(entry))
+        return entries
 
     def get_tsc_khz(self) -> int:
         return ioctl(self.fd, r.KVM_GET_TSC_KHZ, 0, "KVM_GET_TSC_KHZ")

@@ -33,6 +33,10 @@ RFLAGS_RF = 1 << 16          # resume
 RFLAGS_VM = 1 << 17          # virtual-8086 mode
 RFLAGS_AC = 1 << 18          # alignment check
 
+# The x87 and SSE control registers at reset (SDM vol. 1, 8.1.5 and 10.2.3.1).
+FPU_CONTROL_WORD_RESET = 0x37F
+MXCSR_RESET = 0x1F80
+
 GENERAL_REGISTERS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
                      "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
 SEGMENT_REGISTERS = ("cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt")

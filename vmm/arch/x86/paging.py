@@ -15,11 +15,11 @@ RAM ends it (`outside`), it never raises. Paging modes, chosen from CR0.PG, CR4.
   - 4-level:   PML4, PDPT (1 GiB pages), PD (2 MiB pages), PT; 5-level (CR4.LA57) is
                reported as unsupported rather than guessed.
 """
+from ...layout import PAGE_SIZE
 from .cpu_state import (CR0_PE, CR0_PG, CR0_WP, CR4_LA57, CR4_PAE, CR4_PSE, CR4_SMEP, EFER_LMA,
                         EFER_NXE)
 from .exceptions import PF_FETCH, PF_PROTECTION, PF_USER, PF_WRITE
 
-PAGE_SIZE = 0x1000
 PTE_PRESENT = 1 << 0
 PTE_WRITABLE = 1 << 1
 PTE_USER = 1 << 2

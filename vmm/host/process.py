@@ -1,0 +1,24 @@
+"""This process and its children: the C heap's free memory, and a child's death signal."""
+import ctypes
+
+from .libc import check, libc, prototype
+
+PR_SET_PDEATHSIG = 1            # <linux/prctl.h>
+
+# prctl(2) is variadic; on x86-64 integer arguments pass the same way as for a fixed
+# prototype, so a fixed one is safe.
+_prctl = prototype("prctl", ctypes.c_int, ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                   ctypes.c_ulong)
+
+
+def malloc_trim() -> None:
+    """Hand the C heap's free memory back to the kernel (glibc; elsewhere nothing), so that an
+    RSS measured next is not inflated by memory already freed."""
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+def set_parent_death_signal(signum: int) -> None:
+    """The kernel sends `signum` to this process when its parent thread exits (kept across execve)."""
+    check(_prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
