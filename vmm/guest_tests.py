@@ -278,26 +278,15 @@ def _exit_status(returncode: int) -> int:
 
 def run_on_host(expect: Expectation, timeout: float = DEFAULT_TIMEOUT) -> ProcessRun:
     """The program as a plain host process, chrooted into the root file system, with /proc and
-    the host's /dev mounted in a private mount namespace (mount points made as the container
-    launcher makes them), the guest's environment, stdout and stderr merged as on the serial
-    port. Needs root."""
+    the host's /dev (mount points made as the container launcher makes them), the guest's
+    environment, stdout and stderr merged as on the serial port; in its own mount and PID
+    namespaces, so that nothing it starts outlives it (vmm/host_run.py). Needs root."""
     if os.geteuid() != 0:
         return ProcessRun(None, b"", "a host process in the root file system needs root (chroot, mounts)")
-    from .host import container_calls as libc
-    from .container.rootfs import make_mount_points
-    root = str(expect.root())
-    make_mount_points(root)
-
-    def enter():                    # in the child, before exec
-        libc.unshare(libc.CLONE_NEWNS)
-        libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
-        libc.mount("proc", os.path.join(root, "proc"), "proc", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC)
-        libc.mount("/dev", os.path.join(root, "dev"), None, libc.MS_BIND | libc.MS_REC)
-        os.chroot(root)
-        os.chdir("/")
-    proc = subprocess.run(expect.argv(), input=expect.stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          env=GUEST_ENV, preexec_fn=enter, timeout=timeout)
-    return ProcessRun(_exit_status(proc.returncode), proc.stdout)
+    from . import host_run
+    status, output = host_run.run(expect.root(), expect.argv(), stdin=expect.stdin, env=GUEST_ENV,
+                                  timeout=timeout)
+    return ProcessRun(_exit_status(status), output)
 
 
 def run_in_container(expect: Expectation) -> ProcessRun:

@@ -28,9 +28,8 @@ the architectural SYSCALL path: the two counts differ by those entry instruction
 import os
 import platform
 import struct
-import subprocess
 
-from .. import paths
+from .. import host_run, paths
 from ..config import MachineConfig
 from ..debug.trace import InstructionTracer, attach_tracer
 from ..machine import Machine, probe
@@ -70,11 +69,10 @@ class HostRow(Row):
     def measure(self, context):
         result = {}
         for mode in MODES:
-            proc = subprocess.run(["chroot", str(ROOTFS), PROGRAM, mode, str(self.calls)], capture_output=True,
-                                  timeout=RUN_TIMEOUT)
-            if proc.returncode:
-                raise RunFailed(f"exit status {proc.returncode}: {proc.stdout[-200:]!r}")
-            result[mode] = parse(proc.stdout, mode)
+            status, output = host_run.run(ROOTFS, [PROGRAM, mode, str(self.calls)], timeout=RUN_TIMEOUT)
+            if status:
+                raise RunFailed(f"exit status {status}: {output[-200:]!r}")
+            result[mode] = parse(output, mode)
         return result
 
 
