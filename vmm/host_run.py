@@ -1,5 +1,5 @@
 """A guest program as a plain host process, for the host runs the tests compare the VM with
-(vmm/guest_tests.py, tests/libc_test_runs.py): chrooted into a root file system with /proc and
+(vmm/guest_tests.py, bench syscalls): chrooted into a root file system with /proc and
 the host's /dev, in its own mount and PID namespaces, so that nothing it starts outlives it.
 
     python -m vmm.host_run ROOT PROGRAM [ARGS...]      (as root; use run() from Python)
