@@ -11,6 +11,7 @@
 #include "proc/task.h"
 #include "regs.h"
 #include "serial.h"
+#include "syscall/strace.h"
 #include "uapi.h"
 #include "x86.h"
 
@@ -83,6 +84,7 @@ void trap_handler(struct regs *r)
     if (signal_force(r, sig, code, addr, cr2))
         return;                                 /* into the handler */
 
+    strace_signal(sig, code, addr, 0, 0);       /* as strace shows a fatal fault, before the death */
     serial_start_line();
     serial_puts("fault: ");
     print_fault(r, cr2);

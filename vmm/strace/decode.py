@@ -36,6 +36,11 @@ def escape(data: bytes, complete: bool = True, hex_only: bool = False) -> str:
     return '"' + "".join(out) + '"' + ("" if complete else "...")
 
 
+def c_octal(value: int) -> str:
+    """A mode as strace prints it, C's %#03o: 0600, 022, 000."""
+    return ("0" + format(value, "o") if value else "0").rjust(3, "0")
+
+
 def flags(value: int, names, zero: str = "0") -> str:
     """value as NAME|NAME|0x..., names being (bit, name) pairs."""
     parts = []
@@ -174,14 +179,14 @@ class Call:
         failed = ret is not None and -4096 < ret < 0
         if kind.startswith("mode?"):            # shown only when the flags create a file
             creating = self.args[int(kind[5:])] & 0o20200100
-            return f"{value & 0o7777:#o}" if creating else ""
+            return c_octal(value & 0o7777) if creating else ""
         int32 = (value & 0xFFFF_FFFF) - ((value & 0x8000_0000) << 1)     # an `int` argument
         simple = {
             "d": lambda: str(int32), "fd": lambda: str(int32),
             "ld": lambda: str(signed), "u": lambda: str(value), "x": lambda: hex(value) if value else "0",
             "dirfd": lambda: "AT_FDCWD" if int32 == AT_FDCWD else str(int32),
             "ptr": lambda: "NULL" if value == 0 else hex(value),
-            "mode": lambda: f"{value & 0o7777:#o}" if value & 0o7777 else "000",
+            "mode": lambda: c_octal(value & 0o7777),
             "oflags": lambda: open_flags(value), "prot": lambda: flags(value, PROT, "PROT_NONE"),
             "mapflags": lambda: map_flags(value), "whence": lambda: WHENCE.get(value, str(value)),
             "atflags": lambda: flags(value, AT_FLAGS), "fcntl": lambda: FCNTL.get(value, str(value)),
@@ -258,7 +263,7 @@ class Call:
             return hex(address)
         mode, = struct.unpack_from("<I", data, 24)
         rdev, size = struct.unpack_from("<Qq", data, 40)
-        kind = FILE_TYPES.get(mode & 0o170000, f"{mode & 0o170000:#o}")
+        kind = FILE_TYPES.get(mode & 0o170000, c_octal(mode & 0o170000))
         text = f"st_mode={kind}|{mode & 0o7777:04o}"
         if mode & 0o170000 in (0o20000, 0o60000):
             return f"{{{text}, st_rdev=makedev({(rdev >> 8) & 0xFFF:#x}, {rdev & 0xFF}), ...}}"
@@ -319,6 +324,8 @@ def result_text(name: str, ret: int) -> str:
         return f"-1 {errno_name(number)} ({message})"
     if name in HEX_RESULT:
         return hex(ret & ((1 << 64) - 1))
+    if name == "umask":                 # the old mask, in octal as strace shows it
+        return c_octal(ret)
     return str(ret)
 
 

@@ -1,6 +1,7 @@
 """The --strace port: the guest kernel writes the physical address of its report record
 (guest/kernel/syscall/strace.c) to layout.STRACE_PORT at each system call's entry and exit,
-when a handler is entered, and when the program ends. The record:
+when a signal is delivered (args: si_code, si_addr, si_pid, si_uid), and when the program ends.
+The record:
 
     u32 kind, u32 pid, u64 nr, u64 args[6], i64 ret, u64 cr3     (80 bytes, little-endian)
 
@@ -56,18 +57,22 @@ class StraceDevice:
             self._line(self.call.finish(ret))
             self.call = None
         elif kind == SIGNAL:
-            self._line(self._signal_line(nr, args[0], args[1]))
+            self._line(self._signal_line(nr, *args[:4]))
         elif kind == EXITED:
             self._line(f"+++ exited with {nr} +++")
         elif kind == KILLED:
             self._line(f"+++ killed by {signal_name(nr)} +++")
 
-    def _signal_line(self, sig: int, code: int, addr: int) -> str:
+    def _signal_line(self, sig: int, code: int, addr: int, pid: int, uid: int) -> str:
+        """strace's line for a delivered signal: the fault's address, or who sent it."""
         name = signal_name(sig)
         code = code - (1 << 64) if code >> 63 else code
         code_name = FAULT_CODES.get(name, {}).get(code) if code > 0 else SI_CODES.get(code)
         if code > 0 and code != 0x80:
-            return f"--- {name} {{si_signo={name}, si_code={code_name or code}, si_addr={addr:#x}}} ---"
+            where = f"{addr:#x}" if addr else "NULL"
+            return f"--- {name} {{si_signo={name}, si_code={code_name or code}, si_addr={where}}} ---"
+        if code in (0, -6):             # SI_USER, SI_TKILL
+            return f"--- {name} {{si_signo={name}, si_code={code_name}, si_pid={pid}, si_uid={uid}}} ---"
         return f"--- {name} {{si_signo={name}, si_code={code_name or code}}} ---"
 
     def _line(self, text: str) -> None:

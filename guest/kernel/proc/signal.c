@@ -243,7 +243,7 @@ static int setup_frame(struct regs *r, int sig, const struct pending_info *info,
         ka->handler = SIG_DFL;
     if (current->altstack_flags & SS_AUTODISARM && (ka->flags & SA_ONSTACK))
         current->altstack_sp = current->altstack_size = 0;
-    strace_signal(sig, info->code, info->addr);
+    strace_signal(sig, info->code, info->addr, info->pid, info->uid);
     return 1;
 }
 
@@ -279,6 +279,8 @@ void signal_deliver_pending(struct regs *r)
         if (ka->handler == SIG_DFL) {
             if ((DEFAULT_IGNORE & sigbit(sig)) || current->pid == 1)
                 continue;
+            const struct pending_info *info = &current->info[sig];
+            strace_signal(sig, info->code, info->addr, info->pid, info->uid);   /* strace shows it, then the death */
             task_kill_by_signal(sig);
         }
         if (!(ka->flags & SA_RESTORER) || !setup_frame(r, sig, &current->info[sig], 0, 0, 0))

@@ -63,12 +63,14 @@ void strace_syscall_exit(const struct regs *r, uint64_t nr, long ret)
     send(STRACE_EXIT, nr);
 }
 
-void strace_signal(int sig, int code, uint64_t addr)
+void strace_signal(int sig, int code, uint64_t addr, int pid, int uid)
 {
     if (!strace_on)
         return;
     record.args[0] = (uint64_t)(int64_t)code;
     record.args[1] = addr;
+    record.args[2] = (uint64_t)pid;     /* the sender's, for SI_USER/SI_TKILL */
+    record.args[3] = (uint64_t)uid;
     send(STRACE_SIGNAL, (uint64_t)sig);
 }
 

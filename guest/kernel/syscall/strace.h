@@ -8,7 +8,7 @@ extern int strace_on;
 void strace_enable(void);                        /* the command line said "strace" */
 void strace_syscall_entry(const struct regs *r);
 void strace_syscall_exit(const struct regs *r, uint64_t nr, long ret);
-void strace_signal(int sig, int code, uint64_t addr);     /* a handler is entered */
+void strace_signal(int sig, int code, uint64_t addr, int pid, int uid);  /* delivered: a handler, or death */
 void strace_process_end(int status, int sig);            /* exited with status / killed by sig */
 
 #endif
