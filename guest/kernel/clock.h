@@ -4,7 +4,8 @@
 #include <stdint.h>
 
 void clock_init(void);              /* the TSC rate (CPUID leaf, or PIT channel 2) */
-void clock_now(uint64_t *sec, uint64_t *nsec);   /* since boot (also CLOCK_REALTIME: no RTC) */
+void clock_now(uint64_t *sec, uint64_t *nsec);   /* since boot (CLOCK_MONOTONIC) */
+void clock_realtime(uint64_t *sec, uint64_t *nsec);  /* the wall clock: the RTC at first use, then the TSC */
 uint64_t clock_tsc_khz(void);
 uint64_t clock_ns(void);              /* nanoseconds since boot */
 long sys_clock_gettime(uint64_t clock, uint64_t tp);

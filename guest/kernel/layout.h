@@ -237,6 +237,24 @@
 /* QEMU isa-debug-exit (hw/misc/debugexit.c), -device isa-debug-exit,iobase=0xf4:
  * QEMU exits with (value << 1) | 1; our VMM exits with value. */
 #define DEBUG_EXIT_PORT    0xf4
+/* MC146818 CMOS RTC (the PC's; Motorola datasheet; vmm/devices/rtc.py): index
+ * port, data port, the time registers, the century byte (ACPI FADT's default),
+ * status registers A (bit 7: update in progress) and B (bit 2: binary, not
+ * BCD; bit 1: 24-hour). */
+#define RTC_INDEX_PORT     0x70
+#define RTC_DATA_PORT      0x71
+#define RTC_SECONDS        0x00
+#define RTC_MINUTES        0x02
+#define RTC_HOURS          0x04
+#define RTC_DAY            0x07
+#define RTC_MONTH          0x08
+#define RTC_YEAR           0x09
+#define RTC_CENTURY        0x32
+#define RTC_REG_A          0x0a
+#define RTC_REG_B          0x0b
+#define RTC_A_UIP          0x80
+#define RTC_B_BINARY       0x04
+#define RTC_B_24H          0x02
 /* --strace reports (syscall/strace.c): a port no PC device uses (above the
  * ISA range, clear of the ACPI PM block at 0x600), claimed by our VMM only
  * when it asks for the reports (vmm/layout.py STRACE_PORT). */

@@ -87,6 +87,7 @@ static const char *reason(long err)
 static void run_init(char *path, char *const argv[]) __attribute__((noreturn));
 static void run_init(char *path, char *const argv[])
 {
+    vfs_wall_clock = 1;
     long err = exec_file(path, argv, init_env);
     serial_start_line();
     serial_puts("panic: cannot run ");

@@ -35,10 +35,18 @@ static uint32_t name_hash(const struct inode *dir, const char *name, size_t len)
     return h;
 }
 
+/* Set when the first program starts.  Before, the times of what the kernel
+ * makes (/, /dev, /proc ...) are time since boot, as they were: reading the
+ * RTC for them would cost every boot its port accesses. */
+int vfs_wall_clock;
+
 struct timespec64 vfs_now(void)
 {
     uint64_t sec, nsec;
-    clock_now(&sec, &nsec);
+    if (vfs_wall_clock)
+        clock_realtime(&sec, &nsec);
+    else
+        clock_now(&sec, &nsec);
     return (struct timespec64){ (int64_t)sec, (int64_t)nsec };
 }
 

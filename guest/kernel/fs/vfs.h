@@ -117,6 +117,7 @@ struct file {
 /* ---- inode.c ---------------------------------------------------------------- */
 extern struct inode *root_inode;
 extern int vfs_keep_times;                            /* unpacking: entries keep the archive's times */
+extern int vfs_wall_clock;                            /* the program runs: times from the wall clock */
 void vfs_init(void);                                  /* an empty root directory */
 struct inode *inode_new(uint32_t mode);               /* refs 0, nlink 0; NULL: no memory */
 uint64_t inodes_in_use(void);
