@@ -32,6 +32,18 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+class VersionAction(argparse.Action):
+    """--version: computed only when asked (it probes the engines and hashes the artefacts)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .about import version_text
+        print(version_text(default_accel()))
+        parser.exit(0)
+
+
 def exit_status_epilog() -> str:
     rows = "\n".join(f"  {status:>3}  {meaning}" for status, meaning in EXIT_STATUSES)
     return ("exit status: the guest's debug-exit status (0-255), 0 when it halts with interrupts off,\n"
@@ -42,6 +54,9 @@ def build_parser() -> Parser:
     parser = Parser(prog="vmm", description="A small VMM on Linux KVM, with a unicorn software engine.",
                     epilog=exit_status_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for VMM errors")
+    parser.add_argument("--version", action=VersionAction,
+                        help="print the version, the engine `vmm run` would take, and the guest artefacts' "
+                             "location and build ids")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     run = commands.add_parser("run", help="boot a kernel with a guest program",
@@ -192,7 +207,7 @@ def command_run(args, program_args) -> int:
         if result.cpu_report:
             print(result.cpu_report, file=sys.stderr)
     if args.stats:
-        print_stats(result.stats)
+        print_stats(result.stats, config)
     return result.exit_status
 
 
@@ -204,9 +219,12 @@ def describe(result) -> str:
     return f"{result.reason}: {result.detail}"
 
 
-def print_stats(stats) -> None:
+def print_stats(stats, config) -> None:
+    from .about import run_ids
     out = sys.stderr
+    print(f"vmm (pyvmm) {paths.package_version()}; artefacts from the {paths.SOURCE}", file=out)
     print(f"engine: {stats['engine']} ({stats['engine_choice']})", file=out)
+    print(f"build ids: {run_ids(config)}", file=out)
     print(f"kernel: {stats['kernel_format']}; command line: {stats['cmdline']}", file=out)
     exits = stats["exits"]
     print(f"exits: {sum(exits.values())} total", file=out)
