@@ -18,8 +18,6 @@ reaches it through KvmEngine.debug().
 from ..arch.x86 import paging as x86_paging
 from ..arch.x86.cpu_state import CR0_PE, EFER_LMA
 from ..arch.x86.debug_registers import BREAKPOINT_REGISTERS, DR6_BREAKPOINTS, DR7_FIXED, DR7_G0, DR7_GE
-from ..debug import disasm
-from ..debug.trace import direct_target, is_branch
 from ..kvm import constants as kc
 from ..kvm import structs as ks
 from ..outcome import DEBUG_STOP, PAUSED, Outcome
@@ -113,6 +111,7 @@ class KvmDebug(EngineDebug):
                 control.stop = None
 
     def _mnemonic_at_pc(self) -> str:
+        from ..debug import disasm          # (the debugger's own imports wait for the debugger)
         state = self.read_state()
         pc = x86_paging.linear_address(state, state.cs, state.rip)
         code, _ = x86_paging.read(x86_paging.Paging.of(state), self.memory, pc, disasm.MAX_INSN)
@@ -178,6 +177,7 @@ class KvmTraceFeed:
         self.engine._vcpu.set_guest_debug(ks.KVM_GUESTDBG_ENABLE | ks.KVM_GUESTDBG_SINGLESTEP)
 
     def _log(self, pc: int) -> bool:
+        from ..debug import disasm
         paging, bits = self._debug.code_context()
         tracer = self.tracer
         if tracer.is_gap(pc):
@@ -192,6 +192,8 @@ class KvmTraceFeed:
         docstring): [(address, bytes)] from `start` if straight-line code from there (at most
         MAX_UNSEEN instructions, the last one possibly a direct branch) leads to `pc`; else []
         (a real gap: an exception or interrupt entry)."""
+        from ..debug import disasm
+        from ..debug.trace import direct_target, is_branch
         chain = []
         address = start
         for _ in range(MAX_UNSEEN):
