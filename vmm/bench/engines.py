@@ -214,7 +214,8 @@ def run_hello(runs: int = DEFAULT_RUNS, warmup: int = 1, rows=None, progress=Non
     def adapter(_part, round_number, warmup_, runs_):
         if progress:
             progress("hello", round_number, warmup_, runs_)
-    result = startup.run(runs=runs, warmup=warmup, rows=hello_rows() if rows is None else rows, progress=adapter)
+    result = startup.run(runs=runs, warmup=warmup, rows=hello_rows() if rows is None else rows, progress=adapter,
+                         budget=False)
     out = []
     for row in result["rows"]:
         out.append({key: row[key] for key in ("name", "label", "kind", "command", "status", "reason",

@@ -341,9 +341,10 @@ def all_rows() -> list:
 
 # --- the benchmark ---------------------------------------------------------------------------
 
-def run(runs: int = 10, warmup: int = 1, rows=None, progress=None) -> dict:
+def run(runs: int = 10, warmup: int = 1, rows=None, progress=None, budget: bool = True) -> dict:
     """Measure every row `runs` times, interleaved, after `warmup` uncounted rounds; returns
-    the result (see assemble). The bundle, root file system and spawner live in a temporary
+    the result (see assemble), with the import budget and the goals unless `budget` is
+    False. The bundle, root file system and spawner live in a temporary
     directory, removed at the end."""
     if runs < 1:
         raise UsageError("--runs must be at least 1")
@@ -367,10 +368,11 @@ def run(runs: int = 10, warmup: int = 1, rows=None, progress=None) -> dict:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result = assemble(rows, state, runs, warmup)
-    if progress:
-        print("  import budget and phases of vmm run ...", file=sys.stderr, flush=True)
-    result["budget"] = startup_budget.measure(runs=min(runs, 3))
-    result["goals"] = startup_budget.goals(result["rows"])
+    if budget:
+        if progress:
+            print("  import budget and phases of vmm run ...", file=sys.stderr, flush=True)
+        result["budget"] = startup_budget.measure(runs=min(runs, 3))
+        result["goals"] = startup_budget.goals(result["rows"])
     result["process_timing"] = ("by the C spawner: posix_spawn to wait4, CLOCK_MONOTONIC" if context["spawner"]
                                 else "by this process: posix_spawn to wait4 (no C compiler for the spawner)")
     return result
