@@ -207,7 +207,8 @@ def command_bench(args) -> int:
         return boot.main(runs=boot.DEFAULT_RUNS if runs is None else runs,
                          pad_mib=boot.DEFAULT_PAD_MIB if count is None else count, json_path=args.json)
     from .bench import density
-    return density.main(count=4 if count is None else count, runs=3 if runs is None else runs, json_path=args.json)
+    return density.main(count=density.DEFAULT_COUNT if count is None else count, runs=3 if runs is None else runs,
+                        json_path=args.json)
 
 
 def main(argv=None) -> int:

@@ -78,7 +78,8 @@ def build_parser() -> Parser:
                             "interrupts: host CPU of a sleeping guest and timer interrupts delivered per engine; "
                             "blk: virtio-blk MB/s and IOPS from a guest, per engine, against the host and QEMU; "
                             "startup: `hello` started as a VM (vmm, QEMU), a container (vmm, crun, runc) and a "
-                            "plain process; density: N VMs at once as threads and as processes, and N containers; "
+                            "plain process; density: N VMs at once as threads of one process (KVM, unicorn), N/5 as "
+                            "processes and N/5 containers; "
                             "engines: the unicorn engine against bare unicorn, QEMU TCG, KVM and the host "
                             "(instructions/s on `compute`, port-I/O round trips/s, whole-VM `hello`); "
                             "boot: firmware vs direct PVH boot per engine, and fw_cfg with and without DMA; "
@@ -87,7 +88,8 @@ def build_parser() -> Parser:
     bench.add_argument("--runs", type=int, default=None,
                        help="runs (default: exits 5, startup 10, density 3, engines 5, boot 5, linux 3)")
     bench.add_argument("--count", type=int, default=None,
-                       help="exits: exits per run (default 20000); density: instances at once (default 4); "
+                       help="exits: exits per run (default 20000); density: VMs in one process (default 100; processes "
+                            "and containers: a fifth); "
                             "engines: MiB for `compute` (default 4); boot: MiB the padded program grows by (default 4)")
     bench.add_argument("--json", metavar="PATH", default=None,
                        help="startup, density, engines, boot, linux: also write results as JSON")
