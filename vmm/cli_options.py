@@ -88,7 +88,7 @@ RUN_OPTIONS = (
                 "guest's clock there at once (scripts and tests run faster; the guest's clock runs ahead of the "
                 "host's by the time skipped, at most 30 s)"),
     Option("--stats", kind=FLAG,
-           help="print where the time went (interpreter, imports, VM set-up, guest, teardown), exit counts, "
+           help="print where the time went (interpreter, imports, engine, VM set-up, guest, teardown), exit counts, "
                 "a histogram of exits by port and address, and timings on stderr"),
     Option("--trace", metavar="FILE",
            help="write every executed guest instruction (address, bytes, disassembly) to FILE"),
