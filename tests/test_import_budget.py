@@ -36,7 +36,8 @@ VMM = {
 }
 ENGINE = {
     "kvm": {
-        "errno", "vmm.arch.x86.debug_registers", "vmm.engines.kvm", "vmm.engines.kvm_debug", "vmm.engines.kvm_halt",
+        "errno", "vmm.arch.x86.debug_registers", "vmm.engines.kvm", "vmm.engines.kvm_debug", "vmm.engines.kvm_features",
+        "vmm.engines.kvm_halt",
         "vmm.engines.kvm_setup", "vmm.engines.kvm_state", "vmm.kvm", "vmm.kvm.constants", "vmm.kvm.ioctl",
         "vmm.kvm.ioctl_numbers", "vmm.kvm.kick", "vmm.kvm.stats", "vmm.kvm.structs", "vmm.kvm.system",
         "vmm.kvm.vcpu", "vmm.kvm.vm",

@@ -93,6 +93,8 @@ def build_parser() -> Parser:
                             "engines: MiB for `compute` (default 4); boot: MiB the padded program grows by (default 4)")
     bench.add_argument("--json", metavar="PATH", default=None,
                        help="startup, density, engines, boot, linux: also write results as JSON")
+    bench.add_argument("--nested", action="store_true",
+                       help="exits: run it in a nested kvm_amd (QEMU TCG guest; `make nested-image` builds it)")
     bench.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
