@@ -46,7 +46,7 @@ ENGINE = {
         "weakref", "vmm.devices.ioapic", "vmm.devices.lapic", "vmm.devices.pic", "vmm.devices.pit",
         "vmm.engines.guest_clock", "vmm.engines.host_timers", "vmm.engines.pc_platform", "vmm.engines.unicorn",
         "vmm.engines.unicorn_binding", "vmm.engines.unicorn_code_cache", "vmm.engines.unicorn_debug",
-        "vmm.engines.unicorn_exits", "vmm.engines.unicorn_layout", "vmm.engines.unicorn_lib",
+        "vmm.engines.unicorn_exits", "vmm.engines.unicorn_layout", "vmm.engines.unicorn_lib", "vmm.engines.unicorn_library",
         "vmm.engines.unicorn_state", "vmm.engines.x86_delivery", "vmm.host.facts", "vmm.host.timerfd",
     },
 }

@@ -55,6 +55,9 @@ def split_program_args(argv):
 
 
 def command_run(args, program_args) -> int:
+    if args.accel == "unicorn":
+        from .engines.unicorn_library import preload
+        preload()
     from .debug.session import DebugOptions
     from .machine import Machine
     from .terminal import Terminal

@@ -6,15 +6,13 @@ more than a whole `vmm run` of QEMU's TCG takes; the engine needs only a few of 
 calls, which this module declares itself: Uc offers the part of the binding's Uc that the
 engine, its calibration and its debug interface use, with the same names and arguments.
 unicorn_binding.py builds the engine's own hooks and pointer work on top of it. The library
-file is the one the unicorn package installs (LIBUNICORN_PATH, a folder, overrides it, as for
-the binding). The constants below are unicorn 2.1.4's (include/unicorn/unicorn.h and x86.h);
+file is the one the unicorn package installs (unicorn_library.py finds it). The constants below are unicorn 2.1.4's (include/unicorn/unicorn.h and x86.h);
 tests/test_unicorn_lib.py checks each against the package's own.
 """
 import ctypes
-import os
-import sys
 
-LIBRARY = "libunicorn.so.2"
+from .unicorn_library import find_library
+
 UC_API_MAJOR = 2
 
 # unicorn.h
@@ -75,18 +73,6 @@ class UcRegTable(ctypes.Structure):
 class UcRegMsr(ctypes.Structure):
     """uc_x86_msr: reg_read/reg_write of UC_X86_REG_MSR."""
     _fields_ = [("rid", ctypes.c_uint32), ("value", ctypes.c_uint64)]
-
-
-def find_library() -> str:
-    """The package's libunicorn: $LIBUNICORN_PATH/LIBRARY, else unicorn/lib/LIBRARY on
-    sys.path, found without importing the package."""
-    folders = [os.environ["LIBUNICORN_PATH"]] if os.environ.get("LIBUNICORN_PATH") else []
-    folders += [os.path.join(entry or ".", "unicorn", "lib") for entry in sys.path]
-    for folder in folders:
-        path = os.path.join(folder, LIBRARY)
-        if os.path.exists(path):
-            return path
-    raise ImportError(f"{LIBRARY} not found: the unicorn package (unicorn==2.1.4) is not installed")
 
 
 def _load(path):
