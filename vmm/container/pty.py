@@ -1,0 +1,71 @@
+"""A container's terminal: a pseudoterminal from the container's own devpts, its master sent away.
+
+As runc does (docs/terminals.md): the pair is opened *inside* the container, after pivot_root,
+through /dev/ptmx (a symlink to the container's devpts instance), so the process sees its
+terminal as /dev/pts/0 of its own /dev/pts. The master end goes to the caller through an AF_UNIX
+console socket (SCM_RIGHTS), which is how conmon and `podman run -it` receive it; the slave end
+becomes the process's controlling terminal and its stdin, stdout and stderr, and is bind-mounted
+on /dev/console. ioctl numbers are from <asm-generic/ioctls.h>.
+"""
+import os
+import socket
+import struct
+
+from . import libc
+
+TIOCSCTTY = 0x540E
+TIOCSWINSZ = 0x5414
+TIOCGPTN = 0x80045430
+TIOCSPTLCK = 0x40045431
+
+
+def open_pair(ptmx: str = "/dev/ptmx") -> tuple[int, int, str]:
+    """(master fd, slave fd, slave path) of a new pseudoterminal from `ptmx`."""
+    master = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        libc.ioctl_int(master, TIOCSPTLCK, 0)               # unlockpt
+        number = libc.ioctl_int(master, TIOCGPTN)           # ptsname
+        path = os.path.join(os.path.dirname(os.path.realpath(ptmx)), str(number))
+        slave = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except BaseException:
+        os.close(master)
+        raise
+    return master, slave, path
+
+
+def set_size(fd: int, rows: int, columns: int) -> None:
+    libc.ioctl_bytes(fd, TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+
+def connect(socket_path: str) -> socket.socket:
+    """Connect to a console socket (done by the runtime before the container's root changes)."""
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        connection.connect(socket_path)
+    except OSError:
+        connection.close()
+        raise
+    return connection
+
+
+def send_master(connection: socket.socket, master: int, name: str) -> None:
+    """Send the master fd over a connected console socket (its name rides as the data)."""
+    socket.send_fds(connection, [name.encode()], [master])
+
+
+def receive_master(listener: socket.socket) -> int:
+    """The receiving side (for `run` in a terminal and the tests): accept, take one fd."""
+    connection, _ = listener.accept()
+    with connection:
+        _, fds, _, _ = socket.recv_fds(connection, 4096, 1)
+    if not fds:
+        raise OSError("the console socket received no file descriptor")
+    return fds[0]
+
+
+def become_controlling(slave: int) -> None:
+    """New session, `slave` as its controlling terminal, and as fds 0, 1 and 2."""
+    os.setsid()
+    libc.ioctl_none(slave, TIOCSCTTY, 0)
+    for target in (0, 1, 2):
+        os.dup2(slave, target)
