@@ -117,6 +117,8 @@ def build_parser() -> Parser:
     container_rootfs.add_argument("programs", nargs="+", metavar="PROGRAM")
     container_rootfs.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
+    commands.add_parser("oci", help="the OCI runtime (as `vmm-oci`): runc's command line, e.g. `vmm oci state ID`",
+                        add_help=False)
     bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
     bench.add_argument("which", choices=("exits", "startup", "density", "interrupts", "engines", "boot", "blk"),
                        help="exits: port-I/O exits/s through the VMM vs a bare KVM loop; "
@@ -271,6 +273,9 @@ def command_bench(args) -> int:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["oci"]:             # its own command line (runc's), `--` and all
+        from .oci.cli import main as oci_main
+        return oci_main(argv[1:], prog="vmm oci")
     argv, program_args = split_program_args(argv)
     debug = "--debug" in argv
     try:
