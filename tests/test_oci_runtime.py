@@ -344,3 +344,17 @@ def test_terminal_master_arrives_on_the_console_socket(runtime, rootfs, tmp_path
     wait_for(lambda: runtime.status("tty") == "stopped", "the container to end")
     runtime.run("delete", "tty", check=True)
     assert runtime.run("create", "--bundle", bundle, "tty2").returncode == 64      # a terminal needs a socket
+
+
+def test_run_in_the_foreground_holds_the_terminal_itself(runtime, rootfs, tmp_path):
+    """process.terminal without --console-socket: `run` takes the master end and copies stdin and
+    stdout through it; the end of a piped stdin reaches the container as end of file (Ctrl-D)."""
+    spec = spec_for(["sh", "-c", "tty; read line; echo got $line; read more || echo end of input; exit 4"], "own")
+    spec["process"]["terminal"] = True
+    bundle = make_bundle(tmp_path / "b", rootfs, spec)
+    result = subprocess.run(runtime.argv("run", "--bundle", bundle, "own"), input=b"typed\n", capture_output=True,
+                            timeout=60)
+    output = result.stdout.decode().replace("\r", "")
+    assert result.returncode == 4
+    assert "/dev/pts/0\n" in output and "got typed\n" in output and output.endswith("end of input\n")
+    assert "typed\n" in output.replace("got typed", "")       # the terminal echoed what was typed

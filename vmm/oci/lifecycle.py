@@ -2,7 +2,8 @@
 
 start   the init blocks writing the exec FIFO; opening it for reading here releases it, then the
         FIFO is removed ("running" from then on) and the poststart hooks run. If the init died
-        before (a hook, a signal), the wait sees it and says so instead of hanging.
+        before (a hook, a signal), or is alive and does not answer, the wait says so instead of
+        hanging.
 kill    one signal to the init, or with --all to every process of the container's cgroup; a
         SIGKILL to a paused container also thaws it, or its processes could not die.
 delete  a stopped container, or any with --force (SIGKILL to all its processes first; runc
@@ -22,6 +23,7 @@ from .errors import ConfigError, NoSuchContainer, SetupFailed, UsageError, VmmEr
 from .state import alive, remove_dir
 
 STOP_TIMEOUT = 10.0         # seconds for a killed container's processes to be gone
+START_TIMEOUT = 30.0        # seconds for a live init to open its end of the exec FIFO
 POLL = 0.05
 
 
@@ -61,9 +63,13 @@ def _release_init(container) -> None:
     try:
         poller = select.poll()
         poller.register(fd, select.POLLIN)
+        deadline = time.monotonic() + START_TIMEOUT
         while not poller.poll(POLL * 1000):
             if not alive(container.pid, container.data.get("start_time")):
                 raise SetupFailed(f"container {container.id}'s init died before it could be started")
+            if time.monotonic() > deadline:         # alive but not answering (stopped, frozen)
+                raise SetupFailed(f"container {container.id}'s init did not take the start within "
+                                  f"{START_TIMEOUT:.0f} s (is it stopped or frozen?)")
         data = os.read(fd, 1)
         if data != b"0":
             raise SetupFailed(f"container {container.id}'s init closed the exec FIFO without starting")

@@ -5,7 +5,7 @@ SIGQUIT to the init, exits with the process's status (128+N for a signal N) and 
 container afterwards (unless --keep). With process.terminal and no --console-socket it holds
 the terminal itself: a private console socket receives the master end, and the bytes are copied
 between it and this command's stdin/stdout, this terminal in raw mode while the container runs
-(restored on every path).
+(restored on every path); the end of a piped stdin reaches the container as Ctrl-D.
 """
 import os
 import select
@@ -19,6 +19,7 @@ from .errors import SetupFailed
 from .modes import create_any
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+EOT = b"\x04"
 
 
 def run(runtime, args) -> int:
@@ -99,7 +100,9 @@ def _copy_terminal(master: int) -> None:
                 elif data:
                     os.write(master, data)
                 else:
-                    sources.remove(0)       # end of our input; the container keeps running
+                    sources.remove(0)       # end of our input: the container keeps running, and
+                    if saved is None:       # from a pipe or file it reads end of file, as a
+                        os.write(master, EOT)   # terminal user gives it with Ctrl-D
     finally:
         if saved is not None:
             termios.tcsetattr(0, termios.TCSAFLUSH, saved)
