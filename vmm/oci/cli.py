@@ -14,7 +14,6 @@ import sys
 
 from .errors import EXIT_STATUSES, UsageError, VmmError
 from .log import Log
-from .modes import MODE_ANNOTATION
 from .state import DEFAULT_ROOT, StateRoot
 
 
@@ -33,13 +32,35 @@ class Runtime:
         self.systemd_cgroup = args.systemd_cgroup
 
 
+COMMANDS = {     # name: one line of help; each command's own options are added by _options()
+    "create": "create a container from a bundle; its process waits for `start`",
+    "start": "start a created container's process",
+    "state": "print a container's state (runtime-spec JSON)",
+    "kill": "send a signal (default SIGTERM) to a container's process",
+    "delete": "delete a stopped container (--force: any)",
+    "run": "create and start a container, wait for it, delete it (or --detach)",
+    "exec": "run another process in a running container",
+    "pause": "freeze every process of a container",
+    "resume": "thaw a paused container",
+    "list": "list containers",
+    "ps": "list a container's processes",
+    "features": "print what this runtime supports (runtime-spec features JSON)",
+    "spec": "write a default config.json for a bundle",
+}
+
+
 def _epilog() -> str:
-    return "exit status:\n" + "\n".join(f"  {status:>3}  {meaning}" for status, meaning in EXIT_STATUSES)
+    return ("commands:\n" + "\n".join(f"  {name:<9} {text}" for name, text in COMMANDS.items())
+            + "\n\nexit status:\n" + "\n".join(f"  {status:>3}  {meaning}" for status, meaning in EXIT_STATUSES))
 
 
 def build_parser(prog: str) -> Parser:
-    parser = Parser(prog=prog, description="An OCI runtime: runs containers in namespaces, or in microVMs "
-                                           f"(annotation {MODE_ANNOTATION}=vm).",
+    """The global options and the command's name; the command's own parser is built only for the
+    command given (argparse builds each sub-parser in milliseconds, and this runs per container
+    operation: podman calls create, start and delete for every `podman run`)."""
+    parser = Parser(prog=prog, usage=f"{prog} [GLOBAL OPTIONS] COMMAND [OPTIONS] ...",
+                    description=f"An OCI runtime: runs containers in namespaces, or in microVMs "
+                                f"(annotation org.pyvmm.runtime=vm). `{prog} COMMAND --help` for a command.",
                     epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=DEFAULT_ROOT, help="state directory (default: %(default)s)")
     parser.add_argument("--log", default=None, help="append errors and warnings to this file (default: stderr only)")
@@ -48,14 +69,22 @@ def build_parser(prog: str) -> Parser:
                         help="cgroupsPath is systemd's slice:prefix:name (refused where systemd is not running)")
     parser.add_argument("--rootless", default="auto", help=argparse.SUPPRESS)      # accepted, as runc's
     parser.add_argument("--debug", action="store_true", help="log debug messages; tracebacks for errors")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    parser.add_argument("command", nargs="?", choices=tuple(COMMANDS), metavar="COMMAND")
+    parser.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return parser
 
-    def command(name, help_text):
-        return commands.add_parser(name, help=help_text, description=help_text)
 
-    create = command("create", "create a container from a bundle; its process waits for `start`")
-    run = command("run", "create and start a container, wait for it, delete it (or --detach)")
-    for sub in (create, run):
+def parse(argv: list, prog: str):
+    args = build_parser(prog).parse_args(argv)
+    if args.command is not None:
+        sub = Parser(prog=f"{prog} {args.command}", description=COMMANDS[args.command])
+        _options(args.command, sub)
+        sub.parse_args(args.arguments, namespace=args)
+    return args
+
+
+def _options(command: str, sub: Parser) -> None:
+    if command in ("create", "run"):
         sub.add_argument("--bundle", "-b", default=".", help="bundle directory (default: the current one)")
         sub.add_argument("--pid-file", default=None, help="write the container's process ID to this file")
         sub.add_argument("--console-socket", default=None,
@@ -63,49 +92,46 @@ def build_parser(prog: str) -> Parser:
         sub.add_argument("--no-pivot", action="store_true", help="chroot instead of pivot_root (root on a ramdisk)")
         sub.add_argument("--no-new-keyring", action="store_true", help="accepted (no session keyring is made)")
         sub.add_argument("--preserve-fds", type=int, default=0, help="pass N more fds (3..3+N-1) to the process")
+        if command == "run":
+            sub.add_argument("--detach", "-d", action="store_true", help="do not wait for the container")
+            sub.add_argument("--keep", action="store_true", help="do not delete the container after it exits")
+    elif command == "kill":
+        sub.add_argument("--all", "-a", action="store_true", help="to every process of the container")
+    elif command == "delete":
+        sub.add_argument("--force", "-f", action="store_true", help="kill it first if it still runs")
+    elif command in ("list", "ps"):
+        sub.add_argument("--format", "-f", choices=("table", "json"), default="table")
+        if command == "list":
+            sub.add_argument("--quiet", "-q", action="store_true", help="IDs only")
+    elif command == "spec":
+        sub.add_argument("--bundle", "-b", default=".", help="bundle directory (default: the current one)")
+    elif command == "exec":
+        _exec_options(sub)
+    if command not in ("list", "features", "spec"):
         sub.add_argument("container_id", metavar="ID")
-    run.add_argument("--detach", "-d", action="store_true", help="do not wait for the container")
-    run.add_argument("--keep", action="store_true", help="do not delete the container after it exits")
-    command("start", "start a created container's process").add_argument("container_id", metavar="ID")
-    command("state", "print a container's state (runtime-spec JSON)").add_argument("container_id", metavar="ID")
-    kill = command("kill", "send a signal (default SIGTERM) to a container's process")
-    kill.add_argument("--all", "-a", action="store_true", help="to every process of the container")
-    kill.add_argument("container_id", metavar="ID")
-    kill.add_argument("signal", nargs="?", default="SIGTERM", metavar="SIGNAL")
-    delete = command("delete", "delete a stopped container (--force: any)")
-    delete.add_argument("--force", "-f", action="store_true", help="kill it first if it still runs")
-    delete.add_argument("container_id", metavar="ID")
-    for name, text in (("pause", "freeze every process of a container"), ("resume", "thaw a paused container")):
-        command(name, text).add_argument("container_id", metavar="ID")
-    listing = command("list", "list containers")
-    listing.add_argument("--format", "-f", choices=("table", "json"), default="table")
-    listing.add_argument("--quiet", "-q", action="store_true", help="IDs only")
-    ps = command("ps", "list a container's processes")
-    ps.add_argument("--format", "-f", choices=("table", "json"), default="table")
-    ps.add_argument("container_id", metavar="ID")
-    command("features", "print what this runtime supports (runtime-spec features JSON)")
-    spec = command("spec", "write a default config.json for a bundle")
-    spec.add_argument("--bundle", "-b", default=".", help="bundle directory (default: the current one)")
-    execute = command("exec", "run another process in a running container")
-    execute.add_argument("--process", "-p", default=None, help="the process as OCI process JSON")
-    execute.add_argument("--console-socket", default=None)
-    execute.add_argument("--tty", "-t", action="store_true")
-    execute.add_argument("--detach", "-d", action="store_true")
-    execute.add_argument("--pid-file", default=None)
-    execute.add_argument("--cwd", default=None)
-    execute.add_argument("--env", "-e", action="append", default=[])
-    execute.add_argument("--user", "-u", default=None, help="UID[:GID]")
-    execute.add_argument("--additional-gids", "-g", action="append", type=int, default=[])
-    execute.add_argument("--cap", action="append", default=[])
-    execute.add_argument("--no-new-privs", action="store_true")
-    execute.add_argument("--preserve-fds", type=int, default=0)
-    execute.add_argument("--ignore-paused", action="store_true")
-    execute.add_argument("--process-label", default=None, help=argparse.SUPPRESS)
-    execute.add_argument("--apparmor", default=None, help=argparse.SUPPRESS)
-    execute.add_argument("--cgroup", action="append", default=[], help=argparse.SUPPRESS)
-    execute.add_argument("container_id", metavar="ID")
-    execute.add_argument("process_args", nargs=argparse.REMAINDER, metavar="COMMAND")
-    return parser
+    if command == "kill":
+        sub.add_argument("signal", nargs="?", default="SIGTERM", metavar="SIGNAL")
+    if command == "exec":
+        sub.add_argument("process_args", nargs=argparse.REMAINDER, metavar="COMMAND")
+
+
+def _exec_options(sub: Parser) -> None:
+    sub.add_argument("--process", "-p", default=None, help="the process as OCI process JSON")
+    sub.add_argument("--console-socket", default=None, help="AF_UNIX socket for the terminal's master fd")
+    sub.add_argument("--tty", "-t", action="store_true", help="a terminal (needs --console-socket)")
+    sub.add_argument("--detach", "-d", action="store_true", help="do not wait for the process")
+    sub.add_argument("--pid-file", default=None, help="write the process's ID to this file")
+    sub.add_argument("--cwd", default=None, help="working directory in the container")
+    sub.add_argument("--env", "-e", action="append", default=[], help="NAME=VALUE (repeatable)")
+    sub.add_argument("--user", "-u", default=None, help="UID[:GID]")
+    sub.add_argument("--additional-gids", "-g", action="append", type=int, default=[], help="GID (repeatable)")
+    sub.add_argument("--cap", action="append", default=[], help="a capability to add (repeatable)")
+    sub.add_argument("--no-new-privs", action="store_true", help="set no_new_privs")
+    sub.add_argument("--preserve-fds", type=int, default=0, help="pass N more fds (3..3+N-1)")
+    sub.add_argument("--ignore-paused", action="store_true", help="allow exec in a paused container")
+    sub.add_argument("--process-label", default=None, help=argparse.SUPPRESS)
+    sub.add_argument("--apparmor", default=None, help=argparse.SUPPRESS)
+    sub.add_argument("--cgroup", action="append", default=[], help=argparse.SUPPRESS)
 
 
 def dispatch(runtime, args) -> int:
@@ -186,7 +212,7 @@ def main(argv=None, prog="vmm-oci", default_mode="namespaces") -> int:
     debug = "--debug" in argv
     log = Log()
     try:
-        args = build_parser(prog).parse_args(argv)
+        args = parse(argv, prog)
         runtime = Runtime(args, default_mode)
         log = runtime.log
         if args.command is None:

@@ -204,7 +204,7 @@ def _write_pid_file(path: str, pid: int) -> None:
 def _undo(pid: int, cgroup, container) -> None:
     if pid:
         _kill_and_reap(pid)
-    release_host_mounts(container)
+    container.release_host_mounts()
     if cgroup is not None:
         try:
             cgroup.remove()
@@ -213,8 +213,3 @@ def _undo(pid: int, cgroup, container) -> None:
     remove_dir(container.dir)
 
 
-
-def release_host_mounts(container) -> None:
-    """Unmount what a container without its own mount namespace mounted under its rootfs."""
-    if "host_mounts" in container.data:
-        mounts.unmount_added(container.data["rootfs"], container.data["host_mounts"])

@@ -18,7 +18,6 @@ import signal
 import time
 
 from . import hooks, spec as spec_module
-from .create import release_host_mounts
 from .errors import ConfigError, NoSuchContainer, SetupFailed, UsageError, VmmError, WrongState
 from .state import alive, remove_dir
 
@@ -138,7 +137,7 @@ def delete(runtime, container_id: str, force=False) -> None:
                 pass
             _kill_all(container, signal.SIGKILL)
             _wait_gone(container)
-        release_host_mounts(container)
+        container.release_host_mounts()
         cgroup = container.cgroup
         if cgroup is not None:
             try:

@@ -107,6 +107,12 @@ class Container:
                 "created": self.data.get("created", ""), "owner": self.data.get("owner", ""),
                 "annotations": self.data.get("annotations") or {}}
 
+    def release_host_mounts(self) -> None:
+        """Unmount what a container without its own mount namespace mounted under its rootfs."""
+        if "host_mounts" in self.data:
+            from ..container.mounts import unmount_added
+            unmount_added(self.data["rootfs"], self.data["host_mounts"])
+
     def config_path(self) -> str:
         return os.path.join(self.dir, CONFIG)
 
