@@ -42,7 +42,11 @@ def test_default_spec_loads_with_defaults_applied(tmp_path):
      "repeated"),
     ({"mounts": [{"destination": "/x", "type": "none", "source": "/y", "options": ["idmap", "bind"]}]}, "id-mapped"),
     ({"mounts": [{"destination": "/x", "options": ["bind"]}]}, "without a source"),
-    ({"linux": {"namespaces": [{"type": "user"}]}}, "user namespaces"),
+    ({"linux": {"namespaces": [{"type": "user"}]}}, "needs linux.uidMappings"),
+    ({"linux": {"namespaces": [{"type": "time"}]}}, "time namespaces"),
+    ({"linux": {"uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]}}, "need a user namespace"),
+    ({"linux": {"namespaces": [{"type": "user"}], "uidMappings": [{"containerID": 0, "hostID": 1, "size": 0}],
+                "gidMappings": []}}, "size above 0"),
     ({"linux": {"namespaces": [{"type": "pid"}, {"type": "pid"}]}}, "twice"),
     ({"linux": {"namespaces": [{"type": "bogus"}]}}, "not a namespace type"),
     ({"linux": {"devices": [{"type": "x", "path": "/dev/x"}]}}, "must be c, b, u or p"),
@@ -167,7 +171,7 @@ def test_features_document():
     assert document["ociVersionMin"] == "1.0.0"
     assert set(document["hooks"]) == {"prestart", "createRuntime", "createContainer", "startContainer",
                                       "poststart", "poststop"}
-    assert "user" not in document["linux"]["namespaces"] and "mount" in document["linux"]["namespaces"]
+    assert "time" not in document["linux"]["namespaces"] and {"mount", "user"} <= set(document["linux"]["namespaces"])
     assert {"rbind", "rprivate", "rro", "tmpcopyup"} <= set(document["mountOptions"])
     assert document["linux"]["cgroup"]["v1"] and document["linux"]["cgroup"]["v2"]
     assert "SCMP_ACT_ERRNO" in document["linux"]["seccomp"]["actions"]

@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -358,3 +359,65 @@ def test_run_in_the_foreground_holds_the_terminal_itself(runtime, rootfs, tmp_pa
     assert result.returncode == 4
     assert "/dev/pts/0\n" in output and "got typed\n" in output and output.endswith("end of input\n")
     assert "typed\n" in output.replace("got typed", "")       # the terminal echoed what was typed
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_signal_during_create_undoes_it(runtime, rootfs, tmp_path, signum):
+    """create is stopped while a prestart hook runs: the hook, the init, the cgroup and the state
+    are all gone afterwards (the fixture checks), and the status says which signal it was."""
+    started = tmp_path / "hook-started"
+    hooks = {"prestart": [{"path": busybox(), "args": ["sh", "-c", f"touch {started}; exec sleep 1000"]}]}
+    bundle = make_bundle(tmp_path / "b", rootfs, spec_for(["true"], "sig", hooks=hooks))
+    create = subprocess.Popen(runtime.argv("create", "--bundle", bundle, "sig"), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(started.exists, "the prestart hook to start")
+        assert (Path(runtime.root) / "sig").exists()
+        create.send_signal(signum)
+        assert create.wait(timeout=60) == 128 + signum
+        assert "half" in create.stderr.read().decode()
+    finally:
+        create.kill()
+        create.wait()
+        create.stderr.close()
+    assert not (Path(runtime.root) / "sig").exists()
+
+
+@pytest.fixture(scope="module")
+def open_rootfs():
+    """A root file system that a mapped (non-root) host uid can reach: pytest's folders are 0700."""
+    require_containers()
+    directory = Path(tempfile.mkdtemp(prefix="pyvmm-oci-userns-"))
+    directory.chmod(0o755)
+    yield make_rootfs(directory / "rootfs")
+    shutil.rmtree(directory)
+
+
+def test_user_namespace_with_id_maps_matches_runc(open_rootfs, tmp_path):
+    rootfs = open_rootfs
+    spec = spec_for(["sh", "-c", "id; cat /proc/self/uid_map /proc/self/gid_map; ls -ln /dev/null | cut -c1-10; "
+                     "grep -E '^(Uid|Gid|CapEff)' /proc/self/status"], "userns")
+    spec["linux"]["namespaces"].append({"type": "user"})
+    spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    results = run_both(tmp_path, rootfs, spec, "userns")
+    assert results["vmm-oci"][:2] == results["runc"][:2], results
+    lines = results["vmm-oci"][1].splitlines()
+    assert lines[0].startswith("uid=0(root) gid=0") and lines[1].split() == ["0", "100000", "65536"]
+    assert lines[3] == "crw-rw-rw-"                 # the host's /dev/null, bound (mknod is refused)
+
+
+def test_exec_joins_the_user_namespace(runtime, open_rootfs, tmp_path):
+    rootfs = open_rootfs
+    spec = spec_for(["sleep", "1000"], "usex")
+    spec["linux"]["namespaces"].append({"type": "user"})
+    spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 1000}]
+    spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 1000}]
+    runtime.run("create", "--bundle", make_bundle(tmp_path / "b", rootfs, spec), "usex", check=True)
+    runtime.run("start", "usex", check=True)
+    pid = runtime.state("usex")["pid"]
+    host_uid = [line for line in open(f"/proc/{pid}/status") if line.startswith("Uid:")][0].split()[1]
+    assert host_uid == "200000"                     # root inside is 200000 outside
+    inside = runtime.run("exec", "usex", "sh", "-c", "id -u; cat /proc/self/uid_map", check=True).stdout.split()
+    assert inside == ["0", "0", "200000", "1000"]
+    runtime.run("delete", "--force", "usex", check=True)

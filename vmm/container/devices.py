@@ -1,7 +1,8 @@
 """Device nodes in a container's /dev, and the device cgroup rules that go with them.
 
 The runtime-spec's default devices (config-linux.md "Default Devices") plus the config's
-`linux.devices` are created with mknod(2) inside the root file system, with their mode and owner;
+`linux.devices` are created with mknod(2) inside the root file system, with their mode and owner
+(in a user namespace, where mknod is refused, the host's node is bound there instead, as runc does);
 a node that already exists is accepted only if it is the same kind of device with the same
 numbers (the spec: "If a file already exists at path that does not match the requested device,
 the runtime MUST generate an error"). Then runc's symlinks: /dev/fd, /dev/std{in,out,err},
@@ -15,7 +16,7 @@ import os
 import stat
 from collections import namedtuple
 
-from . import paths_in_root
+from . import libc, paths_in_root
 
 # kind: "c", "b", "p" (fifo) or "u" (unbuffered char, as c); mode: permission bits
 Device = namedtuple("Device", "path kind major minor mode uid gid")
@@ -63,6 +64,9 @@ def create(root: str, device: Device) -> None:
     rdev = os.makedev(device.major, device.minor) if device.kind != "p" else 0
     try:
         os.mknod(host, kind_bits | (device.mode & 0o7777), rdev)
+    except PermissionError:
+        _bind_from_host(host, device, kind_bits, rdev)     # in a user namespace mknod is not allowed
+        return
     except FileExistsError:
         found = os.lstat(host)
         if stat.S_IFMT(found.st_mode) != kind_bits or (device.kind != "p" and found.st_rdev != rdev):
@@ -86,3 +90,17 @@ def create_symlinks(root: str) -> None:
             else:
                 continue
         os.symlink(target, host)
+
+
+def _bind_from_host(host: str, device: Device, kind_bits: int, rdev: int) -> None:
+    """runc's way in a user namespace: bind the host's own node, at the same path, over an empty file."""
+    try:
+        found = os.stat(device.path)
+    except OSError:
+        found = None
+    if found is None or stat.S_IFMT(found.st_mode) != kind_bits or found.st_rdev != rdev:
+        raise PermissionError(1, f"cannot create device {device.path} in a user namespace, and the host has no "
+                                 f"such node to bind", device.path)
+    if not os.path.lexists(host):
+        os.close(os.open(host, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+    libc.mount(device.path, host, None, libc.MS_BIND)

@@ -28,7 +28,17 @@ def pair() -> tuple[socket.socket, socket.socket]:
 
 
 def send(end: socket.socket, message_type: str, **fields) -> None:
-    end.send(json.dumps(dict(fields, type=message_type)).encode())
+    """Send a message; if the other side has already gone, raise what it reported before it went."""
+    try:
+        end.send(json.dumps(dict(fields, type=message_type)).encode())
+    except (BrokenPipeError, ConnectionResetError):
+        try:
+            message = receive(end)
+        except OSError:
+            message = None
+        if message and message.get("type") == "error":
+            raise as_error(message) from None
+        raise errors.SetupFailed("the container's process died during its set-up") from None
 
 
 def receive(end: socket.socket) -> dict | None:

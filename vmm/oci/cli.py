@@ -10,9 +10,10 @@ asked, and the exit statuses of errors.py (the README's "vmm-oci exit statuses")
 import argparse
 import json
 import os
+import signal
 import sys
 
-from .errors import EXIT_STATUSES, UsageError, VmmError
+from .errors import EXIT_STATUSES, TERMINATING, Terminated, UsageError, VmmError
 from .log import Log
 from .state import DEFAULT_ROOT, StateRoot
 
@@ -207,10 +208,16 @@ def _print_ps(pids: list, fmt: str) -> None:
         print(f"{pid:<7} {command}")
 
 
+def _terminated(signum, frame):
+    raise Terminated(signum)
+
+
 def main(argv=None, prog="vmm-oci", default_mode="namespaces") -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     log = Log()
+    for signum in TERMINATING:          # an exception, so that a half-made container is undone
+        signal.signal(signum, _terminated)
     try:
         args = parse(argv, prog)
         runtime = Runtime(args, default_mode)
@@ -225,7 +232,7 @@ def main(argv=None, prog="vmm-oci", default_mode="namespaces") -> int:
         log.error(str(error))
         return error.exit_status
     except KeyboardInterrupt:
-        log.error("interrupted")
+        log.error("interrupted by SIGINT; what was half-made was undone")
         return 130
     except Exception as error:                  # a bug: still one line unless --debug
         if debug:

@@ -123,9 +123,13 @@ def _fork_init(runtime, spec, container, cgroup, console, no_pivot, preserve_fds
     try:
         context = init.InitContext(spec, container.id, child_end, state_dir_fd, console, no_pivot, preserve_fds,
                                    cgroup.mount_view(), runtime.log)
-        pid = _fork_in_pid_namespace(spec, lambda: _child(context, parent_end))
-        child_end.close()
-        cgroup.attach(pid)
+        if spec.has_namespace("user"):
+            pid = _fork_through_user_namespace(spec, cgroup, parent_end, lambda: _child(context, parent_end))
+            child_end.close()
+        else:
+            pid = _fork_in_pid_namespace(spec, lambda: _child(context, parent_end))
+            child_end.close()
+            cgroup.attach(pid)
         channel.send(parent_end, "go", pid=pid)
         channel.expect(parent_end, "hooks")
         state = {"ociVersion": OCI_VERSION, "id": container.id, "status": "creating", "pid": pid,
@@ -148,9 +152,46 @@ def _fork_init(runtime, spec, container, cgroup, console, no_pivot, preserve_fds
         os.close(state_dir_fd)
 
 
+def _fork_through_user_namespace(spec, cgroup, parent_end, child_main) -> int:
+    """With a user namespace the init is a grandchild: the child enters the user namespace, this
+    process writes its uid and gid maps, then the child makes the PID namespace (which must belong
+    to the user namespace, or proc could not be mounted in it) and forks the init, whose pid it
+    reports (runc's nsexec does the same in C). Returns the init's pid; the child is reaped."""
+    stage = os.fork()
+    if stage == 0:
+        child_main()                # runs init.main, which sees the user namespace and stages itself
+    try:
+        cgroup.attach(stage)        # the init inherits the cgroup from it
+        channel.send(parent_end, "stage", pid=stage)
+        if not spec.namespace_path("user"):
+            channel.expect(parent_end, "userns")
+            _write_id_maps(stage, spec)
+            channel.send(parent_end, "mapped")
+        pid = channel.expect(parent_end, "child")["pid"]
+    except BaseException:
+        _kill_and_reap(stage)
+        raise
+    os.waitpid(stage, 0)
+    return pid
+
+
+def _write_id_maps(pid: int, spec) -> None:
+    for name, mappings in (("uid_map", spec.uid_mappings), ("gid_map", spec.gid_mappings)):
+        text = "".join(f"{inside} {outside} {size}\n" for inside, outside, size in mappings)
+        try:
+            with open(f"/proc/{pid}/{name}", "w") as file:
+                file.write(text)
+        except OSError as error:
+            raise ConfigError(f"cannot write the {name} of the user namespace ({text.strip()!r}): "
+                              f"{error.strerror}") from None
+
+
 def _child(context, parent_end) -> None:
-    parent_end.close()
-    init.main(context)          # never returns
+    try:
+        parent_end.close()
+        init.main(context)      # never returns...
+    finally:
+        os._exit(init.SETUP_FAILED)     # ...nor may an early signal make this copy run create's code
 
 
 def _fork_in_pid_namespace(spec, child_main) -> int:

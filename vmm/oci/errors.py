@@ -15,13 +15,17 @@ stderr, and the same line in the --log file in the format asked:
   73  a container with that ID exists already (ContainerExists)
   75  the container is not in a state that allows the operation (WrongState)
   78  config.json is malformed, or asks for something this runtime does not support (ConfigError)
+  129, 130, 143  SIGHUP, SIGINT or SIGTERM ended the command; what it had half made (state,
+      cgroup, the container's process) was undone first   (Terminated, KeyboardInterrupt)
 `exec` without --detach and `run` without --detach exit with the process's own status (128+N
 for signal N), as runc does.
 """
+import signal
+
 from ..container.errors import ContainerUnavailable
 from ..errors import InputError, UsageError, VmmError
 
-__all__ = ["ConfigError", "ContainerExists", "NoSuchContainer", "SetupFailed", "WrongState",
+__all__ = ["ConfigError", "ContainerExists", "NoSuchContainer", "SetupFailed", "Terminated", "WrongState",
            "ContainerUnavailable", "InputError", "UsageError", "VmmError", "EXIT_STATUSES"]
 
 
@@ -45,6 +49,17 @@ class ConfigError(VmmError):
     exit_status = 78            # EX_CONFIG
 
 
+TERMINATING = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Terminated(VmmError):
+    """SIGTERM or SIGHUP arrived (raised from the handler, so that cleanup code runs)."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"terminated by {signal.Signals(signum).name}; what was half-made was undone")
+        self.exit_status = 128 + signum
+
+
 EXIT_STATUSES = [
     (UsageError.exit_status, "bad command-line arguments"),
     (InputError.exit_status, "the bundle, its config.json or a file it names is missing or unreadable"),
@@ -56,4 +71,7 @@ EXIT_STATUSES = [
     (ContainerExists.exit_status, "a container with that ID exists already"),
     (WrongState.exit_status, "the container's state does not allow the operation"),
     (ConfigError.exit_status, "config.json is malformed or asks for something this runtime does not support"),
+    (129, "ended by SIGHUP; what the command had half made was undone first"),
+    (130, "ended by SIGINT; what the command had half made was undone first"),
+    (143, "ended by SIGTERM; what the command had half made was undone first"),
 ]

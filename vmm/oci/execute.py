@@ -21,7 +21,8 @@ from . import channel, process as process_setup, spec as spec_module
 from .errors import ConfigError, InputError, UsageError, WrongState
 
 SETUP_FAILED = 127
-JOINED = ("ipc", "uts", "network", "cgroup", "pid", "mount")    # mount last: it changes the root
+JOINED = ("user", "ipc", "uts", "network", "cgroup", "pid", "mount")   # user first: the others are its; mount
+                                                                        # last: it changes the root
 
 
 def process_from_args(args, config_process: dict) -> dict:
@@ -155,7 +156,7 @@ def _helper(config, process, opened, console, end, preserve_fds, log) -> None:
 def _process(config, process, console, end, preserve_fds, log) -> None:
     try:
         channel.expect(end, "go")
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
         if console is not None:
             master, slave, _ = pty.open_pair("/dev/ptmx")

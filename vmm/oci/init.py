@@ -2,7 +2,10 @@
 
 It runs as PID 1 of the new PID namespace (the parent unshared or joined it around the fork),
 with the steps of runc's standard init (libcontainer/standard_init_linux.go, rootfs_linux.go):
- 1. wait for "go": the runtime has put this process into the container's cgroup;
+ 1. rlimits and oom_score_adj (while privileged on the host); wait for "go": the runtime has put
+    this process into the container's cgroup. With a user namespace, a first process enters it,
+    the runtime writes its id maps, and that process makes the PID namespace and forks the
+    init, which goes on from here (_user_namespace_stage);
  2. join the namespaces given by path (files opened first, the mount namespace last, since a
     path may be visible only from the runtime's mount namespace), unshare the others;
  3. the root: every mount a slave, ROOTFS bound on itself, the config's mounts in order (mount
@@ -11,9 +14,8 @@ with the steps of runc's standard init (libcontainer/standard_init_linux.go, roo
  5. pivot_root (chroot with --no-pivot), the working directory made if missing, the terminal
     (if asked) from the container's own /dev/ptmx, read-only tmpfs and root, host and domain
     name, sysctls, read-only and masked paths;
- 6. rlimits, oom_score_adj, then process.finalize(): no_new_privs, seccomp, user, capabilities,
-    and the program looked up in the container's PATH (so `create` already fails for a missing
-    program, as with runc);
+ 6. process.finalize(): no_new_privs, seccomp, user, capabilities, and the program looked up in
+    the container's PATH (so `create` already fails for a missing program, as with runc);
  7. "ready"; the runtime writes the state and exits. This process blocks opening the exec FIFO
     for writing (through a directory fd opened before pivot_root) until `start` reads it;
  8. startContainer hooks, then execve.
@@ -48,9 +50,13 @@ def main(ctx: InitContext) -> None:
     """The init's whole life; never returns."""
     try:
         libc.set_parent_death_signal(signal.SIGKILL)
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)       # as PID 1 only handled signals reach it; keep it so
         preload(ctx.spec)
+        if ctx.spec.has_namespace("user"):
+            _user_namespace_stage(ctx)              # returns in the init, a grandchild of `create`
+        else:
+            _host_limits(ctx.spec)
         host_pid = channel.expect(ctx.end, "go")["pid"]
         _enter_namespaces(ctx.spec)
         read_only_later = _build_root(ctx)
@@ -99,8 +105,6 @@ def _prepare_process(ctx, read_only_later: list):
         mounts.mask(path)
     if spec.process is None:
         return None                     # `start` refuses such a container; nothing to look up
-    process_setup.set_rlimits(process.get("rlimits"))
-    process_setup.set_oom_score_adj(process.get("oomScoreAdj"))
     return process_setup.finalize(process, spec.seccomp, ctx.log)
 
 
@@ -110,6 +114,54 @@ def preload(spec) -> None:
         seccomp.check(spec.seccomp)             # loads libseccomp.so.2
     if spec.hooks["createContainer"] or spec.hooks["startContainer"]:
         import subprocess                       # noqa: F401  (hooks.run imports it again from sys.modules)
+
+
+def _host_limits(spec) -> None:
+    """rlimits and oom_score_adj, set while this process is privileged on the host: raising either
+    needs CAP_SYS_RESOURCE there, which a user namespace does not give."""
+    process = spec.process or {}
+    process_setup.set_rlimits(process.get("rlimits"))
+    process_setup.set_oom_score_adj(process.get("oomScoreAdj"))
+
+
+def _user_namespace_stage(ctx) -> None:
+    """The first of two processes (create.py _fork_through_user_namespace): enter or make the user
+    namespace, wait for the maps, become root in it, make the PID namespace, fork the init and
+    report its pid. Only the init returns from here."""
+    spec = ctx.spec
+    channel.expect(ctx.end, "stage")
+    _host_limits(spec)
+    path = spec.namespace_path("user")
+    if path:
+        fd = namespaces.open_path("user", path)
+        try:
+            namespaces.join("user", fd, path)
+        finally:
+            os.close(fd)
+    else:
+        namespaces.unshare_type("user")
+        channel.send(ctx.end, "userns")
+        channel.expect(ctx.end, "mapped")
+    try:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    except OSError:
+        raise ConfigError("uid and gid 0 must be mapped in the user namespace (linux.uidMappings, "
+                          "linux.gidMappings): the container's set-up runs as its root") from None
+    pid_path = spec.namespace_path("pid")
+    if pid_path:
+        fd = namespaces.open_path("pid", pid_path)
+        try:
+            namespaces.join("pid", fd, pid_path)
+        finally:
+            os.close(fd)
+    elif spec.has_namespace("pid"):
+        namespaces.unshare_type("pid")
+    pid = os.fork()
+    if pid == 0:
+        return      # no parent-death signal now: its parent exits at once; `create` dying closes the channel
+    channel.send(ctx.end, "child", pid=pid)
+    os._exit(0)
 
 
 def _enter_namespaces(spec) -> None:

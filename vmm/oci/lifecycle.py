@@ -51,7 +51,8 @@ def start(runtime, container_id: str) -> None:
             raise ConfigError(f"cannot start container {container_id}: its config.json has no process")
         _release_init(container)
         try:
-            hooks.run(config.hooks["poststart"], "poststart", container.state())
+            state = dict(container.state(), status="running", pid=container.pid)   # as runc: the program
+            hooks.run(config.hooks["poststart"], "poststart", state)                   # may be done already
         except SetupFailed:
             _kill_all(container, signal.SIGKILL)
             raise

@@ -18,8 +18,7 @@ from .errors import ConfigError, InputError
 CONFIG = "config.json"
 SUPPORTED_MAJOR = "1"          # semantic versioning: 1.x configs are compatible with each other
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
-REFUSED_NAMESPACES = {"user": "user namespaces (uid/gid mappings) are not supported by this runtime",
-                      "time": "time namespaces are not supported by this runtime"}
+REFUSED_NAMESPACES = {"time": "time namespaces are not supported by this runtime"}
 PROPAGATIONS = {"shared": mounts.PROPAGATION["rshared"], "slave": mounts.PROPAGATION["rslave"],
                 "private": mounts.PROPAGATION["rprivate"], "unbindable": mounts.PROPAGATION["runbindable"]}
 
@@ -45,9 +44,13 @@ class Spec:
         self.hooks = _hooks(_dict(raw.get("hooks"), "hooks"))
         linux = _dict(raw.get("linux"), "linux")
         self.namespaces = _namespaces(_list(linux.get("namespaces"), "linux.namespaces"))
-        for key in ("uidMappings", "gidMappings"):
-            if linux.get(key):
-                raise ConfigError(f"config.json: linux.{key}: {REFUSED_NAMESPACES['user']}")
+        self.uid_mappings = _mappings(linux.get("uidMappings"), "linux.uidMappings")
+        self.gid_mappings = _mappings(linux.get("gidMappings"), "linux.gidMappings")
+        if self.has_namespace("user") and not self.namespace_path("user") and not (self.uid_mappings and
+                                                                                   self.gid_mappings):
+            raise ConfigError("config.json: a new user namespace needs linux.uidMappings and linux.gidMappings")
+        if (self.uid_mappings or self.gid_mappings) and not self.has_namespace("user"):
+            raise ConfigError("config.json: linux.uidMappings need a user namespace in linux.namespaces")
         if linux.get("intelRdt"):
             raise ConfigError("config.json: linux.intelRdt is not supported by this runtime")
         self.resources = _dict(linux.get("resources"), "linux.resources")
@@ -231,6 +234,18 @@ def _namespaces(entries: list) -> list:
         if path and not path.startswith("/"):
             raise ConfigError(f"config.json: linux.namespaces[{index}].path must be absolute")
     return entries
+
+
+def _mappings(entries, where: str) -> list:
+    """[(containerID, hostID, size)] of an OCI id mapping list."""
+    result = []
+    for index, entry in enumerate(_list(entries, where)):
+        _dict(entry, f"{where}[{index}]")
+        values = tuple(_int(entry.get(key), f"{where}[{index}].{key}", 0) for key in ("containerID", "hostID", "size"))
+        if None in values or values[2] == 0:
+            raise ConfigError(f"config.json: {where}[{index}] needs containerID, hostID and a size above 0")
+        result.append(values)
+    return result
 
 
 def _device(entry, index: int) -> devices.Device:
