@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from vmm import paths
-from vmm.bench import startup, stats
+from vmm.bench import harness, startup
 
 ROW_NAMES = [row.name for row in startup.all_rows()]
 VM_PROCESS_ROWS = {"vmm-kvm", "vmm-firmware", "vmm-unicorn", "qemu-kvm", "qemu-tcg"}
@@ -138,12 +138,12 @@ def test_failed_run_is_reported():
     assert "FAILED [1]" in startup.format_report(result)
 
 
-def test_stats_helpers():
-    assert stats.summary([3, 1, 2]) == {"min": 1, "median": 2, "max": 3}
-    assert stats.ratio(4, 2) == 2 and stats.ratio(None, 2) is None and stats.ratio(1, 0) is None
-    text = stats.table(["a", "b"], [["x", "1"], ["long", None]])
+def test_harness_helpers():
+    assert harness.summary([3, 1, 2]) == {"min": 1, "median": 2, "max": 3}
+    assert harness.ratio(4, 2) == 2 and harness.ratio(None, 2) is None and harness.ratio(1, 0) is None
+    text = harness.table(["a", "b"], [["x", "1"], ["long", None]])
     assert text.splitlines()[0].startswith("a") and text.splitlines()[2] == "x     1"
-    chart = stats.bars([("a", 10.0, ""), ("bb", 5.0, ""), ("c", None, "missing")], width=10, unit=" ms")
+    chart = harness.bars([("a", 10.0, ""), ("bb", 5.0, ""), ("c", None, "missing")], width=10, unit=" ms")
     assert chart.splitlines() == ["a   ########## 10.0 ms", "bb  ##### 5.0 ms", "c   (missing)"]
 
 

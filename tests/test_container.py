@@ -376,7 +376,7 @@ def test_build_rootfs_layout(tmp_path, probe_program):
 def test_chroot_fallback_when_pivot_root_is_refused(rootfs, tmp_path, monkeypatch):
     """As when launched from an initramfs, whose root pivot_root(2) cannot move (EINVAL)."""
     require_containers()
-    from vmm.container import libc
+    from vmm.host import container_calls as libc
 
     def refuse(new_root, put_old):
         raise OSError(22, "pivot_root: Invalid argument", new_root)
@@ -394,7 +394,8 @@ def test_chroot_fallback_when_pivot_root_is_refused(rootfs, tmp_path, monkeypatc
 ])
 def test_namespace_errors_are_one_line(rootfs, monkeypatch, kind, err, message):
     require_containers()
-    from vmm.container import libc, namespaces
+    from vmm.container import namespaces
+    from vmm.host import container_calls as libc
     real, flag = libc.unshare, namespaces.KINDS[kind][0]
 
     def unshare(flags):

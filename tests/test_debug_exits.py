@@ -116,8 +116,7 @@ def test_engines_feed_the_observers_through_the_buses(engine_name):
             + exit_with(5))
     with synthetic_vm(engine_name, code, wrap_buses=lambda p, m: observe_buses(p, m, [ring, histogram])) as g:
         g.ports.register(0x80, 1, Scratch())
-        if engine_name == "kvm":
-            g.engine.exit_observer = ring          # the KVM slow path: non-I/O exits too
+        g.engine.debug().observe_exits(ring)   # KVM's slow path: non-I/O exits too (unicorn: none)
         outcome = g.engine.run(10)
     assert outcome.reason == DEBUG_EXIT and outcome.status == 5
     assert ring.lines() == ["#1 pio-out    port=0x0080 size=1 data=0x41",
@@ -129,6 +128,6 @@ def test_engines_feed_the_observers_through_the_buses(engine_name):
 def test_kvm_reports_non_io_exits_to_its_observer(requires_kvm):
     ring = ExitRing(4)
     with synthetic_vm("kvm", b"\xe6\x80\xf4") as g:                 # out 0x80, al ; hlt
-        g.engine.exit_observer = ring
+        g.engine.debug().observe_exits(ring)
         assert g.engine.run(10).reason == "halt"
     assert ring.lines() == ["#1 hlt"]                               # the port write went to the plain bus

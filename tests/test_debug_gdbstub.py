@@ -1,4 +1,5 @@
-"""The GDB remote stub (vmm/debug/gdbstub.py) and the debug targets (vmm/debug/target.py).
+"""The GDB remote stub (vmm/debug/gdbstub.py, gdb_packets.py, gdb_registers.py) and the debug
+target (vmm/debug/target.py) on each engine's debug interface.
 
 Three layers: the packet parser and helpers on their own; a raw protocol client (a thread
 speaking RSP over the socket) against tiny guests on both engines, for the protocol and
@@ -17,10 +18,11 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from vmm.config import MachineConfig
-from vmm.debug import gdbstub
-from vmm.debug.gdbstub import (MAX_PACKET, REGISTERS, TARGET_XML, GdbServer, PacketReader, checksum,
-                               escape_binary, frame, parse_address, unescape_binary)
-from vmm.debug.target import make_target
+from vmm.debug import gdb_registers
+from vmm.debug.gdb_packets import MAX_PACKET, PacketReader, checksum, escape_binary, frame, unescape_binary
+from vmm.debug.gdb_registers import REGISTERS, TARGET_XML
+from vmm.debug.gdbstub import GdbServer, parse_address
+from vmm.debug.target import DebugTarget
 from vmm.errors import UsageError
 from vmm.machine import Machine
 from vmm.outcome import DEBUG_EXIT, INTERRUPTED, SHUTDOWN, Outcome
@@ -28,8 +30,8 @@ from vmm.outcome import DEBUG_EXIT, INTERRUPTED, SHUTDOWN, Outcome
 from conftest import _probe, engine_params
 from test_debug_support import COUNT_LOOP, ENTRY, LOOP_BODY, SPIN_UNTIL_RBX, synthetic_vm
 
-RIP = gdbstub.REGISTER_INDEX["rip"]
-RBX = gdbstub.REGISTER_INDEX["rbx"]
+RIP = gdb_registers.REGISTER_INDEX["rip"]
+RBX = gdb_registers.REGISTER_INDEX["rbx"]
 G_PACKET_HEX = sum(bits // 8 for _, bits in REGISTERS) * 2
 TIMEOUT = 20.0
 
@@ -158,7 +160,7 @@ def session(engine_name, code, script, wait=True, linger=2.0, start_client_after
     with synthetic_vm(engine_name, code) as g:
         if port_device:
             g.ports.register(0x80, 1, Scratch())
-        server = GdbServer(make_target(g.engine, g.memory), ("127.0.0.1", 0), wait=wait, linger=linger)
+        server = GdbServer(DebugTarget(g.engine.debug()), ("127.0.0.1", 0), wait=wait, linger=linger)
 
         def run_script():
             try:
@@ -357,7 +359,7 @@ def run_gdb(engine_name, program, commands, kernel_path):
     config = MachineConfig(kernel=kernel_path, initrd=f"guest/build/programs/{program}", accel=engine_name,
                            serial="none")
     with Machine(config) as vm:
-        server = GdbServer(make_target(vm.engine, vm.memory), ("127.0.0.1", 0), wait=True, linger=5)
+        server = GdbServer(DebugTarget(vm.engine.debug()), ("127.0.0.1", 0), wait=True, linger=5)
         args = [gdb, "-nx", "-batch", "-ex", "set pagination off",
                 "-ex", f"target remote 127.0.0.1:{server.port}"]
         for command in commands:
@@ -441,7 +443,7 @@ def test_a_vmm_stop_ends_a_stopped_session(requires_kvm):
     """Machine.stop() (the console's escape, SIGTERM) while gdb holds the guest stopped."""
     def script(c, server):
         assert c.ask("?").startswith("T05")
-        server.target.engine.control.request_stop(Outcome(INTERRUPTED, status=143, detail="SIGTERM"))
+        server.target.debug.engine.control.request_stop(Outcome(INTERRUPTED, status=143, detail="SIGTERM"))
         return c.receive()
 
     outcome, reply, _ = session("kvm", COUNT_LOOP, script)

@@ -10,11 +10,13 @@ import ctypes
 
 import pytest
 
+from vmm.arch.x86.debug_registers import DR6_B0, DR6_BS
+from vmm.arch.x86.exceptions import DB
 from vmm.kvm import Kvm
 from vmm.kvm import constants as kc
-from vmm.kvm import requests as r
+from vmm.kvm import ioctl_numbers as r
 from vmm.kvm import structs as s
-from vmm.debug.target import MAX_HW_BREAKPOINTS, guest_debug_control
+from vmm.engines.kvm_debug import MAX_HW_BREAKPOINTS, guest_debug_control
 
 from test_debug_support import COUNT_LOOP, ENTRY, LOOP_BODY, synthetic_vm
 
@@ -67,12 +69,12 @@ def test_single_step_exits_once_per_instruction(requires_kvm):
     with synthetic_vm("kvm", COUNT_LOOP) as g:
         hook = Hook()
         g.engine.set_debug_hook(hook)
-        g.engine.set_guest_debug(s.KVM_GUESTDBG_ENABLE | s.KVM_GUESTDBG_SINGLESTEP)
+        g.engine._vcpu.set_guest_debug(s.KVM_GUESTDBG_ENABLE | s.KVM_GUESTDBG_SINGLESTEP)
         outcome = g.engine.run(10)
         assert outcome.reason == "debug-exit" and outcome.status == 7
     # mov ecx; 5 x (inc, dec, jnz); mov eax; the out ends the run before its step exit.
     assert len(hook.exits) == 1 + 5 * 3 + 1
-    assert all(exception == kc.DB_VECTOR and dr6 & kc.DR6_BS for exception, _, dr6 in hook.exits)
+    assert all(exception == DB and dr6 & DR6_BS for exception, _, dr6 in hook.exits)
     assert [pc for _, pc, _ in hook.exits[:4]] == [LOOP_BODY, ENTRY + 8, ENTRY + 10, LOOP_BODY]
     assert g.engine.exit_counts()["debug"] == len(hook.exits)
 
@@ -88,14 +90,14 @@ def test_hardware_breakpoint_hit(requires_kvm):
         hook = StopAtBreakpoint()
         g.engine.set_debug_hook(hook)
         control, regs = guest_debug_control(False, {LOOP_BODY})
-        g.engine.set_guest_debug(control, regs)
+        g.engine._vcpu.set_guest_debug(control, regs)
         outcome = g.engine.run(10)
         state = g.engine.get_state()
         g.engine.set_debug_hook(None)
         assert outcome.reason == "debug-stop" and outcome.rip == LOOP_BODY
         assert state.rip == LOOP_BODY and state.regs["rbx"] == 0        # inc rbx has not run
-        assert hook.exits == [(kc.DB_VECTOR, LOOP_BODY, hook.exits[0][2])]
-        assert hook.exits[0][2] & kc.DR6_B0
+        assert hook.exits == [(DB, LOOP_BODY, hook.exits[0][2])]
+        assert hook.exits[0][2] & DR6_B0
         assert g.engine.run(10).status == 7                             # debugging off: runs to the end
 
 
@@ -111,5 +113,5 @@ def test_mp_state_and_translate(requires_kvm):
 @pytest.mark.parametrize("wanted", [0, 1])
 def test_setting_guest_debug_off_is_harmless(requires_kvm, wanted):
     with synthetic_vm("kvm", COUNT_LOOP) as g:
-        g.engine.set_guest_debug(s.KVM_GUESTDBG_ENABLE if wanted else 0)
+        g.engine._vcpu.set_guest_debug(s.KVM_GUESTDBG_ENABLE if wanted else 0)
         assert g.engine.run(10).status == 7

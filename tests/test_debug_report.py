@@ -6,6 +6,7 @@ from vmm.arch.x86.cpu_state import CpuState, Segment
 from vmm.debug import disasm
 from vmm.debug.exits import ExitRing, observe_buses
 from vmm.debug.report import format_crash_report
+from vmm.engines.base import DebugView
 from vmm.memory import GuestMemory
 from vmm.outcome import SHUTDOWN
 
@@ -70,7 +71,7 @@ def test_report_of_a_long_mode_state(memory):
     write_long_mode_tables(memory)
     memory.write(STACK_TOP, u64(0x1122334455667788) + u64(0xAABB))
     state = long_mode_state(rip=UD2_AT)
-    report = format_crash_report(state, memory, ["pio-out    port=0x03f8 size=1 data=0x41"])
+    report = format_crash_report(DebugView(memory, state), ["pio-out    port=0x03f8 size=1 data=0x41"])
     assert "mode: long (64-bit)" in report
     assert "code at 0x0008:0x100009 (linear 0x100009, physical 0x100009; 64-bit, paging 4-level):" in report
     assert "=> 0x0000000000100009: 0f 0b" in report
@@ -83,13 +84,13 @@ def test_report_of_a_long_mode_state(memory):
 def test_report_with_broken_page_tables_never_raises(memory):
     state = long_mode_state(rip=0x4000_0000)
     state.cr3 = 0x7FFF_F000                         # CR3 far outside RAM
-    report = format_crash_report(state, memory, None)
+    report = format_crash_report(DebugView(memory, state), None)
     assert "PML4E at 0x7ffff000 is outside RAM" in report
     assert "=> 0x0000000040000000: <0x40000000: PML4E at 0x7ffff000 is outside RAM>" in report
     assert "<0x8000: PML4E at 0x7ffff000 is outside RAM>" in report     # the stack line
     write_long_mode_tables(memory)
     state.cr3 = 0x9000
-    report = format_crash_report(state, memory, None)
+    report = format_crash_report(DebugView(memory, state), None)
     assert "not mapped (PDPTE 0x0" in report
 
 
@@ -98,7 +99,7 @@ def test_report_in_real_mode_uses_segment_bases(memory):
     state = CpuState(rip=0xFFF0, cs=Segment(selector=0xF000, base=0xF_0000), ss=Segment(selector=0x10, base=0x100))
     state.regs["rsp"] = 0x20
     memory.write(0x120, bytes.fromhex("3412"))
-    report = format_crash_report(state, memory)
+    report = format_crash_report(DebugView(memory, state))
     assert "mode: real" in report
     assert "(linear 0xffff0, physical 0xffff0; 16-bit, paging none)" in report
     assert "ljmp 0xf000:0xe05b" in report
@@ -110,7 +111,7 @@ def test_a_part_that_fails_does_not_hide_the_others(memory):
         def lines(self):
             raise RuntimeError("ring exploded")
     state = long_mode_state()
-    report = format_crash_report(state, memory, Broken())
+    report = format_crash_report(DebugView(memory, state), Broken())
     assert "recent exits: (unavailable: RuntimeError: ring exploded)" in report
     assert "mode: long (64-bit)" in report
 
@@ -123,7 +124,7 @@ def test_report_of_a_real_triple_fault(engine_name):
     with synthetic_vm(engine_name, code, wrap_buses=lambda p, m: observe_buses(p, m, [ring])) as g:
         outcome = g.engine.run(10)
         assert outcome.reason == SHUTDOWN
-        report = format_crash_report(g.engine.get_state(), g.memory, ring)
+        report = format_crash_report(g.engine.debug(), ring)
     assert "=> 0x0000000000100004: 0f 0b" in report and "ud2" in report
     assert "   0x0000000000100002: e6 80" in report
     assert "last 2 exits (oldest first):\n   #1 pio-out    port=0x0080 size=1" in report

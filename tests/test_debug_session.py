@@ -51,9 +51,9 @@ def test_trace_exit_trace_and_histogram_on_a_kernel_run(engine_name, kernel_path
     config = MachineConfig(kernel=kernel_path, initrd="guest/build/programs/hello", accel=engine_name,
                            serial="none")
     with Machine(config) as vm:
-        session.attach(vm.engine, vm.memory)
+        session.attach(vm.engine)
         outcome = session.run(vm.engine, 30)
-        report = session.crash_report(vm.engine.get_state(), vm.memory)
+        report = session.crash_report(vm.engine.debug())
         session.close(outcome)
         histogram = session.histogram_text(vm.ports, vm.mmio)
     assert outcome.reason == DEBUG_EXIT and outcome.status == 0

@@ -26,7 +26,7 @@ def trace_synthetic(engine_name, code, limit=1000):
     out = Capture()
     tracer = InstructionTracer(out, limit)
     with synthetic_vm(engine_name, code) as g:
-        attach_tracer(g.engine, g.memory, tracer)
+        attach_tracer(g.engine, tracer)
         outcome = g.engine.run(10)
     tracer.close(outcome)
     return outcome, out.closed_text.splitlines()
@@ -84,7 +84,7 @@ def test_both_engines_trace_the_same_kernel_boot(kernel_path, tmp_path):
         config = MachineConfig(kernel=kernel_path, initrd="guest/build/programs/hello", accel=name, serial="none")
         with Machine(config) as vm:
             tracer = InstructionTracer.open(str(path), KERNEL_PREFIX)
-            attach_tracer(vm.engine, vm.memory, tracer)
+            attach_tracer(vm.engine, tracer)
             result = vm.run()
             tracer.close()
         assert result.reason == DEBUG_EXIT and result.status == 0

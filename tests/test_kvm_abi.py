@@ -14,7 +14,7 @@ import pytest
 from vmm.errors import AcceleratorUnavailable, VmmError
 from vmm.kvm import Kvm, KvmError
 from vmm.kvm import constants as kc
-from vmm.kvm import requests as r
+from vmm.kvm import ioctl_numbers as r
 from vmm.kvm import structs as s
 from vmm.kvm import system
 from vmm.kvm.ioctl import KVMIO, _IO, _IOR, _IOW, _IOWR

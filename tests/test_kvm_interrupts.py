@@ -221,7 +221,7 @@ def test_without_irqchip_hlt_exits_to_the_vmm():
 # --- the watchdog's halt check, without KVM ---------------------------------------------------------
 
 def test_halt_watch_kicks_once_per_long_hlt():
-    from vmm.engines.kvm import HaltWatch
+    from vmm.engines.kvm_halt import HaltWatch
     watch = HaltWatch.__new__(HaltWatch)
     samples = iter([(0, 5), (1, 6), (1, 7), (1, 7), (1, 7), (1, 8), (0, 8), (1, 9), (1, 9)])
     watch._read = lambda: next(samples)

@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from vmm.container import cgroup_limits, devices, libc, mounts, paths_in_root
+from vmm.container import cgroup_limits, devices, mounts, paths_in_root
+from vmm.host import container_calls as libc
 from vmm.oci import spec as spec_module
 from vmm.oci.errors import ConfigError, InputError
 from vmm.oci.features import default_spec, features

@@ -413,13 +413,13 @@ def test_faults_in_later_runs_do_not_become_double_faults(vm):
     """Each emu_start must leave no exception "in flight" (unicorn's end-of-run cleanup
     once left one behind, and the next #GP became #DF). Here every fault ends the run."""
     prepare_ring3_guest(vm)
-    system = vm.engine._sys
-    deliver = system.deliver_exception
+    delivery, switch = vm.engine._delivery, vm.engine._switch
+    deliver = delivery.deliver_exception
 
     def deliver_and_stop(*args):
-        system.switch.arm()
+        switch.arm()
         return deliver(*args)
-    system.deliver_exception = deliver_and_stop
+    delivery.deliver_exception = deliver_and_stop
     outcome = vm.run()
     assert (outcome.reason, outcome.status) == (DEBUG_EXIT, 0x78), outcome
     assert [r[0] for r in records(vm)] == [14, 14, 13, 6, 0, 0x100, 3, 13, 0x81, 14, 13]
@@ -955,7 +955,7 @@ def test_host_write_invalidates_translated_code(vm):
     assert outcome.reason == HALT
     blob, _ = assemble(changed, CODE)
     vm.memory.write(CODE, blob)                 # paging is on, identity-mapped here
-    assert not vm.engine._flush_pending         # so the precise invalidation was used
+    assert not vm.engine.code_cache.flush_pending    # so the precise invalidation was used
     state = vm.engine.get_state()
     state.rip = CODE
     vm.engine.set_state(state)
@@ -979,7 +979,7 @@ def test_host_write_with_a_non_identity_mapping_flushes(vm):
     assert vm.run().reason == HALT
     blob2, _ = assemble(source.replace("mov al, 1", "mov al, 3"), linear)
     vm.memory.write(CODE, blob2)
-    assert vm.engine._flush_pending
+    assert vm.engine.code_cache.flush_pending
     state = vm.engine.get_state()
     state.rip = linear
     vm.engine.set_state(state)

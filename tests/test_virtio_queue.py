@@ -13,7 +13,7 @@ from vmm.devices.virtio.blk import VirtioBlock
 from vmm.devices.virtio.console import VirtioConsole
 from vmm.devices.virtio.device import VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC
 from vmm.devices.virtio.queue import (AVAIL_F_NO_INTERRUPT, DESC, DESC_F_INDIRECT, DESC_F_NEXT,
-                                      DESC_F_WRITE, split)
+                                      DESC_F_WRITE, byte_range)
 from vmm.devices.virtio.rng import VirtioRng
 from vmm.memory import GuestMemory
 
@@ -87,12 +87,12 @@ def test_many_requests_wrap_the_rings_and_the_16_bit_indices():
     assert not broken(drv)
 
 
-def test_split_covers_a_byte_range_across_buffers():
+def test_byte_range_covers_bytes_across_buffers():
     segs = [(100, 4), (200, 10), (300, 2)]
-    assert split(segs, 0, 16) == segs
-    assert split(segs, 3, 3) == [(103, 1), (200, 2)]
-    assert split(segs, 14, 10) == [(300, 2)]
-    assert split(segs, 16, 1) == []
+    assert byte_range(segs, 0, 16) == segs
+    assert byte_range(segs, 3, 3) == [(103, 1), (200, 2)]
+    assert byte_range(segs, 14, 10) == [(300, 2)]
+    assert byte_range(segs, 16, 1) == []
 
 
 # --- notification suppression ------------------------------------------------------------------------

@@ -149,7 +149,7 @@ def split_program_args(argv):
 
 
 def command_run(args, program_args) -> int:
-    from .console import Console
+    from .terminal import Terminal
     from .debug.session import DebugOptions
     from .machine import Machine
     config = MachineConfig(
@@ -160,7 +160,7 @@ def command_run(args, program_args) -> int:
         firmware=args.bios or (str(paths.DEFAULT_FIRMWARE) if args.firmware else None), disks=args.disk)
     debug = DebugOptions(trace=args.trace, trace_limit=args.trace_limit, trace_exits=args.trace_exits,
                          stats=args.stats, recent_exits=RECENT_EXITS_IN_REPORTS, gdb=args.gdb, gdb_wait=args.gdb_wait)
-    with Machine(config, debug=debug) as vm, Console(sys.stdin.fileno(), vm.send_input, vm.stop):
+    with Machine(config, debug=debug) as vm, Terminal(sys.stdin.fileno(), vm.send_input, vm.stop):
         address = vm.debug.listening()
         if address:
             print(f"vmm: gdb stub listening on {address}" + (" (waiting for gdb)" if args.gdb_wait else ""),

@@ -148,7 +148,7 @@ class Machine:
             self.engine = engine_cls(self.memory, engine_ports, engine_mmio, self.control, self.cpuid)
             self._cleanup.callback(self.engine.close)
             self.engine.set_state(boot_state)
-            self.debug.attach(self.engine, self.memory)     # binds the gdb port, if any
+            self.debug.attach(self.engine)                  # binds the gdb port, if any
             self._cleanup.callback(self.debug.close)        # runs before engine.close
             # The interrupt controller belongs to the engine, so lines connect only now.
             for gsi, line in self.irq_lines.items():
@@ -238,11 +238,7 @@ class Machine:
         }
 
     def _cpu_report(self) -> str:
-        try:
-            state = self.engine.get_state()
-        except Exception as error:          # a report must never hide the outcome itself
-            return f"(registers unavailable: {error})"
-        return self.debug.crash_report(state, self.memory)
+        return self.debug.crash_report(self.engine.debug())     # (never raises)
 
     def close(self) -> None:
         self._cleanup.close()

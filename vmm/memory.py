@@ -68,6 +68,16 @@ class GuestMemory:
         self._view[gpa:gpa + len(data)] = data
         self.wrote(gpa, len(data))
 
+    def read_mapped(self, gpa: int, length: int):
+        """The bytes at [gpa, gpa+length) in RAM or in one ROM, as the CPU reads them (a
+        descriptor table in firmware), or None when the range lies in neither."""
+        if self.contains(gpa, length):
+            return self._mmap[gpa:gpa + length]
+        for start, rom, _ in self._roms:
+            if start <= gpa and gpa + length <= start + len(rom):
+                return rom[gpa - start:gpa - start + length]
+        return None
+
     def read_u32(self, gpa: int) -> int:
         return int.from_bytes(self.read(gpa, 4), "little")
 
@@ -79,6 +89,11 @@ class GuestMemory:
         """Call listener(gpa, length) after each host-side write (software engines drop
         translated code for the range: unicorn does not notice host writes by itself)."""
         self._write_listeners.append(listener)
+
+    def remove_write_listener(self, listener) -> None:
+        """Stop calling `listener` (an engine that closes)."""
+        if listener in self._write_listeners:
+            self._write_listeners.remove(listener)
 
     def wrote(self, gpa: int, length: int) -> None:
         """Tell listeners that the host changed [gpa, gpa+length) through a view (DMA)."""

@@ -15,6 +15,9 @@ SYSTEM_EVENT = "system-event"       # the guest asked for reset or power-off (KV
 ENGINE_ERROR = "engine-error"       # the software engine gave up (a unicorn error)
 TIMEOUT = "timeout"
 INTERRUPTED = "interrupted"         # SIGINT or the console escape
+# The debugger's own stops (engines' debug interfaces): the VM has not ended.
+DEBUG_STOP = "debug-stop"           # a breakpoint was reached or a step completed
+PAUSED = "paused"                   # the debugger paused the guest
 
 # Reasons that mean the guest crashed (the CLI exits with GuestCrashed's status).
 CRASHES = frozenset({SHUTDOWN, EMULATION_FAILURE, ENTRY_FAILURE, INTERNAL_ERROR, ENGINE_ERROR})

@@ -30,7 +30,7 @@ import time
 from .. import paths
 from ..config import MachineConfig
 from ..machine import Machine, probe
-from . import stats
+from .harness import FAILED, OK, Row, RunFailed, Unavailable, interleave, summary, table
 
 MODES = ("seqwrite", "seqread", "randread")
 LABELS = {"seqwrite": "seq write MB/s", "seqread": "seq read MB/s", "randread": "rand read 4K IOPS"}
@@ -42,10 +42,6 @@ DEFAULT_RUNS = 5
 DEFAULT_SEQ_MIB = 64
 DEFAULT_RAND_OPS = 2000
 DEFAULT_DISK_MIB = 64
-
-
-class Unavailable(Exception):
-    """The row cannot run here."""
 
 
 def _count(mode, seq_mib, rand_ops):
@@ -69,13 +65,25 @@ def rate(mode, moved, ops, seconds):
 
 # --- rows -------------------------------------------------------------------------------------
 
-class HostRow:
-    name = "host"
+class BlockRow(Row):
+    """measure(): {mode: MB/s or IOPS} for every mode, on context["disk"]."""
 
-    def available(self):
-        return None
+    def measure(self, context):
+        rates = {}
+        for mode in MODES:
+            count = _count(mode, context["seq_mib"], context["rand_ops"])
+            try:
+                moved, ops, seconds = self.measure_mode(context["disk"], mode, count)
+            except Exception as error:      # a failed row stays in the table with its reason
+                raise RunFailed(f"{type(error).__name__}: {error}") from None
+            rates[mode] = rate(mode, moved, ops, seconds)
+        return rates
 
-    def measure(self, disk, mode, count):
+
+class HostRow(BlockRow):
+    name = label = "host"
+
+    def measure_mode(self, disk, mode, count):
         size = os.path.getsize(disk) // BLOCK * BLOCK
         fd = os.open(disk, os.O_RDWR)
         try:
@@ -110,15 +118,17 @@ class HostRow:
         return count * SMALL, count, time.perf_counter() - started
 
 
-class VmmRow:
+class VmmRow(BlockRow):
     def __init__(self, engine):
         self.engine = engine
-        self.name = f"vmm-{engine}"
+        self.name = self.label = f"vmm-{engine}"
 
-    def available(self):
-        return probe(self.engine)
+    def prepare(self, context):
+        reason = probe(self.engine)
+        if reason is not None:
+            raise Unavailable(reason)
 
-    def measure(self, disk, mode, count):
+    def measure_mode(self, disk, mode, count):
         config = MachineConfig(kernel=str(paths.DEFAULT_KERNEL), initrd=str(paths.program_path(PROGRAM)),
                                program_args=[mode, str(count)], accel=self.engine, disks=[disk],
                                timeout=RUN_TIMEOUT)
@@ -129,23 +139,22 @@ class VmmRow:
         return parse_result(result.serial, mode)
 
 
-class QemuRow:
+class QemuRow(BlockRow):
     """QEMU microvm with acpi=off (so it announces its virtio-mmio slots on the kernel
     command line) and version-2 transports (its default is legacy, which the kernel refuses)."""
 
     def __init__(self, accel):
         self.accel = accel
-        self.name = f"qemu-{accel}"
+        self.name = self.label = f"qemu-{accel}"
         self.qemu = shutil.which("qemu-system-x86_64")
 
-    def available(self):
+    def prepare(self, context):
         if self.qemu is None:
-            return "qemu-system-x86_64 not installed"
+            raise Unavailable("qemu-system-x86_64 not installed")
         if self.accel == "kvm" and not os.access("/dev/kvm", os.R_OK | os.W_OK):
-            return "/dev/kvm not usable"
-        return None
+            raise Unavailable("/dev/kvm not usable")
 
-    def measure(self, disk, mode, count):
+    def measure_mode(self, disk, mode, count):
         cmd = [self.qemu, "-M", "microvm,acpi=off", "-global", "virtio-mmio.force-legacy=false",
                "-accel", self.accel, "-nodefaults", "-no-user-config", "-display", "none",
                "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-m", "64M",
@@ -167,11 +176,6 @@ def run(engines=("kvm", "unicorn"), runs=DEFAULT_RUNS, seq_mib=DEFAULT_SEQ_MIB, 
     rows = [HostRow(), *(VmmRow(engine) for engine in engines)]
     if qemu:
         rows += [QemuRow("tcg"), QemuRow("kvm")]
-    results = []
-    for row in rows:
-        reason = row.available()
-        results.append({"name": row.name, "status": "ok" if reason is None else "unavailable",
-                        "reason": reason, **{mode: [] for mode in MODES}})
     with tempfile.TemporaryDirectory(prefix="vmm-bench-blk-") as folder:
         disk = os.path.join(folder, "disk.img")
         with open(disk, "wb") as f:                 # real blocks, not a sparse file
@@ -180,19 +184,13 @@ def run(engines=("kvm", "unicorn"), runs=DEFAULT_RUNS, seq_mib=DEFAULT_SEQ_MIB, 
                 f.write(chunk)
             f.flush()
             os.fsync(f.fileno())                    # no dirty pages left for the first row's fsync
-        for number in range(runs):
-            for row, result in zip(rows, results):
-                if result["status"] != "ok":
-                    continue
-                for mode in MODES:
-                    try:
-                        moved, ops, seconds = row.measure(disk, mode, _count(mode, seq_mib, rand_ops))
-                    except Exception as error:      # a failed row stays in the table with its reason
-                        result["status"], result["reason"] = "failed", f"{type(error).__name__}: {error}"
-                        break
-                    result[mode].append(rate(mode, moved, ops, seconds))
-            if progress:
-                progress(f"run {number + 1}/{runs} done")
+        context = {"disk": disk, "seq_mib": seq_mib, "rand_ops": rand_ops}
+        state = interleave(rows, runs, warmup=0, context=context, progress=progress)
+    results = []
+    for row in rows:
+        entry = state[row.name]
+        results.append({"name": row.name, "status": entry["status"], "reason": entry["reason"],
+                        **{mode: [sample[mode] for sample in entry["samples"]] for mode in MODES}})
     return {"rows": results, "settings": {"runs": runs, "seq_mib": seq_mib, "rand_ops": rand_ops,
                                           "disk_mib": disk_mib, "engines": list(engines)}}
 
@@ -200,7 +198,7 @@ def run(engines=("kvm", "unicorn"), runs=DEFAULT_RUNS, seq_mib=DEFAULT_SEQ_MIB, 
 def _cell(values, fmt):
     if not values:
         return ""
-    s = stats.summary(values)
+    s = summary(values)
     return f"{fmt.format(s['min'])} / {fmt.format(s['median'])} / {fmt.format(s['max'])}"
 
 
@@ -208,22 +206,22 @@ def format_report(result: dict) -> str:
     settings = result["settings"]
     headers = ["row"] + [f"{LABELS[mode]} (min / median / max)" for mode in MODES]
     body, notes = [], []
-    host = next((r for r in result["rows"] if r["name"] == "host" and r["status"] == "ok"), None)
+    host = next((r for r in result["rows"] if r["name"] == "host" and r["status"] == OK), None)
     for row in result["rows"]:
-        if row["status"] != "ok":
+        if row["status"] != OK:
             body.append([row["name"], f"({row['status']})", "", ""])
             notes.append(f"{row['name']}: {row['reason']}")
             continue
         body.append([row["name"]] + [_cell(row[mode], "{:.0f}") for mode in MODES])
     lines = [f"block I/O, {settings['runs']} runs each, interleaved; sequential {settings['seq_mib']} MiB "
              f"in 1 MiB calls, random {settings['rand_ops']} x 4 KiB; a {settings['disk_mib']} MiB image "
-             "in the host's page cache", stats.table(headers, body)]
+             "in the host's page cache", table(headers, body)]
     if host:
         ratios = []
         for row in result["rows"]:
-            if row["status"] == "ok" and row["name"] != "host":
+            if row["status"] == OK and row["name"] != "host":
                 parts = [f"{LABELS[mode].split(' MB/s')[0].split(' 4K')[0]} "
-                         f"{stats.summary(row[mode])['median'] / stats.summary(host[mode])['median']:.1%}"
+                         f"{summary(row[mode])['median'] / summary(host[mode])['median']:.1%}"
                          for mode in MODES]
                 ratios.append(f"  {row['name']}: " + ", ".join(parts))
         lines += ["median against the host:", *ratios]
@@ -234,9 +232,11 @@ def format_report(result: dict) -> str:
 def main(engines=("kvm", "unicorn"), runs=DEFAULT_RUNS, seq_mib=DEFAULT_SEQ_MIB, rand_ops=DEFAULT_RAND_OPS,
          disk_mib=DEFAULT_DISK_MIB, qemu=True) -> int:
     """Print the table. Exit status 0, or 1 if a row failed (unavailable rows do not count)."""
-    result = run(engines, runs, seq_mib, rand_ops, disk_mib, qemu, progress=lambda text: print(text, flush=True))
+    def progress(_part, round_number, _warmup, runs_):
+        print(f"run {round_number + 1}/{runs_} done", flush=True)
+    result = run(engines, runs, seq_mib, rand_ops, disk_mib, qemu, progress=progress)
     print(format_report(result))
-    return 1 if any(row["status"] == "failed" for row in result["rows"]) else 0
+    return 1 if any(row["status"] == FAILED for row in result["rows"]) else 0
 
 
 if __name__ == "__main__":

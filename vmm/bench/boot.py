@@ -30,11 +30,9 @@ import time
 from pathlib import Path
 
 from .. import paths
-from ..errors import InputError, UsageError, VmmError
-from . import stats
-from .engines import (FAILED, OK, Row, RunFailed, Unavailable, engine_unavailable, progress_printer,
-                      status_text)
-from .startup import describe_machine, interleave
+from ..errors import UsageError, VmmError
+from .harness import (FAILED, OK, Row, RunFailed, Unavailable, describe_machine, engine_unavailable, interleave,
+                      progress_printer, report, require_guest, status_text, summary, table)
 
 PROGRAM = "hello"
 EXPECTED = b"hello from ring 3\n"
@@ -141,14 +139,14 @@ def make_padded(source: Path, target: Path, pad_bytes: int) -> str:
 
 def summarize(samples, key):
     values = [s[key] for s in samples if s.get(key) is not None]
-    return stats.summary(values) if values else None
+    return summary(values) if values else None
 
 
 def paired(a_samples, b_samples, key):
     """Summary of b - a over the runs both rows made (the same rounds)."""
     diffs = [b[key] - a[key] for a, b in zip(a_samples, b_samples)
              if a.get(key) is not None and b.get(key) is not None]
-    return stats.summary(diffs) if diffs else None
+    return summary(diffs) if diffs else None
 
 
 def run(runs: int = DEFAULT_RUNS, pad_mib: int = DEFAULT_PAD_MIB, warmup: int = 1, engines=ENGINES,
@@ -157,10 +155,8 @@ def run(runs: int = DEFAULT_RUNS, pad_mib: int = DEFAULT_PAD_MIB, warmup: int = 
         raise UsageError("--runs must be at least 1")
     if not 1 <= pad_mib <= MAX_PAD_MIB:
         raise UsageError(f"--count (MiB the padded program grows by) must be 1..{MAX_PAD_MIB}")
+    require_guest(PROGRAM)
     hello = paths.program_path(PROGRAM)
-    for path, what in ((paths.DEFAULT_KERNEL, "guest kernel"), (hello, "guest program")):
-        if not Path(path).exists():
-            raise InputError(f"{what} {path} is not built: run `make` (or `make -C guest`)")
     rows = all_rows(engines)
     workdir = Path(tempfile.mkdtemp(prefix="pyvmm-bench-boot-"))
     try:
@@ -229,7 +225,7 @@ def format_report(result: dict) -> str:
         adds = part["firmware_adds"]
         body.append([part["engine"], "firmware adds (paired)", "", _spread(adds["total"], True), "",
                      _spread(adds["program_byte"], True)])
-    lines.append(stats.table(headers, body, align="<<<>>>"))
+    lines.append(table(headers, body, align="<<<>>>"))
     lines.append("first serial byte: the firmware's banner on a firmware boot; program's first byte: after it "
                  "(firmware handed over, kernel booted, program started).")
     lines.append("")
@@ -248,7 +244,7 @@ def format_report(result: dict) -> str:
         adds = part["no_dma_adds"]
         body.append([part["engine"], "no DMA adds (paired)", "", "", _spread(adds["program_byte"], True),
                      _spread(adds["total"], True)])
-    lines.append(stats.table(headers, body, align="<<<>>>"))
+    lines.append(table(headers, body, align="<<<>>>"))
     lines.append("setup: Machine creation (a direct boot loads the kernel and the program here; a firmware boot "
                  "only maps the firmware and offers the files on fw_cfg).")
     lines.extend(notes)
@@ -265,7 +261,7 @@ def main(runs: int = DEFAULT_RUNS, pad_mib: int = DEFAULT_PAD_MIB, json_path=Non
     """Print both tables (what `vmm bench boot` runs); write JSON if asked. Exit status 0, or 1
     if a row failed (rows that are only unavailable do not count)."""
     result = run(runs, pad_mib, progress=progress_printer)
-    return stats.report(result, format_report(result), json_path, failed=any_failed(result))
+    return report(result, format_report(result), json_path, failed=any_failed(result))
 
 
 if __name__ == "__main__":

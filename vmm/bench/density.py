@@ -13,13 +13,12 @@ returning). Memory per instance:
              minus its RSS before the threads started) / N: guest RAM touched plus the
              VMM's per-VM structures; imports are warm (one VM runs first, not counted);
   processes: the mean of the processes' peak RSS (wait4 ru_maxrss, through the spawner of
-             startup.py, so this Python process's own RSS is not counted in).
+             bench/process.py, so this Python process's own RSS is not counted in).
 Modes run interleaved for `runs` rounds; the table shows medians (and min/max time).
 
     vmm bench density [--count N] [--runs R] [--json PATH]
 """
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -27,19 +26,18 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import UsageError
-from . import stats
-from .startup import (EXPECTED, OK, PROGRAM, RUN_TIMEOUT, UNAVAILABLE, FAILED, RunFailed, Unavailable,
-                      require_guest, build_spawner, collect, current_rss_kib, describe_machine,
-                      settle_memory, spawn, vmm_command, vmm_env)
+from .harness import (FAILED, OK, UNAVAILABLE, Row, RunFailed, Unavailable, describe_machine, interleave,
+                      progress_printer, report, require_guest, summary, table)
+from .process import build_spawner, collect, current_rss_kib, settle_memory, spawn, vmm_command, vmm_env
+from .startup import EXPECTED, PROGRAM, RUN_TIMEOUT
 
 
-class Mode:
-    name = ""
-    label = ""
+class Mode(Row):
+    """One way of starting `count` instances (context["count"])."""
     memory_measure = ""
 
-    def prepare(self, context) -> None:
-        pass
+    def measure(self, context):
+        return self.run_once(context["count"], context)
 
     def run_once(self, count: int, context):
         """(seconds until all finished, memory per instance in KiB or None)."""
@@ -211,47 +209,25 @@ def all_modes() -> list:
 def run(count: int = 4, runs: int = 3, modes=None, progress=None) -> dict:
     if count < 1 or runs < 1:
         raise UsageError("--count and --runs must be at least 1")
-    require_guest()
+    require_guest(PROGRAM)
     modes = all_modes() if modes is None else modes
-    state = {mode.name: {"status": OK, "reason": None, "times": [], "memory": []} for mode in modes}
     workdir = Path(tempfile.mkdtemp(prefix="pyvmm-density-"))
     try:
         from ..container import build_rootfs
-        context = {"rootfs": build_rootfs(workdir / "rootfs", [PROGRAM]), "vmm_env": vmm_env(),
+        context = {"count": count, "rootfs": build_rootfs(workdir / "rootfs", [PROGRAM]), "vmm_env": vmm_env(),
                    "spawner": build_spawner(workdir)}
-        for mode in modes:
-            try:
-                mode.prepare(context)
-            except (Unavailable, RunFailed) as error:
-                state[mode.name].update(status=UNAVAILABLE if isinstance(error, Unavailable) else FAILED,
-                                        reason=str(error))
-        for round_number in range(runs):
-            for mode in modes:
-                entry = state[mode.name]
-                if entry["status"] != OK:
-                    continue
-                try:
-                    seconds, memory = mode.run_once(count, context)
-                except Unavailable as error:
-                    entry.update(status=UNAVAILABLE, reason=str(error))
-                    continue
-                except RunFailed as error:
-                    entry.update(status=FAILED, reason=str(error))
-                    continue
-                entry["times"].append(seconds)
-                entry["memory"].append(memory)
-            if progress:
-                progress(round_number, runs)
+        state = interleave(modes, runs, warmup=0, context=context, progress=progress)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     rows = []
     for mode in modes:
         entry = state[mode.name]
         ok = entry["status"] == OK
-        memory = [m for m in entry["memory"] if m is not None]
+        times = [seconds for seconds, _ in entry["samples"]]
+        memory = [m for _, m in entry["samples"] if m is not None]
         rows.append({"name": mode.name, "label": mode.label, "status": entry["status"], "reason": entry["reason"],
-                     "seconds": stats.summary(entry["times"]) if ok else None, "times": entry["times"],
-                     "memory_kib_per_instance": stats.summary(memory) if ok and memory else None,
+                     "seconds": summary(times) if ok else None, "times": times,
+                     "memory_kib_per_instance": summary(memory) if ok and memory else None,
                      "memory_measure": mode.memory_measure if context["spawner"] or not isinstance(mode, Processes)
                      else "not measured: no C compiler for the spawner"})
     return {"benchmark": "density", "program": PROGRAM, "count": count, "runs": runs,
@@ -271,7 +247,7 @@ def format_report(result: dict) -> str:
         s, memory = row["seconds"], row["memory_kib_per_instance"]
         body.append([row["label"], "ok", f"{s['min'] * 1000:.1f}", f"{s['median'] * 1000:.1f}",
                      f"{s['max'] * 1000:.1f}", "n/a" if memory is None else f"{memory['median'] / 1024:.2f}"])
-    lines.append(stats.table(["mode", "status", "min ms", "median ms", "max ms", "MiB per instance"],
+    lines.append(table(["mode", "status", "min ms", "median ms", "max ms", "MiB per instance"],
                              body, align="<<>>>>"))
     lines.append("")
     lines.extend(notes)
@@ -281,10 +257,8 @@ def format_report(result: dict) -> str:
 
 
 def main(count: int = 4, runs: int = 3, json_path=None) -> int:
-    def progress(round_number, runs):
-        print(f"  round {round_number + 1}/{runs} done", file=sys.stderr, flush=True)
-    result = run(count=count, runs=runs, progress=progress)
-    return stats.report(result, format_report(result), json_path, failed=any(row["status"] == FAILED for row in result["rows"]))
+    result = run(count=count, runs=runs, progress=progress_printer)
+    return report(result, format_report(result), json_path, failed=any(row["status"] == FAILED for row in result["rows"]))
 
 
 if __name__ == "__main__":

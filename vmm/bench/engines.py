@@ -40,21 +40,21 @@ second; port I/O through the VMM at least 50% of the bare hook loop.
 
     vmm bench engines [--runs 5] [--count MIB] [--json PATH]
 """
-import mmap
 import os
 import re
 import shutil
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from .. import layout, paths
 from ..errors import InputError, UsageError, VmmError
-from . import stats, startup
-from .startup import FAILED, OK, UNAVAILABLE, RunFailed, Unavailable, interleave
+from . import startup
+from .harness import (FAILED, OK, Row, RunFailed, Unavailable, describe_machine, engine_unavailable, interleave,
+                      progress_printer, ratio, report, require_guest, status_text, summary, table)
+from .process import build_spawner, run_process, which
 
 COMPUTE = "compute"
 DEFAULT_MIB = 4                 # about 0.9 s on vmm-unicorn, 0.3 s on QEMU TCG here
@@ -64,44 +64,10 @@ RUN_TIMEOUT = 300.0             # seconds for one run before it is a failure
 BASELINE_ARG = "0"              # `compute 0`: usage error, status 2, no work
 BASELINE_STATUS = 2
 QEMU_STATUS = startup.QEMU_SUCCESS     # isa-debug-exit: (status << 1) | 1
-PAGE = 0x1000
+PAGE = layout.PAGE_SIZE
 
 
-# --- running rows interleaved ---------------------------------------------------------------
-
-class Row:
-    """One way of doing a part's work. prepare() raises Unavailable; measure() returns one
-    run's sample (a dict of numbers) or raises RunFailed/Unavailable."""
-    name = ""
-    label = ""
-
-    def prepare(self, context) -> None:
-        pass
-
-    def measure(self, context) -> dict:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
-
-
-def engine_unavailable(accel: str) -> str | None:
-    """Why Machine(accel=...) cannot run here, or None."""
-    from ..machine import probe
-    try:
-        return probe(accel)
-    except ImportError as error:
-        return f"engine {accel} not importable: {error}"
-
-
-def status_text(row: dict, notes: list) -> str:
-    """'ok', or 'not available [n]' / 'FAILED [n]' with the reason appended to `notes`."""
-    if row["status"] == OK:
-        return "ok"
-    word = "not available" if row["status"] == UNAVAILABLE else "FAILED"
-    notes.append(f"[{len(notes) + 1}] {row['label']}: {word}: {row['reason']}")
-    return f"{word} [{len(notes)}]"
-
+# --- formatting ------------------------------------------------------------------------------------
 
 def ms(seconds) -> str:
     return "" if seconds is None else f"{seconds * 1000:.1f}"
@@ -117,11 +83,6 @@ def spread(summary, scale=1.0, fmt="{:.1f}") -> str:
         return ""
     return (f"{fmt.format(summary['median'] * scale)} ({fmt.format(summary['min'] * scale)}-"
             f"{fmt.format(summary['max'] * scale)})")
-
-
-def progress_printer(part, round_number, warmup, runs):
-    what = "warm-up" if round_number < warmup else f"run {round_number - warmup + 1}/{runs}"
-    print(f"  {part}: {what} done", file=sys.stderr, flush=True)
 
 
 # --- part 1: compute ----------------------------------------------------------------------------
@@ -218,14 +179,14 @@ class MachineCompute(ComputeRow):
 
 
 class ProcessCompute(ComputeRow):
-    """A process row: timed by startup.py's spawner (posix_spawn to wait4)."""
+    """A process row: timed by the spawner of bench/process.py (posix_spawn to wait4)."""
     exit_shift = False              # QEMU's isa-debug-exit: (status << 1) | 1
 
     def command(self, context, arg) -> list:
         raise NotImplementedError
 
     def run_program(self, context, arg, status, output):
-        process = startup.run_process(self.command(context, arg), None, context["spawner"], RUN_TIMEOUT)
+        process = run_process(self.command(context, arg), None, context["spawner"], RUN_TIMEOUT)
         expected_status = (status << 1) | 1 if self.exit_shift else status
         check_run(f"{self.name} `compute {arg}`", process.status, bytes(process.output), expected_status, output)
         return process.seconds
@@ -238,7 +199,7 @@ class QemuCompute(ProcessCompute):
         self.name, self.label, self.accel = name, label, accel
 
     def prepare(self, context):
-        self.qemu = startup.which("qemu-system-x86_64")
+        self.qemu = which("qemu-system-x86_64")
         if self.accel == "kvm" and not os.access("/dev/kvm", os.R_OK | os.W_OK):
             raise Unavailable("/dev/kvm is missing or not permitted")
 
@@ -284,14 +245,15 @@ ENOSYS, EBADF = 38, 9
 
 def run_raw_unicorn(program, argv, heap_bytes=None) -> tuple:
     """Run a static x86-64 Linux ELF in a bare unicorn: (seconds from emu_start to the exit
-    system call, exit status, bytes written to fds 1 and 2). Memory is host mmaps mapped with
+    system call, exit status, bytes written to fds 1 and 2). Memory is GuestMemory mapped with
     mem_map_ptr, as the engine maps guest RAM. Only write, brk and exit/exit_group are
     answered; any other system call is a failure (RunFailed), since the run would not be the
     program's."""
-    import ctypes
     from unicorn import Uc, UcError, UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL, UC_HOOK_INSN
     from unicorn import x86_const as x
+    from ..engines.unicorn_binding import close_uc
     from ..loader.elf import ElfImage
+    from ..memory import GuestMemory
 
     data = Path(program).read_bytes()
     elf = ElfImage(data, "program")
@@ -306,10 +268,9 @@ def run_raw_unicorn(program, argv, heap_bytes=None) -> tuple:
     keep = []
 
     def map_ram(address, size):
-        ram = mmap.mmap(-1, size)
-        view = (ctypes.c_ubyte * size).from_buffer(ram)
-        keep.append((ram, view))
-        uc.mem_map_ptr(address, size, UC_PROT_ALL, ctypes.addressof(view))
+        ram = GuestMemory(size)
+        keep.append(ram)
+        uc.mem_map_ptr(address, size, UC_PROT_ALL, ram.host_address)
 
     try:
         map_ram(low, image_size)
@@ -373,15 +334,8 @@ def run_raw_unicorn(program, argv, heap_bytes=None) -> tuple:
         return outcome["ended"] - started, outcome["status"], bytes(output)
     finally:
         close_uc(uc)                # before the memory it maps goes
-        keep.clear()
-
-
-def close_uc(uc) -> None:
-    """uc_close now, as UnicornEngine.close does, not whenever the binding's reference
-    cycles are collected (each Uc reserves a 1 GiB translation buffer)."""
-    finalizer = getattr(uc, "_Uc__finalizer", None)
-    if finalizer is not None:
-        finalizer()
+        for ram in keep:
+            ram.close()
 
 
 def compute_rows() -> list:
@@ -396,9 +350,7 @@ def compute_rows() -> list:
 
 def run_compute(runs: int = DEFAULT_RUNS, mib: int = DEFAULT_MIB, warmup: int = 1, rows=None, progress=None) -> dict:
     program = paths.program_path(COMPUTE)
-    for path, what in ((paths.DEFAULT_KERNEL, "guest kernel"), (program, "guest program")):
-        if not Path(path).exists():
-            raise InputError(f"{what} {path} is not built: run `make` (or `make -C guest`)")
+    require_guest(COMPUTE)
     rows = compute_rows() if rows is None else rows
     workdir = Path(tempfile.mkdtemp(prefix="pyvmm-bench-engines-"))
     try:
@@ -408,7 +360,7 @@ def run_compute(runs: int = DEFAULT_RUNS, mib: int = DEFAULT_MIB, warmup: int = 
             raise InputError(f"{program} does not run as a host process here: `compute {mib}` / `compute 0` "
                              f"exited {expected.returncode} / {base.returncode}")
         context = {"program": program, "mib_arg": str(mib), "expected": expected.stdout,
-                   "expected_base": base.stdout, "spawner": startup.build_spawner(workdir)}
+                   "expected_base": base.stdout, "spawner": build_spawner(workdir)}
         try:
             count_n, method = count_instructions([str(program), str(mib)])
             count_0, _ = count_instructions([str(program), BASELINE_ARG])
@@ -432,10 +384,10 @@ def assemble_compute(rows, state, runs, warmup, mib, instructions, method, count
         rates = [instructions / t for t in net if t > 0] if instructions else []
         out.append({
             "name": row.name, "label": row.label, "status": entry["status"], "reason": entry["reason"],
-            "gross_seconds": stats.summary(s["gross"] for s in samples) if ok else None,
-            "base_seconds": stats.summary(s["base"] for s in samples) if ok else None,
-            "net_seconds": stats.summary(net) if ok else None,
-            "instructions_per_second": stats.summary(rates) if rates else None,
+            "gross_seconds": summary(s["gross"] for s in samples) if ok else None,
+            "base_seconds": summary(s["base"] for s in samples) if ok else None,
+            "net_seconds": summary(net) if ok else None,
+            "instructions_per_second": summary(rates) if rates else None,
             "samples": samples,
         })
     by_name = {row["name"]: row for row in out}
@@ -445,9 +397,9 @@ def assemble_compute(rows, state, runs, warmup, mib, instructions, method, count
         return row["instructions_per_second"]["median"] if row and row["instructions_per_second"] else None
     for row in out:
         rate = median_rate(row["name"])
-        row["ratio_to_qemu_tcg"] = stats.ratio(rate, median_rate("qemu-tcg"))
-        row["ratio_to_raw_unicorn"] = stats.ratio(rate, median_rate("raw-unicorn"))
-        row["ratio_to_host"] = stats.ratio(rate, median_rate("host"))
+        row["ratio_to_qemu_tcg"] = ratio(rate, median_rate("qemu-tcg"))
+        row["ratio_to_raw_unicorn"] = ratio(rate, median_rate("raw-unicorn"))
+        row["ratio_to_host"] = ratio(rate, median_rate("host"))
     goal = by_name.get("vmm-unicorn", {}).get("ratio_to_qemu_tcg")
     return {"part": "compute", "program": COMPUTE, "mib": mib, "runs": runs, "warmup_rounds": warmup,
             "order": "interleaved round-robin", "instructions": instructions, "instruction_count": method,
@@ -478,7 +430,7 @@ def format_compute(result: dict) -> str:
                      ms(row["base_seconds"]["median"]),
                      spread(row["instructions_per_second"], 1e-6, "{:,.0f}") or "n/a",
                      pct(row["ratio_to_qemu_tcg"]), pct(row["ratio_to_raw_unicorn"])])
-    lines.append(stats.table(headers, body, align="<<>>>>>>"))
+    lines.append(table(headers, body, align="<<>>>>>>"))
     lines.extend(notes)
     goal = result["goal"]
     lines.append(f"goal: {goal['what']}: " + ("not measurable (a row is missing)" if goal["ratio"] is None else
@@ -499,8 +451,8 @@ def _pio_code():
 def bare_pio_loop(count: int, raw: bool = False) -> float:
     """Round trips per second of the exits guest in a bare 16-bit unicorn with an OUT hook
     that does nothing: the binding's hook_add, or (raw) a ctypes callback of our own."""
-    import ctypes
     from unicorn import Uc, UC_ARCH_X86, UC_MODE_16, UC_HOOK_INSN
+    from ..engines.unicorn_binding import close_uc
     from unicorn import x86_const as x
     code_addr, code, port = _pio_code()
     uc = Uc(UC_ARCH_X86, UC_MODE_16)
@@ -510,14 +462,14 @@ def bare_pio_loop(count: int, raw: bool = False) -> float:
     uc.reg_write(x.UC_X86_REG_ECX, count)
     uc.reg_write(x.UC_X86_REG_EDX, port)
     uc.reg_write(x.UC_X86_REG_EAX, 0x55)
-    callback = None
+    hooks = None
     if raw:
-        from ..engines import unicorn_x86
+        from ..engines.unicorn_binding import RawHooks
 
         def nothing(_uch, _port, _size, _value, _user_data):
             pass
-        callback = unicorn_x86.binding().HOOK_INSN_OUT(nothing)
-        unicorn_x86.raw_hook(uc, UC_HOOK_INSN, callback, 1, 0, ctypes.c_int(x.UC_X86_INS_OUT))
+        hooks = RawHooks(uc, on_error=print)
+        hooks.insn("out", nothing)
     else:
         def nothing(_uc, _port, _size, _value, _user_data):
             pass
@@ -527,7 +479,8 @@ def bare_pio_loop(count: int, raw: bool = False) -> float:
     elapsed = time.perf_counter() - started
     ecx, ip = uc.reg_read(x.UC_X86_REG_ECX), uc.reg_read(x.UC_X86_REG_IP)
     close_uc(uc)
-    del callback                    # (only after uc_close)
+    if hooks is not None:
+        hooks.release()             # (only after uc_close)
     if ecx != 0 or ip != code_addr + len(code):
         raise RunFailed(f"bare loop ended with ecx={ecx} at ip={ip:#x}, not after the hlt")
     return count / elapsed
@@ -593,7 +546,7 @@ def run_pio(runs: int = DEFAULT_RUNS, count: int = DEFAULT_PIO_COUNT, warmup: in
         entry = state[row.name]
         ok = entry["status"] == OK and entry["samples"]
         out.append({"name": row.name, "label": row.label, "status": entry["status"], "reason": entry["reason"],
-                    "rate": stats.summary(s["rate"] for s in entry["samples"]) if ok else None,
+                    "rate": summary(s["rate"] for s in entry["samples"]) if ok else None,
                     "samples": entry["samples"] if ok else []})
     by_name = {row["name"]: row for row in out}
 
@@ -601,8 +554,8 @@ def run_pio(runs: int = DEFAULT_RUNS, count: int = DEFAULT_PIO_COUNT, warmup: in
         row = by_name.get(name)
         return row["rate"]["median"] if row and row["rate"] else None
     for row in out:
-        row["ratio_to_bare_hook"] = stats.ratio(median(row["name"]), median("bare-hook"))
-        row["ratio_to_bare_raw"] = stats.ratio(median(row["name"]), median("bare-raw"))
+        row["ratio_to_bare_hook"] = ratio(median(row["name"]), median("bare-hook"))
+        row["ratio_to_bare_raw"] = ratio(median(row["name"]), median("bare-raw"))
     goal = by_name.get("vmm-unicorn", {}).get("ratio_to_bare_hook")
     return {"part": "pio", "count": count, "runs": runs, "warmup_rounds": warmup, "order": "interleaved round-robin",
             "goal": {"what": "vmm-unicorn >= 50% of the bare hook loop", "ratio": goal,
@@ -623,7 +576,7 @@ def format_pio(result: dict) -> str:
         r = row["rate"]
         body.append([row["label"], status, f"{r['min']:,.0f}", f"{r['median']:,.0f}", f"{r['max']:,.0f}",
                      pct(row["ratio_to_bare_hook"]), pct(row["ratio_to_bare_raw"])])
-    lines.append(stats.table(headers, body, align="<<>>>>>"))
+    lines.append(table(headers, body, align="<<>>>>>"))
     lines.extend(notes)
     goal = result["goal"]
     lines.append(f"goal: {goal['what']}: " + ("not measurable (a row is missing)" if goal["ratio"] is None else
@@ -645,7 +598,7 @@ def hello_rows() -> list:
 
 
 def run_hello(runs: int = DEFAULT_RUNS, warmup: int = 1, rows=None, progress=None) -> dict:
-    def adapter(round_number, warmup_, runs_):
+    def adapter(_part, round_number, warmup_, runs_):
         if progress:
             progress("hello", round_number, warmup_, runs_)
     result = startup.run(runs=runs, warmup=warmup, rows=hello_rows() if rows is None else rows, progress=adapter)
@@ -659,11 +612,11 @@ def run_hello(runs: int = DEFAULT_RUNS, warmup: int = 1, rows=None, progress=Non
         row = by_name.get(name)
         return row["seconds"]["median"] if row and row["seconds"] else None
     for row in out:
-        row["ratio_to_qemu_tcg"] = stats.ratio(median(row["name"]), median("qemu-tcg"))
+        row["ratio_to_qemu_tcg"] = ratio(median(row["name"]), median("qemu-tcg"))
     return {"part": "hello", "program": startup.PROGRAM, "runs": runs, "warmup_rounds": warmup,
             "order": "interleaved round-robin", "process_timing": result["process_timing"],
-            "unicorn_over_kvm": {"in_process": stats.ratio(median("api-unicorn"), median("api-kvm")),
-                                 "process": stats.ratio(median("vmm-unicorn"), median("vmm-kvm"))},
+            "unicorn_over_kvm": {"in_process": ratio(median("api-unicorn"), median("api-kvm")),
+                                 "process": ratio(median("vmm-unicorn"), median("vmm-kvm"))},
             "rows": out}
 
 
@@ -680,7 +633,7 @@ def format_hello(result: dict) -> str:
         s = row["seconds"]
         body.append([row["label"], status, ms(s["min"]), ms(s["median"]), ms(s["max"]),
                      "" if row["ratio_to_qemu_tcg"] is None else f"{row['ratio_to_qemu_tcg']:.2f}x"])
-    lines.append(stats.table(headers, body, align="<<>>>>"))
+    lines.append(table(headers, body, align="<<>>>>"))
     lines.extend(notes)
     ratios = result["unicorn_over_kvm"]
     lines.append("unicorn / KVM (medians): " + ", ".join(
@@ -697,7 +650,7 @@ def run(runs: int = DEFAULT_RUNS, mib: int = DEFAULT_MIB, pio_count: int = DEFAU
         raise UsageError("--runs must be at least 1")
     if not 1 <= mib <= 4096:
         raise UsageError("--count (MiB for `compute`) must be 1..4096")
-    return {"benchmark": "engines", "machine": startup.describe_machine(),
+    return {"benchmark": "engines", "machine": describe_machine(),
             "compute": run_compute(runs, mib, warmup, progress=progress),
             "pio": run_pio(runs, pio_count, warmup, progress=progress),
             "hello": run_hello(runs, warmup, progress=progress)}
@@ -719,7 +672,7 @@ def main(runs: int = DEFAULT_RUNS, mib: int = DEFAULT_MIB, json_path=None, pio_c
     """Print the three tables (what `vmm bench engines` runs); write JSON if asked.
     Exit status 0, or 1 if a row failed (rows that are only unavailable do not count)."""
     result = run(runs, mib, pio_count, progress=progress_printer)
-    return stats.report(result, format_report(result), json_path, failed=any_failed(result))
+    return report(result, format_report(result), json_path, failed=any_failed(result))
 
 
 if __name__ == "__main__":

@@ -18,12 +18,13 @@ from ..arch.x86.cpu_state import CpuState, Segment, TYPE_CODE_XR_ACCESSED
 from ..arch.x86.cpuid import build_table
 from ..devices.bus import MmioBus, PortBus
 from ..engines.base import HALT, RunControl
-from ..engines.kvm import EXIT_REASON_U32, KvmEngine
+from ..engines.kvm import KvmEngine
 from ..kvm import Kvm, constants as kc
 from ..kvm.ioctl import raw_ioctl
-from ..kvm.requests import KVM_RUN
+from ..kvm.ioctl_numbers import KVM_RUN
+from ..kvm.vcpu import EXIT_REASON_U32
 from ..memory import GuestMemory
-from .stats import summary as _summary
+from .harness import FAILED, OK, Row, RunFailed, interleave, status_text, summary
 
 MEM_SIZE = 64 * layout.KiB
 CODE_ADDR = 0x1000
@@ -78,7 +79,7 @@ def bare_kvm_loop(n_exits: int) -> float:
             exits += 1
         elapsed = time.perf_counter() - start
         if exits != n_exits or u32[EXIT_REASON_U32] != kc.KVM_EXIT_HLT:
-            raise RuntimeError(f"bare loop: {exits} port exits, then exit {u32[EXIT_REASON_U32]}")
+            raise RunFailed(f"bare loop: {exits} port exits, then exit {u32[EXIT_REASON_U32]}")
         return n_exits / elapsed
 
 
@@ -99,30 +100,49 @@ def vmm_loop(n_exits: int, device=None) -> float:
             elapsed = time.perf_counter() - start
             exits = engine.exit_counts().get("io", 0)
         if outcome.reason != HALT or exits != n_exits:
-            raise RuntimeError(f"VMM loop: {exits} port exits, then {outcome}")
+            raise RunFailed(f"VMM loop: {exits} port exits, then {outcome}")
         return n_exits / elapsed
 
 
+class LoopRow(Row):
+    """One of the two loops, measured in exits per second."""
+
+    def __init__(self, name, label, loop):
+        self.name, self.label, self.loop = name, label, loop
+
+    def measure(self, context):
+        return self.loop(context["n_exits"])
+
+
 def run(runs: int = 5, n_exits: int = 20000) -> dict:
-    """Interleaved runs of both loops: {"bare": {min, median, max}, "vmm": {...},
-    "ratio": vmm median / bare median, "runs", "n_exits"}."""
-    bare, vmm = [], []
-    for _ in range(runs):
-        bare.append(bare_kvm_loop(n_exits))
-        vmm.append(vmm_loop(n_exits))
-    result = {"bare": _summary(bare), "vmm": _summary(vmm), "runs": runs, "n_exits": n_exits}
-    result["ratio"] = result["vmm"]["median"] / result["bare"]["median"]
+    """Interleaved runs of both loops (bare, vmm, bare, vmm...): {"bare": {min, median, max},
+    "vmm": {...}, "ratio": vmm median / bare median, "runs", "n_exits", "rows"}."""
+    rows = [LoopRow("bare", "bare KVM", bare_kvm_loop), LoopRow("vmm", "VMM", vmm_loop)]
+    state = interleave(rows, runs, warmup=0, context={"n_exits": n_exits})
+    result = {"runs": runs, "n_exits": n_exits, "rows": []}
+    for row in rows:
+        entry = state[row.name]
+        ok = entry["status"] == OK
+        result[row.name] = summary(entry["samples"]) if ok else None
+        result["rows"].append({"name": row.name, "label": row.label, "status": entry["status"],
+                               "reason": entry["reason"]})
+    result["ratio"] = result["vmm"]["median"] / result["bare"]["median"] if result["vmm"] and result["bare"] else None
     return result
 
 
 def format_table(result: dict) -> str:
     lines = [f"port-I/O exits per second ({result['runs']} runs of {result['n_exits']} exits, interleaved)",
              f"{'path':<10}{'min':>12}{'median':>12}{'max':>12}"]
-    for name, label in (("bare", "bare KVM"), ("vmm", "VMM")):
-        row = result[name]
-        lines.append(f"{label:<10}{row['min']:>12,.0f}{row['median']:>12,.0f}{row['max']:>12,.0f}")
-    lines.append(f"VMM / bare (medians): {result['ratio']:.1%}")
-    return "\n".join(lines)
+    notes = []
+    for row in result["rows"]:
+        numbers = result[row["name"]]
+        if numbers is None:
+            lines.append(f"{row['label']:<10}{status_text(row, notes):>36}")
+            continue
+        lines.append(f"{row['label']:<10}{numbers['min']:>12,.0f}{numbers['median']:>12,.0f}{numbers['max']:>12,.0f}")
+    if result["ratio"] is not None:
+        lines.append(f"VMM / bare (medians): {result['ratio']:.1%}")
+    return "\n".join(lines + notes)
 
 
 def main(runs: int = 5, count: int = 20000) -> int:
@@ -131,8 +151,9 @@ def main(runs: int = 5, count: int = 20000) -> int:
     if reason is not None:
         print(f"KVM unavailable: {reason}")
         return 69
-    print(format_table(run(runs, count)))
-    return 0
+    result = run(runs, count)
+    print(format_table(result))
+    return 1 if any(row["status"] == FAILED for row in result["rows"]) else 0
 
 
 def _cli(argv=None) -> int:

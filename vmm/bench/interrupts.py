@@ -28,11 +28,12 @@ from dataclasses import dataclass
 
 from .. import layout
 from ..arch.x86.cpu_state import (CR0_ET, CR0_MP, CR0_NE, CR0_PE, CR0_PG, CR0_WP, CR4_PAE, EFER_LMA,
-                                  EFER_LME, CpuState, Segment, gdt_descriptor)
+                                  EFER_LME, TYPE_TSS_BUSY, CpuState, Segment, gdt_descriptor)
 from ..devices.bus import MmioBus, PortBus
 from ..devices.debug_exit import DebugExit
 from ..memory import GuestMemory
 from ..outcome import DEBUG_EXIT, TIMEOUT, RunControl
+from .harness import OK, UNAVAILABLE, Row, Unavailable, interleave, table
 
 MEM_SIZE = 2 * layout.MiB
 GDT = 0x800                     # null, 64-bit code, data
@@ -156,7 +157,7 @@ class IrqGuest:
         code = Segment.from_descriptor(KERNEL_CS, GDT_ENTRIES[1])
         data = Segment.from_descriptor(KERNEL_DS, GDT_ENTRIES[2])
         state = CpuState(rip=CODE, cs=code, ds=data, es=data, fs=data, gs=data, ss=data,
-                         tr=Segment(base=0, limit=0x67, type=TYPE_TSS64_BUSY, s=0),
+                         tr=Segment(base=0, limit=0x67, type=TYPE_TSS_BUSY, s=0),
                          gdt_base=GDT, gdt_limit=len(GDT_ENTRIES) * 8 - 1,
                          idt_base=IDT, idt_limit=VECTORS * 16 - 1,
                          cr0=CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG, cr3=PML4, cr4=CR4_PAE,
@@ -167,9 +168,6 @@ class IrqGuest:
     @staticmethod
     def count(memory) -> int:
         return int.from_bytes(memory.read(COUNTER, 4), "little")
-
-
-TYPE_TSS64_BUSY = 0xB
 
 
 def _interrupt_gate(offset: int) -> bytes:
@@ -315,35 +313,50 @@ def format_table(results) -> str:
     """The tables for one result of run() or a list of them (one row per engine)."""
     if isinstance(results, dict):
         results = [results]
-    lines = ["guest sleeping in HLT, woken by the PIT: host CPU (user+sys of this process)",
-             f"{'engine':<10}{'sleep s':>9}{'tick Hz':>9}{'ticks':>8}{'CPU %':>8}{'kvm-pit ms':>12}"]
+    sleep_rows = []
     for r in results:
         s = r["sleep"]
         kthread = "-" if s["kthread_cpu"] is None else f"{s['kthread_cpu'] * 1000:.0f}"
-        lines.append(f"{r['engine']:<10}{s['wall']:>9.2f}{s['hz']:>9}{s['ticks']:>8}"
-                     f"{s['cpu_percent']:>8.2f}{kthread:>12}")
-    lines += ["", "timer interrupt delivery (PIT mode 2, the guest counts and EOIs each IRQ 0)",
-              f"{'engine':<10}{'rate Hz':>9}{'seconds':>9}{'expected':>10}{'delivered':>11}{'ratio':>8}{'CPU %':>8}"]
-    for r in results:
-        for d in r["delivery"]:
-            lines.append(f"{r['engine']:<10}{d['pit_rate']:>9.0f}{d['wall']:>9.2f}{d['expected']:>10.0f}"
-                         f"{d['delivered']:>11}{d['ratio']:>8.1%}{d['cpu_percent']:>8.2f}")
+        sleep_rows.append([r["engine"], f"{s['wall']:.2f}", s["hz"], s["ticks"], f"{s['cpu_percent']:.2f}", kthread])
+    delivery_rows = [[r["engine"], f"{d['pit_rate']:.0f}", f"{d['wall']:.2f}", f"{d['expected']:.0f}", d["delivered"],
+                      f"{d['ratio']:.1%}", f"{d['cpu_percent']:.2f}"] for r in results for d in r["delivery"]]
+    lines = ["guest sleeping in HLT, woken by the PIT: host CPU (user+sys of this process)",
+             table(["engine", "sleep s", "tick Hz", "ticks", "CPU %", "kvm-pit ms"], sleep_rows), "",
+             "timer interrupt delivery (PIT mode 2, the guest counts and EOIs each IRQ 0)",
+             table(["engine", "rate Hz", "seconds", "expected", "delivered", "ratio", "CPU %"], delivery_rows)]
     for r in results:
         lines += [f"note ({r['engine']}): {note}" for note in r["notes"]]
     return "\n".join(lines)
 
 
+class EngineRow(Row):
+    """Both measurements on one engine (context: the sleep and delivery settings)."""
+
+    def __init__(self, engine):
+        self.name = self.label = engine
+
+    def prepare(self, context):
+        reason = probe(self.name)
+        if reason is not None:
+            raise Unavailable(reason)
+
+    def measure(self, context):
+        return run(self.name, **context)
+
+
 def main(engine: str = "kvm", sleep_seconds: float = 2.0, rates=(1000, 2000, 5000, 10000),
          seconds: float = 1.0) -> int:
-    """Print the tables (what `vmm bench interrupts` runs); 69 if the engine cannot run here."""
-    engines = [engine] if isinstance(engine, str) else list(engine)
+    """Print the tables (what `vmm bench interrupts` runs); 69 if no engine can run here."""
+    rows = [EngineRow(name) for name in ([engine] if isinstance(engine, str) else engine)]
+    context = {"sleep_seconds": sleep_seconds, "rates": rates, "seconds": seconds}
+    state = interleave(rows, runs=1, warmup=0, context=context)
     results = []
-    for name in engines:
-        reason = probe(name)
-        if reason is not None:
-            print(f"{name} unavailable: {reason}")
+    for row in rows:
+        entry = state[row.name]
+        if entry["status"] != OK:
+            print(f"{row.name} {'unavailable' if entry['status'] == UNAVAILABLE else 'FAILED'}: {entry['reason']}")
             continue
-        results.append(run(name, sleep_seconds, rates, seconds))
+        results += entry["samples"]
     if not results:
         return 69
     print(format_table(results))

@@ -17,7 +17,7 @@ reports that failure instead of a time):
   plain           posix_spawn of the program itself: the floor
 
 Timing: wall time from just before the process is spawned to just after it is reaped (wait4),
-both taken by the small C spawner below that starts every process row; for the in-process
+both taken by the small C spawner (bench/process.py) that starts every process row; for the in-process
 rows, from Machine creation to the guest's exit (run() returning; close() is not counted), and
 the whole run_container() call. Runs are interleaved round-robin (run 1 of every row, then
 run 2 ...), after one warm-up round that is not counted, so drifts in the host's speed hit
@@ -25,7 +25,7 @@ every row alike.
 
 Memory: for a process row, the peak RSS of the launched process tree (wait4's ru_maxrss: the
 largest single process of the tree, not the sum), taken by the spawner so that this Python
-process's own RSS is not counted in (see "launching processes" below); for api-*, the growth
+process's own RSS is not counted in (see bench/process.py); for api-*, the growth
 of this process's RSS from before Machine creation to guest exit (guest RAM touched plus the
 engine's structures); for container-api, none (run_container reaps its child itself).
 
@@ -41,290 +41,31 @@ by a holder process, in which that v2 mount is unmounted (see notes/peers.md).
 """
 import json
 import os
-import platform
-import select
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from .. import paths
-from ..errors import InputError, UsageError
-from . import stats
+from ..errors import UsageError
+from .harness import (CGROUP_V2_HYBRID, FAILED, OK, UNAVAILABLE, Row, RunFailed, Unavailable, bars, describe_machine,
+                      interleave, is_hybrid_cgroup_host, progress_printer, ratio, report, require_guest, summary,
+                      table)
+from .process import (build_spawner, current_rss_kib, run_process, settle_memory, vmm_command, vmm_env,
+                      which)
 
 PROGRAM = paths.DEFAULT_PROGRAM                 # "hello"
 EXPECTED = b"hello from ring 3\n"
 RUN_TIMEOUT = 120.0                             # seconds for one run before it is a failure
 UNAVAILABLE_STATUS = 69                         # `vmm`'s status for an unavailable engine
 QEMU_SUCCESS = 1                                # isa-debug-exit: (0 << 1) | 1
-CGROUP_V2_HYBRID = "/sys/fs/cgroup/unified"
-KVM_MODULES = ("kvm", "kvm_intel", "kvm_amd", "kvm_pvm")
-
-OK, UNAVAILABLE, FAILED = "ok", "unavailable", "failed"
 NO_SPAWNER = ("not measured: no C compiler for the spawner (a child of this Python process would "
               "inherit its RSS in ru_maxrss)")
 
 
-class Unavailable(Exception):
-    """The row's tool is missing or cannot run here."""
-
-
-class RunFailed(Exception):
-    """A run ended with the wrong output or exit status."""
-
-
-def interleave(rows, runs: int, warmup: int = 1, context=None, progress=None, part: str = "",
-               sample=lambda row, context: row.measure(context)) -> dict:
-    """Measure every row `runs` times, round-robin, after `warmup` uncounted rounds, so that
-    machine noise spreads evenly: {name: {"status", "reason", "samples": [one per counted
-    run]}}. A row's prepare() or sample() may raise Unavailable or RunFailed; every row is
-    closed at the end. The one loop every benchmark here uses."""
-    context = {} if context is None else context
-    state = {row.name: {"status": OK, "reason": None, "samples": []} for row in rows}
-    try:
-        for row in rows:
-            try:
-                row.prepare(context)
-            except Unavailable as error:
-                state[row.name].update(status=UNAVAILABLE, reason=str(error))
-        for round_number in range(warmup + runs):
-            for row in rows:
-                entry = state[row.name]
-                if entry["status"] != OK:
-                    continue
-                try:
-                    value = sample(row, context)
-                except Unavailable as error:
-                    entry.update(status=UNAVAILABLE, reason=str(error))
-                    continue
-                except RunFailed as error:
-                    entry.update(status=FAILED, reason=str(error))
-                    continue
-                if round_number >= warmup:
-                    entry["samples"].append(value)
-            if progress:
-                progress(part, round_number, warmup, runs)
-    finally:
-        for row in rows:
-            row.close()
-    return state
-
-
-# --- launching processes -------------------------------------------------------------
-#
-# A child of this process starts with this process's memory counted in its ru_maxrss: a
-# vfork()ed child shares our mm until execve, a fork()ed one copies its counters, and execve
-# records the old mm's high-water mark. Every process row would then report at least this
-# Python process's RSS. So processes are started by a tiny static C spawner, built once per
-# benchmark with the machine's gcc: it posix_spawns the command, wait4s it and reports the
-# child's start and end times (CLOCK_MONOTONIC, the clock of time.monotonic_ns) and rusage on
-# fd 3. Its own start-up is not timed, and its children inherit only its few hundred KiB.
-# Without gcc, processes are spawned directly and RSS is not reported.
-
-SPAWNER_C = r"""
-#define _GNU_SOURCE
-#include <signal.h>
-#include <spawn.h>
-#include <stdio.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-extern char **environ;
-static volatile pid_t child;
-
-static void forward(int sig) { if (child > 0) kill(child, SIGKILL); _exit(128 + sig); }
-
-static long long now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-int main(int argc, char **argv) {          /* spawner PROGRAM [ARGS...]: report on fd 3 */
-    posix_spawn_file_actions_t actions;
-    struct rusage usage;
-    int status, err;
-    pid_t pid;
-    if (argc < 2) return 64;
-    signal(SIGTERM, forward);
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addclose(&actions, 3);
-    long long start = now();
-    err = posix_spawn(&pid, argv[1], &actions, NULL, argv + 1, environ);
-    if (err) { dprintf(3, "error %d\n", err); return 127; }
-    child = pid;
-    if (wait4(pid, &status, 0, &usage) < 0) { dprintf(3, "error wait4\n"); return 70; }
-    long long end = now();
-    dprintf(3, "ok %lld %lld %d %ld\n", start, end, status, usage.ru_maxrss);
-    return 0;
-}
-"""
-
-
-def build_spawner(directory: Path) -> str | None:
-    """Compile the spawner into DIRECTORY (static if possible); None without a working gcc."""
-    gcc = shutil.which("gcc") or shutil.which("cc")
-    if gcc is None:
-        return None
-    source, binary = directory / "spawner.c", directory / "spawner"
-    source.write_text(SPAWNER_C)
-    for extra in (["-static"], []):
-        result = subprocess.run([gcc, "-O2", *extra, "-o", str(binary), str(source)], capture_output=True)
-        if result.returncode == 0:
-            return str(binary)
-    return None
-
-
-class Launched:
-    """A process started by spawn(): its stdout is a pipe, stderr a temporary file."""
-
-    def __init__(self, argv, pid, stdout_fd, report_fd, stderr_file, started):
-        self.argv, self.pid, self.stdout_fd, self.report_fd = argv, pid, stdout_fd, report_fd
-        self.stderr_file = stderr_file
-        self.started = started      # monotonic ns: the spawn (by the spawner if there is one)
-        self.ended = None           # monotonic ns: after wait4
-        self.output = bytearray()
-        self.status = None          # exit status (negative: killed by that signal)
-        self.maxrss_kib = None
-
-    @property
-    def seconds(self) -> float:
-        return (self.ended - self.started) / 1e9
-
-    def stderr(self) -> str:
-        self.stderr_file.seek(0)
-        return self.stderr_file.read().decode(errors="replace")
-
-    def stderr_line(self) -> str:
-        lines = [line for line in self.stderr().splitlines() if line.strip()]
-        return lines[-1].strip() if lines else "(no stderr)"
-
-
-def spawn(argv, env=None, spawner=None) -> Launched:
-    """Start argv (argv[0] an absolute path), stdin /dev/null, stdout a pipe, through `spawner`
-    (see above) if given."""
-    read_fd, write_fd = os.pipe()
-    report_read = report_write = None
-    stderr_file = tempfile.TemporaryFile()
-    devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    actions = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, write_fd, 1),
-               (os.POSIX_SPAWN_DUP2, stderr_file.fileno(), 2)]
-    if spawner:
-        report_read, report_write = os.pipe()
-        actions.append((os.POSIX_SPAWN_DUP2, report_write, 3))
-        argv_spawned = [spawner, *argv]
-    else:
-        argv_spawned = list(argv)
-    try:
-        started = time.monotonic_ns()
-        pid = os.posix_spawn(argv_spawned[0], argv_spawned, os.environ if env is None else env,
-                             file_actions=actions)
-    except OSError as error:
-        for fd in (read_fd, report_read):
-            if fd is not None:
-                os.close(fd)
-        stderr_file.close()
-        raise Unavailable(f"cannot start {argv_spawned[0]}: {error.strerror}") from None
-    finally:
-        for fd in (write_fd, devnull, report_write):
-            if fd is not None:
-                os.close(fd)
-    return Launched(list(argv), pid, read_fd, report_read, stderr_file, started)
-
-
-def collect(launched, timeout=RUN_TIMEOUT) -> None:
-    """Read every process's stdout to its end, then reap each (status, rusage, end time).
-
-    On the deadline, or on any exception (Ctrl-C), the processes not yet reaped are sent
-    SIGTERM (the spawner then SIGKILLs its child) and SIGKILL, each by its own pid, and reaped.
-    """
-    deadline = time.monotonic() + timeout
-    open_fds = {p.stdout_fd: p for p in launched}
-    timed_out = False
-    try:
-        while open_fds:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                timed_out = True
-                break
-            ready, _, _ = select.select(list(open_fds), [], [], left)
-            for fd in ready:
-                chunk = os.read(fd, 65536)
-                if chunk:
-                    open_fds[fd].output += chunk
-                else:
-                    os.close(fd)
-                    del open_fds[fd]
-        if timed_out:
-            _stop(launched)
-        for process in launched:
-            _reap(process)
-    except BaseException:
-        _stop(launched)
-        for process in launched:
-            if process.status is None:
-                try:
-                    os.waitpid(process.pid, 0)
-                except ChildProcessError:
-                    pass
-                process.status = -signal.SIGKILL
-        raise
-    finally:
-        for fd in open_fds:
-            os.close(fd)
-        for process in launched:
-            if process.report_fd is not None:
-                os.close(process.report_fd)
-                process.report_fd = None
-    if timed_out:
-        raise RunFailed(f"{launched[0].argv[0]} did not finish within {timeout:.0f} s (killed)")
-
-
-def _reap(process: Launched) -> None:
-    _, status, usage = os.wait4(process.pid, 0)
-    process.ended = time.monotonic_ns()
-    process.status = os.waitstatus_to_exitcode(status)
-    process.maxrss_kib = usage.ru_maxrss
-    if process.report_fd is None:
-        return
-    with os.fdopen(process.report_fd, "rb") as reader:
-        process.report_fd = None
-        report = reader.read().decode(errors="replace").split()
-    if report[:1] == ["ok"] and len(report) == 5:
-        process.started, process.ended = int(report[1]), int(report[2])
-        process.status = os.waitstatus_to_exitcode(int(report[3]))
-        process.maxrss_kib = int(report[4])
-    elif report[:1] == ["error"]:
-        why = os.strerror(int(report[1])) if report[1].isdigit() else report[1]
-        raise Unavailable(f"cannot start {process.argv[0]}: {why}")
-    else:
-        process.maxrss_kib = None           # the spawner died (killed at a timeout)
-
-
-def _stop(launched) -> None:
-    for process in launched:
-        if process.status is None:
-            for signum in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.kill(process.pid, signum)
-                except ProcessLookupError:
-                    pass
-                if signum == signal.SIGTERM:
-                    time.sleep(0.05)
-
-
-def run_process(argv, env=None, spawner=None, timeout=RUN_TIMEOUT) -> Launched:
-    process = spawn(argv, env, spawner)
-    collect([process], timeout)
-    return process
-
-
-def check_output(process: Launched, expected_status: int, what: str, banner: bool = False) -> None:
+def check_output(process, expected_status: int, what: str, banner: bool = False) -> None:
     """The run's status and output must be the program's; with `banner`, whole lines (a
     firmware's banner) may come before the program's output."""
     output = bytes(process.output)
@@ -337,102 +78,33 @@ def check_output(process: Launched, expected_status: int, what: str, banner: boo
                         + (" (after a banner)" if banner else ""))
 
 
-# --- where things are -----------------------------------------------------------------
-
-def vmm_command() -> list:
-    """The `vmm` console script beside this interpreter (the venv's), else `python -m vmm`."""
-    script = Path(sys.executable).parent / "vmm"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "vmm"]
-
-
-def vmm_env() -> dict:
-    env = dict(os.environ)
-    env.pop("VMM_ACCEL", None)          # every row names its engine
-    return env
-
-
-def which(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise Unavailable(f"{name} is not installed (`make peers` installs it)")
-    return path
-
-
-def first_line(argv) -> str | None:
-    try:
-        out = subprocess.run(argv, capture_output=True, timeout=20).stdout.decode(errors="replace")
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    lines = out.strip().splitlines()
-    return lines[0].strip() if lines else None
-
-
-def current_rss_kib() -> int:
-    with open("/proc/self/statm") as file:
-        return int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-
-
-def settle_memory() -> None:
-    """Collect garbage and hand free heap back to the kernel, so that an RSS growth measured
-    next is the growth of what runs next, not a release of what ran before."""
-    import ctypes
-    import gc
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):       # not glibc
-        pass
-
-
 def firmware_image() -> Path:
     return getattr(paths, "DEFAULT_FIRMWARE", paths.REPO_ROOT / "firmware" / "build" / "firmware.bin")
 
 
-def is_hybrid_cgroup_host() -> bool:
-    try:
-        with open("/proc/self/mountinfo") as file:
-            for line in file:
-                fields = line.split()
-                if fields[4] == CGROUP_V2_HYBRID and "cgroup2" in fields[fields.index("-") + 1:]:
-                    return True
-    except (OSError, ValueError, IndexError):
-        pass
-    return False
-
-
 # --- rows -------------------------------------------------------------------------------
 
-class Row:
-    """One way of starting the program. prepare() raises Unavailable; run_once() returns
+class StartRow(Row):
+    """One way of starting the program. prepare() raises Unavailable; measure() returns
     (seconds, rss KiB or None) or raises RunFailed/Unavailable."""
-    name = ""
-    label = ""
     kind = "process"                    # or "in-process"
     vm = False                          # starts a VM
     rss_measure = "peak RSS of the launched process tree (wait4 ru_maxrss: its largest process)"
     command = None                      # argv for a process row, for the JSON
 
-    def prepare(self, context) -> None:
-        pass
-
-    def run_once(self, context):
-        process = run_process(self.command, self.env(context), context["spawner"])
+    def measure(self, context):
+        process = run_process(self.command, self.env(context), context["spawner"], RUN_TIMEOUT)
         self.check(process)
         return process.seconds, process.maxrss_kib if context["spawner"] else None
 
     def env(self, context):
         return None
 
-    def check(self, process: Launched) -> None:
+    def check(self, process) -> None:
         check_output(process, 0, self.name)
 
-    def close(self) -> None:
-        pass
 
-
-class VmmRun(Row):
+class VmmRun(StartRow):
     vm = True
 
     def __init__(self, name, label, accel, firmware=False):
@@ -470,7 +142,7 @@ def firmware_arguments(help_text: str, image: Path) -> list:
     return [name]
 
 
-class ApiRun(Row):
+class ApiRun(StartRow):
     kind = "in-process"
     vm = True
     rss_measure = "RSS growth of this process, Machine creation to guest exit"
@@ -487,7 +159,7 @@ class ApiRun(Row):
         if reason is not None:
             raise Unavailable(reason)
 
-    def run_once(self, context):
+    def measure(self, context):
         from ..config import MachineConfig
         from ..machine import Machine
         config = MachineConfig(kernel=str(paths.DEFAULT_KERNEL), initrd=str(paths.program_path(PROGRAM)),
@@ -510,7 +182,7 @@ class ApiRun(Row):
         return seconds, growth
 
 
-class Qemu(Row):
+class Qemu(StartRow):
     vm = True
 
     def __init__(self, name, label, accel):
@@ -536,7 +208,7 @@ def _container_probe():
         raise Unavailable(f"containers unavailable: {reason}")
 
 
-class ContainerCli(Row):
+class ContainerCli(StartRow):
     name = "container-cli"
     label = "vmm container run (namespaces + pivot_root)"
 
@@ -548,7 +220,7 @@ class ContainerCli(Row):
         return context["vmm_env"]
 
 
-class ContainerApi(Row):
+class ContainerApi(StartRow):
     name = "container-api"
     label = "run_container() in-process (forks this process)"
     kind = "in-process"
@@ -557,7 +229,7 @@ class ContainerApi(Row):
     def prepare(self, context):
         _container_probe()
 
-    def run_once(self, context):
+    def measure(self, context):
         from ..container import run_container
         read_fd, write_fd = os.pipe()
         with tempfile.TemporaryFile() as stderr, open(os.devnull, "rb") as stdin:
@@ -577,7 +249,7 @@ class ContainerApi(Row):
         return seconds, None
 
 
-class Oci(Row):
+class Oci(StartRow):
     """crun or runc on a bundle in the benchmark's temporary directory."""
 
     def __init__(self, runtime):
@@ -599,7 +271,7 @@ class Oci(Row):
 
     def _start_holder(self):
         """A process in a private mount namespace without the hybrid v2 mount (see module doc)."""
-        from ..container.libc import set_parent_death_signal
+        from ..host.process import set_parent_death_signal
         unshare, nsenter = which("unshare"), which("nsenter")
         self.holder = subprocess.Popen(     # killed by close(), or by the kernel if we die first
             [unshare, "--mount", "--propagation", "private", "sh", "-c",
@@ -618,11 +290,11 @@ class Oci(Row):
             return self.prefix + [self.path, "run", "--bundle", self.bundle, container_id]
         return self.prefix + [self.path, "delete", "--force", container_id]
 
-    def run_once(self, context):
+    def measure(self, context):
         self.serial += 1
         container_id = f"pyvmm-bench-{os.getpid()}-{self.serial}"
         try:
-            process = run_process(self._argv(container_id), None, context["spawner"])
+            process = run_process(self._argv(container_id), None, context["spawner"], RUN_TIMEOUT)
         finally:
             subprocess.run(self._argv(container_id, "delete"), capture_output=True, timeout=60)
         check_output(process, 0, self.name)
@@ -637,7 +309,7 @@ class Oci(Row):
             self.holder = None
 
 
-class Plain(Row):
+class Plain(StartRow):
     name = "plain"
     label = "plain process (posix_spawn + wait4)"
 
@@ -662,53 +334,7 @@ def all_rows() -> list:
     ]
 
 
-# --- the machine ---------------------------------------------------------------------------
-
-def describe_machine() -> dict:
-    cpu_model = None
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    modules = [name for name in KVM_MODULES if os.path.isdir(f"/sys/module/{name}")]
-    try:
-        from importlib.metadata import version
-        unicorn = version("unicorn")
-    except Exception:                   # not installed
-        unicorn = None
-    tools = {name: shutil.which(name) for name in ("qemu-system-x86_64", "crun", "runc")}
-    return {
-        "cpu_model": cpu_model,
-        "cpus": os.cpu_count(),
-        "kernel": platform.release(),
-        "kvm_modules": modules,
-        "kvm": ("PVM (nested, no VT-x/AMD-V: guest ring 0 emulated)" if "kvm_pvm" in modules
-                else "Intel VT-x" if "kvm_intel" in modules else "AMD-V" if "kvm_amd" in modules
-                else "none"),
-        "dev_kvm": os.path.exists("/dev/kvm"),
-        "cgroups": "hybrid (v1 + v2 at /sys/fs/cgroup/unified)" if is_hybrid_cgroup_host() else
-                   ("v2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "v1"),
-        "versions": {
-            "python": f"{platform.python_version()} ({sys.executable})",
-            "unicorn": unicorn,
-            "qemu": first_line([tools["qemu-system-x86_64"], "--version"]) if tools["qemu-system-x86_64"] else None,
-            "crun": first_line([tools["crun"], "--version"]) if tools["crun"] else None,
-            "runc": first_line([tools["runc"], "--version"]) if tools["runc"] else None,
-        },
-    }
-
-
 # --- the benchmark ---------------------------------------------------------------------------
-
-def require_guest():
-    for path, what in ((paths.DEFAULT_KERNEL, "guest kernel"), (paths.program_path(PROGRAM), "guest program")):
-        if not Path(path).exists():
-            raise InputError(f"{what} {path} is not built: run `make` (or `make -C guest`)")
-
 
 def run(runs: int = 10, warmup: int = 1, rows=None, progress=None) -> dict:
     """Measure every row `runs` times, interleaved, after `warmup` uncounted rounds; returns
@@ -716,7 +342,7 @@ def run(runs: int = 10, warmup: int = 1, rows=None, progress=None) -> dict:
     directory, removed at the end."""
     if runs < 1:
         raise UsageError("--runs must be at least 1")
-    require_guest()
+    require_guest(PROGRAM)
     rows = all_rows() if rows is None else rows
     workdir = Path(tempfile.mkdtemp(prefix="pyvmm-bench-"))
     try:
@@ -728,9 +354,7 @@ def run(runs: int = 10, warmup: int = 1, rows=None, progress=None) -> dict:
             for row in rows:
                 if row.kind == "process":
                     row.rss_measure = NO_SPAWNER
-        state = interleave(rows, runs, warmup, context,
-                           progress and (lambda _part, *rounds: progress(*rounds)),
-                           sample=lambda row, context: row.run_once(context))
+        state = interleave(rows, runs, warmup, context, progress)
         for entry in state.values():
             samples = entry.pop("samples")
             entry["times"] = [seconds for seconds, _ in samples]
@@ -766,9 +390,9 @@ def assemble(rows, state, runs, warmup) -> dict:
         out.append({
             "name": row.name, "label": row.label, "kind": row.kind, "vm": row.vm,
             "command": row.command, "status": entry["status"], "reason": entry["reason"],
-            "seconds": stats.summary(entry["times"]) if ok else None,
+            "seconds": summary(entry["times"]) if ok else None,
             "times": entry["times"] if ok else [],
-            "rss_kib": stats.summary(rss) if ok and rss else None,
+            "rss_kib": summary(rss) if ok and rss else None,
             "rss_measure": row.rss_measure,
         })
     by_name = {row["name"]: row for row in out}
@@ -778,8 +402,8 @@ def assemble(rows, state, runs, warmup) -> dict:
     fastest = min(vm_rows, key=lambda row: row["seconds"]["median"], default=None)
     for row in out:
         median = row["seconds"]["median"] if row["seconds"] else None
-        row["ratio_to_plain"] = stats.ratio(median, plain_median)
-        row["ratio_to_fastest_vm"] = stats.ratio(median, fastest["seconds"]["median"] if fastest else None)
+        row["ratio_to_plain"] = ratio(median, plain_median)
+        row["ratio_to_fastest_vm"] = ratio(median, fastest["seconds"]["median"] if fastest else None)
     return {"benchmark": "startup", "program": PROGRAM, "expected_output": EXPECTED.decode(),
             "runs": runs, "warmup_rounds": warmup, "order": "interleaved round-robin",
             "baseline": "plain", "fastest_vm": fastest["name"] if fastest else None,
@@ -821,7 +445,7 @@ def format_report(result: dict) -> str:
             rss = f"{value:+.1f}" if row["kind"] == "in-process" else f"{value:.1f}"
         body.append([row["label"], "ok", _ms(s["min"]), _ms(s["median"]), _ms(s["max"]), rss,
                      _times(row["ratio_to_plain"]), _times(row["ratio_to_fastest_vm"])])
-    lines.append(stats.table(headers, body, align="<<>>>>>>"))
+    lines.append(table(headers, body, align="<<>>>>>>"))
     lines.append("")
     lines.extend(notes)
     lines.append("RSS MiB: median peak RSS of the launched process tree (wait4 ru_maxrss, its largest process); "
@@ -830,7 +454,7 @@ def format_report(result: dict) -> str:
                  if result["fastest_vm"] else "x fastest VM: no row that starts a VM as a process succeeded.")
     lines.append("")
     lines.append("median launch-to-exit:")
-    lines.append(stats.bars([(row["label"], row["seconds"]["median"] * 1000 if row["seconds"] else None,
+    lines.append(bars([(row["label"], row["seconds"]["median"] * 1000 if row["seconds"] else None,
                               ("not available" if row["status"] == UNAVAILABLE else "FAILED"))
                              for row in result["rows"]], width=40, unit=" ms"))
     return "\n".join(lines)
@@ -839,11 +463,8 @@ def format_report(result: dict) -> str:
 def main(runs: int = 10, json_path=None) -> int:
     """Print the table and the bars (what `vmm bench startup` runs); write JSON if asked.
     Exit status 0, or 1 if a row failed (rows that are only unavailable do not count)."""
-    def progress(round_number, warmup, runs):
-        what = "warm-up" if round_number < warmup else f"run {round_number - warmup + 1}/{runs}"
-        print(f"  {what} done", file=sys.stderr, flush=True)
-    result = run(runs=runs, progress=progress)
-    return stats.report(result, format_report(result), json_path, failed=any(row["status"] == FAILED for row in result["rows"]))
+    result = run(runs=runs, progress=progress_printer)
+    return report(result, format_report(result), json_path, failed=any(row["status"] == FAILED for row in result["rows"]))
 
 
 if __name__ == "__main__":

@@ -5,10 +5,11 @@ OCI runtime (vmm/oci): namespaces, mounts, devices, cgroups, capabilities, secco
     build_rootfs(directory, programs) -> Path
     probe() -> None, or why containers cannot run here
 
-Modules: libc (ctypes system calls), namespaces, cgroups (v2/v1 detection and limits), rootfs
-(entering and building a root file system), launcher (run_container), errors; for the OCI
-runtime also mounts, paths_in_root, devices, cgroupfs, cgroup_limits, capabilities, seccomp, pty.
-The API is imported lazily: `vmm-oci` runs once per container operation, and needs only a part.
+Modules: namespaces, cgroups (v2/v1 detection and limits), rootfs (entering and building a
+root file system), launcher (run_container), errors; for the OCI runtime also mounts,
+paths_in_root, devices, cgroupfs, cgroup_limits, capabilities, seccomp, pty. Their system calls
+are in vmm/host/ (container_calls, process, tty, seccomp). The API is imported lazily: `vmm-oci`
+runs once per container operation, and needs only a part.
 """
 __all__ = ["run_container", "build_rootfs", "probe", "ContainerUnavailable", "ContainerTerminated"]
 

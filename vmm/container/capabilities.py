@@ -11,9 +11,8 @@ next one drops:
 A capability this kernel does not know is left out with a warning (runtime-spec: "MUST be
 logged as a warning"), which the caller prints.
 """
-import ctypes
-
-from . import libc
+from ..host import container_calls
+from ..host import process
 
 NAMES = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
@@ -26,15 +25,6 @@ NAMES = (
 )
 NUMBERS = {name: number for number, name in enumerate(NAMES)}
 SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
-_LINUX_CAPABILITY_VERSION_3 = 0x20080522
-
-
-class CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
 def last_cap() -> int:
@@ -63,34 +53,28 @@ def resolve(sets: dict) -> tuple[dict, list]:
 
 def drop_bounding(keep: set) -> None:
     for number in range(last_cap() + 1):
-        if number not in keep and libc.prctl(libc.PR_CAPBSET_READ, number) == 1:
-            libc.prctl(libc.PR_CAPBSET_DROP, number)
+        if number not in keep and process.prctl(process.PR_CAPBSET_READ, number) == 1:
+            process.prctl(process.PR_CAPBSET_DROP, number)
 
 
 def keep_across_setuid(keep: bool) -> None:
-    libc.prctl(libc.PR_SET_KEEPCAPS, 1 if keep else 0)
+    process.prctl(process.PR_SET_KEEPCAPS, 1 if keep else 0)
 
 
-def _mask(numbers: set, word: int) -> int:
-    return sum(1 << (n - 32 * word) for n in numbers if 32 * word <= n < 32 * (word + 1))
+def _mask(numbers: set) -> int:
+    return sum(1 << n for n in numbers)
 
 
 def apply(numbers: dict) -> list:
     """capset the effective, permitted and inheritable sets; then raise the ambient ones.
     Returns warnings: an ambient capability that is not both permitted and inheritable cannot be
     raised (prctl says EPERM); runc warns and goes on, and so does this."""
-    header = CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (CapData * 2)()
-    for word in (0, 1):
-        data[word].effective = _mask(numbers["effective"], word)
-        data[word].permitted = _mask(numbers["permitted"], word)
-        data[word].inheritable = _mask(numbers["inheritable"], word)
-    libc.capset(header, data)
-    libc.prctl(libc.PR_CAP_AMBIENT, libc.PR_CAP_AMBIENT_CLEAR_ALL)
+    container_calls.capset(_mask(numbers["effective"]), _mask(numbers["permitted"]), _mask(numbers["inheritable"]))
+    process.prctl(process.PR_CAP_AMBIENT, process.PR_CAP_AMBIENT_CLEAR_ALL)
     warnings = []
     for number in sorted(numbers["ambient"]):
         try:
-            libc.prctl(libc.PR_CAP_AMBIENT, libc.PR_CAP_AMBIENT_RAISE, number)
+            process.prctl(process.PR_CAP_AMBIENT, process.PR_CAP_AMBIENT_RAISE, number)
         except OSError as error:
             warnings.append(f"cannot raise ambient capability {NAMES[number]}: {error.strerror}")
     return warnings
@@ -98,8 +82,6 @@ def apply(numbers: dict) -> list:
 
 def current(pid: int = 0) -> dict:
     """{effective, permitted, inheritable: set of numbers} of a process (0: this one)."""
-    header = CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
-    data = (CapData * 2)()
-    libc.capget(header, data)
-    return {kind: {n for n in range(64) if (getattr(data[n // 32], kind) >> (n % 32)) & 1}
-            for kind in ("effective", "permitted", "inheritable")}
+    masks = container_calls.capget(pid)
+    return {kind: {n for n in range(64) if mask >> n & 1}
+            for kind, mask in zip(("effective", "permitted", "inheritable"), masks)}

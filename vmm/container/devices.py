@@ -16,7 +16,8 @@ import os
 import stat
 from collections import namedtuple
 
-from . import libc, paths_in_root
+from ..host import container_calls as libc
+from . import paths_in_root
 
 # kind: "c", "b", "p" (fifo) or "u" (unbuffered char, as c); mode: permission bits
 Device = namedtuple("Device", "path kind major minor mode uid gid")

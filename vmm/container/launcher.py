@@ -25,7 +25,9 @@ import threading
 from contextlib import contextmanager
 
 from ..errors import ImageError, InputError, UsageError, VmmError
-from . import cgroups, libc, namespaces, rootfs as rootfs_module
+from ..host import container_calls as libc
+from ..host.process import set_parent_death_signal
+from . import cgroups, namespaces, rootfs as rootfs_module
 from .errors import ContainerTerminated, ContainerUnavailable
 
 DEFAULT_PATH = "/bin:/usr/bin:/sbin:/usr/sbin"
@@ -139,7 +141,7 @@ class _Child:
 def _child_main(child: _Child, go_read: int, error_write: int) -> None:
     """In the forked child: set up, wait for "go", execve. Always ends the process."""
     try:
-        libc.set_parent_death_signal(signal.SIGKILL)
+        set_parent_death_signal(signal.SIGKILL)
         for kind in namespaces.CHILD_KINDS:
             namespaces.unshare(kind)
         libc.sethostname(child.hostname)

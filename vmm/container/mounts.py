@@ -19,7 +19,8 @@ The order for one entry follows runc's mountToRootfs:
 import os
 from collections import namedtuple
 
-from . import libc, paths_in_root
+from ..host import container_calls as libc
+from . import paths_in_root
 
 FLAGS = {   # name: (clears the flag, flag)
     "async": (True, libc.MS_SYNCHRONOUS), "atime": (True, libc.MS_NOATIME), "bind": (False, libc.MS_BIND),

@@ -11,7 +11,7 @@ import os
 import threading
 from contextlib import contextmanager
 
-from . import libc
+from ..host import container_calls as libc
 from .errors import ContainerUnavailable
 
 # kind -> (clone flag, the kernel option that provides it)

@@ -5,27 +5,20 @@ through /dev/ptmx (a symlink to the container's devpts instance), so the process
 terminal as /dev/pts/0 of its own /dev/pts. The master end goes to the caller through an AF_UNIX
 console socket (SCM_RIGHTS), which is how conmon and `podman run -it` receive it; the slave end
 becomes the process's controlling terminal and its stdin, stdout and stderr, and is bind-mounted
-on /dev/console. ioctl numbers are from <asm-generic/ioctls.h>.
+on /dev/console. The ioctls are in vmm/host/tty.py.
 """
 import os
 import socket
-import struct
 
-from . import libc
-
-TIOCSCTTY = 0x540E
-TIOCSWINSZ = 0x5414
-TIOCGPTN = 0x80045430
-TIOCSPTLCK = 0x40045431
+from ..host import tty
 
 
 def open_pair(ptmx: str = "/dev/ptmx") -> tuple[int, int, str]:
     """(master fd, slave fd, slave path) of a new pseudoterminal from `ptmx`."""
     master = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     try:
-        libc.ioctl_int(master, TIOCSPTLCK, 0)               # unlockpt
-        number = libc.ioctl_int(master, TIOCGPTN)           # ptsname
-        path = os.path.join(os.path.dirname(os.path.realpath(ptmx)), str(number))
+        tty.unlock(master)
+        path = os.path.join(os.path.dirname(os.path.realpath(ptmx)), str(tty.number(master)))
         slave = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     except BaseException:
         os.close(master)
@@ -34,7 +27,7 @@ def open_pair(ptmx: str = "/dev/ptmx") -> tuple[int, int, str]:
 
 
 def set_size(fd: int, rows: int, columns: int) -> None:
-    libc.ioctl_bytes(fd, TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    tty.set_window_size(fd, rows, columns)
 
 
 def connect(socket_path: str) -> socket.socket:
@@ -66,6 +59,6 @@ def receive_master(listener: socket.socket) -> int:
 def become_controlling(slave: int) -> None:
     """New session, `slave` as its controlling terminal, and as fds 0, 1 and 2."""
     os.setsid()
-    libc.ioctl_none(slave, TIOCSCTTY, 0)
+    tty.make_controlling(slave)
     for target in (0, 1, 2):
         os.dup2(slave, target)

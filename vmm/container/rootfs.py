@@ -24,7 +24,8 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import ImageError, InputError
-from . import libc, paths_in_root
+from ..host import container_calls as libc
+from . import paths_in_root
 
 BIN_DIR = "bin"
 SKELETON = ("bin", "dev", "etc", "proc", "tmp")

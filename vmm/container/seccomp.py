@@ -1,6 +1,6 @@
 """A process's seccomp filter from an OCI `linux.seccomp` object, built by libseccomp through ctypes.
 
-Why libseccomp and not a filter of our own: the runtime-spec defines every action, architecture
+The library is bound in vmm/host/seccomp.py. Why libseccomp and not a filter of our own: the runtime-spec defines every action, architecture
 and operator as libseccomp's constant of that name, and a correct filter needs the system-call
 tables of every architecture a profile lists (podman's default lists x86-64, x86 and x32) plus
 libseccomp's handling of argument comparisons on 64-bit values. libseccomp.so.2 is the C library
@@ -17,10 +17,10 @@ The filter follows runc (libcontainer/seccomp/seccomp_linux.go):
 Loading needs CAP_SYS_ADMIN or no_new_privs, so the caller loads it before dropping
 capabilities when noNewPrivileges is false, and last when it is true (runc's order).
 """
-import ctypes
 import errno
 
 from ..errors import VmmError
+from ..host import seccomp as binding
 from .errors import ContainerUnavailable
 
 ACTIONS = {"SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000, "SCMP_ACT_KILL_PROCESS": 0x80000000,
@@ -34,6 +34,7 @@ FLAG_ATTRIBUTES = {"SECCOMP_FILTER_FLAG_TSYNC": 4, "SECCOMP_FILTER_FLAG_LOG": 6,
                    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 7}    # enum scmp_filter_attr
 ATTR_CTL_NNP = 3
 MAX_ARGS = 6
+MASK64 = 2**64 - 1
 
 
 class SeccompError(VmmError):
@@ -41,36 +42,13 @@ class SeccompError(VmmError):
     exit_status = 78            # EX_CONFIG, as the OCI runtime's other config errors
 
 
-class ArgCmp(ctypes.Structure):
-    """struct scmp_arg_cmp (<seccomp.h>)."""
-    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
-                ("datum_b", ctypes.c_uint64)]
-
-
-_library = None
-
-
-def _lib():
-    global _library
-    if _library is None:
-        try:            # the soname itself: ctypes.util.find_library would run ldconfig (slow)
-            lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
-        except OSError:
-            raise ContainerUnavailable("linux.seccomp needs libseccomp (libseccomp.so.2, Debian package "
-                                       "libseccomp2), which is not installed here") from None
-        lib.seccomp_init.restype = ctypes.c_void_p
-        lib.seccomp_init.argtypes = (ctypes.c_uint32,)
-        lib.seccomp_release.argtypes = (ctypes.c_void_p,)
-        lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
-        lib.seccomp_arch_resolve_name.argtypes = (ctypes.c_char_p,)
-        lib.seccomp_arch_add.argtypes = (ctypes.c_void_p, ctypes.c_uint32)
-        lib.seccomp_syscall_resolve_name.argtypes = (ctypes.c_char_p,)
-        lib.seccomp_rule_add_array.argtypes = (ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
-                                               ctypes.POINTER(ArgCmp))
-        lib.seccomp_attr_set.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32)
-        lib.seccomp_load.argtypes = (ctypes.c_void_p,)
-        _library = lib
-    return _library
+def available() -> None:
+    """ContainerUnavailable, saying why, unless libseccomp can be loaded here (loads it)."""
+    try:
+        binding.library()
+    except binding.Unavailable:
+        raise ContainerUnavailable("linux.seccomp needs libseccomp (libseccomp.so.2, Debian package "
+                                   "libseccomp2), which is not installed here") from None
 
 
 def action(name, errno_ret=None) -> int:
@@ -94,71 +72,58 @@ def _conditions(args) -> list:
             raise SeccompError(f"linux.seccomp: unknown operator {arg.get('op')!r}")
         if not isinstance(index, int) or not 0 <= index < MAX_ARGS:
             raise SeccompError(f"linux.seccomp: argument index {index!r} is not 0..5")
-        conditions.append(ArgCmp(index, op, arg.get("value", 0) & (2**64 - 1), arg.get("valueTwo", 0) & (2**64 - 1)))
+        conditions.append((index, op, arg.get("value", 0) & MASK64, arg.get("valueTwo", 0) & MASK64))
     return conditions
 
 
-def _add(lib, ctx, act: int, number: int, conditions: list, name: str) -> None:
-    array = (ArgCmp * max(1, len(conditions)))(*conditions)
-    result = lib.seccomp_rule_add_array(ctx, act, number, len(conditions), array)
-    if result < 0 and result != -errno.EEXIST:          # EEXIST: the same rule twice (podman's profile has some)
-        raise SeccompError(f"linux.seccomp: cannot add the rule for {name}: {errno.errorcode.get(-result, result)}")
+def _check(result: int, what: str) -> None:
+    if result < 0:
+        raise SeccompError(f"linux.seccomp: {what}: {errno.errorcode.get(-result, result)}")
 
 
 def build_and_load(profile: dict) -> list:
     """Load `profile` (an OCI linux.seccomp object) into this thread. Returns warnings."""
-    lib = _lib()
+    available()
     if profile.get("listenerPath") or any(s.get("action") == "SCMP_ACT_NOTIFY" for s in profile.get("syscalls") or ()):
         raise SeccompError("linux.seccomp: SCMP_ACT_NOTIFY (a seccomp agent) is not supported by this runtime")
     default = action(profile.get("defaultAction"), profile.get("defaultErrnoRet"))
-    ctx = lib.seccomp_init(default)
-    if not ctx:
-        raise SeccompError("linux.seccomp: seccomp_init failed (bad default action?)")
     warnings = []
-    try:
-        _set_attr(lib, ctx, ATTR_CTL_NNP, 0)
+    with binding.Filter(default) as seccomp_filter:
+        _check(seccomp_filter.set_attribute(ATTR_CTL_NNP, 0), "cannot leave no_new_privs to the config")
         for flag in profile.get("flags") or ():
             if flag not in FLAG_ATTRIBUTES:
                 raise SeccompError(f"linux.seccomp: flag {flag} is not supported here")
-            _set_attr(lib, ctx, FLAG_ATTRIBUTES[flag], 1)
+            _check(seccomp_filter.set_attribute(FLAG_ATTRIBUTES[flag], 1), f"flag {flag}")
         for arch in profile.get("architectures") or ():
             if arch not in ARCHES:
                 warnings.append(f"seccomp architecture {arch} is not one of this host's; skipped")
                 continue
-            token = lib.seccomp_arch_resolve_name(ARCHES[arch].encode())
-            result = lib.seccomp_arch_add(ctx, token)
-            if result < 0 and result != -errno.EEXIST:
-                raise SeccompError(f"linux.seccomp: cannot add architecture {arch}")
+            result = seccomp_filter.add_arch(ARCHES[arch])
+            if result != -errno.EEXIST:
+                _check(result, f"architecture {arch}")
         for rule in profile.get("syscalls") or ():
             act = action(rule.get("action"), rule.get("errnoRet"))
             if act == default:
                 continue
             conditions = _conditions(rule.get("args"))
-            indexes = [c.arg for c in conditions]
+            indexes = [c[0] for c in conditions]
             groups = [[c] for c in conditions] if len(set(indexes)) < len(indexes) else [conditions]
             for name in rule.get("names") or ():
-                number = lib.seccomp_syscall_resolve_name(name.encode())
+                number = seccomp_filter.syscall_number(name)
                 if number < 0:
                     continue                # a call this libseccomp/kernel does not know
                 for group in groups:
-                    _add(lib, ctx, act, number, group, name)
-        result = lib.seccomp_load(ctx)
-        if result < 0:
-            raise SeccompError(f"cannot load the seccomp filter: {errno.errorcode.get(-result, result)}")
-    finally:
-        lib.seccomp_release(ctx)
+                    result = seccomp_filter.add_rule(act, number, group)
+                    if result != -errno.EEXIST:     # the same rule twice (podman's profile has some)
+                        _check(result, f"the rule for {name}")
+        _check(seccomp_filter.load(), "cannot load the filter")
     return warnings
 
 
-def _set_attr(lib, ctx, attribute: int, value: int) -> None:
-    result = lib.seccomp_attr_set(ctx, attribute, value)
-    if result < 0:
-        raise SeccompError(f"linux.seccomp: this libseccomp cannot set filter attribute {attribute}")
-
-
 def check(profile: dict) -> None:
-    """Refuse a profile this runtime cannot load, before anything is created (actions, operators)."""
-    _lib()
+    """Refuse a profile this runtime cannot load, before anything is created (actions, operators);
+    loads libseccomp now (the container's init cannot, once its root has changed)."""
+    available()
     action(profile.get("defaultAction"), profile.get("defaultErrnoRet"))
     for rule in profile.get("syscalls") or ():
         if rule.get("action") != "SCMP_ACT_NOTIFY":

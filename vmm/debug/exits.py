@@ -7,16 +7,16 @@ hooks both end in a bus access) and free when off: the machine hands the engine 
 bus, and the exit loop is exactly what it is without them. When on, each access costs one
 extra Python call per observer.
 
-Exits that are not device accesses (HLT, shutdown, KVM_EXIT_DEBUG...) reach observers
-through `observer.other(name)`, called by an engine from its slow path only (KvmEngine
-does it from _other_exit when its `exit_observer` attribute is set).
+Exits that are not device accesses (HLT, shutdown...) reach observers through
+`observer.other(name)`, called by an engine from its slow path only, once its debug
+interface was told (EngineDebug.observe_exits; KvmEngine has such exits).
 
     ring = ExitRing(16)
     ports, mmio = observe_buses(ports, mmio, [ring])          # before creating the engine
     engine = Engine(memory, ports, mmio, control, cpuid)
-    engine.exit_observer = ring                               # KVM: non-I/O exits too
+    engine.debug().observe_exits(ring)                        # non-I/O exits too
     ...
-    format_crash_report(state, memory, ring)
+    format_crash_report(engine.debug(), ring)
 """
 import time
 

@@ -1,6 +1,6 @@
 """A GDB remote serial protocol stub (`vmm run --gdb 127.0.0.1:1234 [--gdb-wait]`).
 
-    server = GdbServer(make_target(engine, memory), parse_address("127.0.0.1:1234"), wait=True)
+    server = GdbServer(DebugTarget(engine.debug()), parse_address("127.0.0.1:1234"), wait=True)
     outcome = server.serve()            # on the vCPU thread; returns when the VM has ended
 
 Threads: serve() runs the guest on the calling thread (the vCPU thread: KVM requires the
@@ -35,182 +35,23 @@ a packet are ignored, a packet longer than MAX_PACKET is dropped with '-'.
 import collections
 import ipaddress
 import queue
-import signal
 import socket
 import threading
 import time
 
 from ..errors import UsageError
 from ..outcome import CRASHES, DEBUG_EXIT, INTERRUPTED, TIMEOUT, Outcome
+from .gdb_packets import PACKET_SIZE, Connection, escape_binary, start_thread
+from .gdb_registers import (REGISTERS, TARGET_XML, WRITABLE, apply_register, encode_register, encode_registers,
+                            register_values)
 from .target import SIGINT, SIGKILL, SIGSEGV, SIGTRAP, MemoryFault
 
-PACKET_SIZE = 0x4000            # the largest packet we send or accept (qSupported PacketSize)
-MAX_PACKET = PACKET_SIZE        # longer incoming packets are dropped
 LINGER = 10.0                   # seconds to wait for a client after the guest ended
 ACCEPT_POLL = 0.2               # seconds between checks for close() in the accept thread
 STOP_POLL = 0.2                 # seconds between checks for a VMM stop request while stopped
 THREAD_ID = 1
 E_MEMORY = "E14"                # EFAULT: gdb says "Cannot access memory at address ..."
 E_INVALID = "E16"               # EINVAL
-
-# --- registers: gdb's amd64 target description -----------------------------------------------------
-# (name, bits) in the order of the `g` packet; numbering follows from the order, as in gdb's
-# features/i386/64bit-core.xml, 64bit-sse.xml and 64bit-segments.xml.
-GPR_ORDER = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
-             "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
-SEGMENT_ORDER = ("cs", "ss", "ds", "es", "fs", "gs")
-X87_CONTROL = ("fctrl", "fstat", "ftag", "fiseg", "fioff", "foseg", "fooff", "fop")
-REGISTERS = ([(name, 64) for name in GPR_ORDER] + [("rip", 64), ("eflags", 32)]
-             + [(name, 32) for name in SEGMENT_ORDER] + [(f"st{i}", 80) for i in range(8)]
-             + [(name, 32) for name in X87_CONTROL] + [(f"xmm{i}", 128) for i in range(16)]
-             + [("mxcsr", 32), ("fs_base", 64), ("gs_base", 64)])
-REGISTER_INDEX = {name: i for i, (name, _) in enumerate(REGISTERS)}
-WRITABLE = frozenset(GPR_ORDER) | {"rip", "eflags", "fs_base", "gs_base"}
-
-TARGET_XML = """<?xml version="1.0"?>
-<!DOCTYPE target SYSTEM "gdb-target.dtd">
-<target version="1.0">
-  <architecture>i386:x86-64</architecture>
-  <feature name="org.gnu.gdb.i386.core">
-    <flags id="i386_eflags" size="4">
-      <field name="CF" start="0" end="0"/><field name="" start="1" end="1"/>
-      <field name="PF" start="2" end="2"/><field name="AF" start="4" end="4"/>
-      <field name="ZF" start="6" end="6"/><field name="SF" start="7" end="7"/>
-      <field name="TF" start="8" end="8"/><field name="IF" start="9" end="9"/>
-      <field name="DF" start="10" end="10"/><field name="OF" start="11" end="11"/>
-      <field name="NT" start="14" end="14"/><field name="RF" start="16" end="16"/>
-      <field name="VM" start="17" end="17"/><field name="AC" start="18" end="18"/>
-      <field name="VIF" start="19" end="19"/><field name="VIP" start="20" end="20"/>
-      <field name="ID" start="21" end="21"/>
-    </flags>
-    <reg name="rax" bitsize="64" type="int64"/>
-    <reg name="rbx" bitsize="64" type="int64"/>
-    <reg name="rcx" bitsize="64" type="int64"/>
-    <reg name="rdx" bitsize="64" type="int64"/>
-    <reg name="rsi" bitsize="64" type="int64"/>
-    <reg name="rdi" bitsize="64" type="int64"/>
-    <reg name="rbp" bitsize="64" type="data_ptr"/>
-    <reg name="rsp" bitsize="64" type="data_ptr"/>
-    <reg name="r8" bitsize="64" type="int64"/>
-    <reg name="r9" bitsize="64" type="int64"/>
-    <reg name="r10" bitsize="64" type="int64"/>
-    <reg name="r11" bitsize="64" type="int64"/>
-    <reg name="r12" bitsize="64" type="int64"/>
-    <reg name="r13" bitsize="64" type="int64"/>
-    <reg name="r14" bitsize="64" type="int64"/>
-    <reg name="r15" bitsize="64" type="int64"/>
-    <reg name="rip" bitsize="64" type="code_ptr"/>
-    <reg name="eflags" bitsize="32" type="i386_eflags"/>
-    <reg name="cs" bitsize="32" type="int32"/>
-    <reg name="ss" bitsize="32" type="int32"/>
-    <reg name="ds" bitsize="32" type="int32"/>
-    <reg name="es" bitsize="32" type="int32"/>
-    <reg name="fs" bitsize="32" type="int32"/>
-    <reg name="gs" bitsize="32" type="int32"/>
-    <reg name="st0" bitsize="80" type="i387_ext"/>
-    <reg name="st1" bitsize="80" type="i387_ext"/>
-    <reg name="st2" bitsize="80" type="i387_ext"/>
-    <reg name="st3" bitsize="80" type="i387_ext"/>
-    <reg name="st4" bitsize="80" type="i387_ext"/>
-    <reg name="st5" bitsize="80" type="i387_ext"/>
-    <reg name="st6" bitsize="80" type="i387_ext"/>
-    <reg name="st7" bitsize="80" type="i387_ext"/>
-    <reg name="fctrl" bitsize="32" type="int" group="float"/>
-    <reg name="fstat" bitsize="32" type="int" group="float"/>
-    <reg name="ftag" bitsize="32" type="int" group="float"/>
-    <reg name="fiseg" bitsize="32" type="int" group="float"/>
-    <reg name="fioff" bitsize="32" type="int" group="float"/>
-    <reg name="foseg" bitsize="32" type="int" group="float"/>
-    <reg name="fooff" bitsize="32" type="int" group="float"/>
-    <reg name="fop" bitsize="32" type="int" group="float"/>
-  </feature>
-  <feature name="org.gnu.gdb.i386.sse">
-    <vector id="v4f" type="ieee_single" count="4"/>
-    <vector id="v2d" type="ieee_double" count="2"/>
-    <vector id="v16i8" type="int8" count="16"/>
-    <vector id="v8i16" type="int16" count="8"/>
-    <vector id="v4i32" type="int32" count="4"/>
-    <vector id="v2i64" type="int64" count="2"/>
-    <union id="vec128">
-      <field name="v4_float" type="v4f"/>
-      <field name="v2_double" type="v2d"/>
-      <field name="v16_int8" type="v16i8"/>
-      <field name="v8_int16" type="v8i16"/>
-      <field name="v4_int32" type="v4i32"/>
-      <field name="v2_int64" type="v2i64"/>
-      <field name="uint128" type="uint128"/>
-    </union>
-    <flags id="i386_mxcsr" size="4">
-      <field name="IE" start="0" end="0"/><field name="DE" start="1" end="1"/>
-      <field name="ZE" start="2" end="2"/><field name="OE" start="3" end="3"/>
-      <field name="UE" start="4" end="4"/><field name="PE" start="5" end="5"/>
-      <field name="DAZ" start="6" end="6"/><field name="IM" start="7" end="7"/>
-      <field name="DM" start="8" end="8"/><field name="ZM" start="9" end="9"/>
-      <field name="OM" start="10" end="10"/><field name="UM" start="11" end="11"/>
-      <field name="PM" start="12" end="12"/><field name="FZ" start="15" end="15"/>
-    </flags>
-""" + "".join(f'    <reg name="xmm{i}" bitsize="128" type="vec128"/>\n' for i in range(16)) + """\
-    <reg name="mxcsr" bitsize="32" type="i386_mxcsr" group="vector"/>
-  </feature>
-  <feature name="org.gnu.gdb.i386.segments">
-    <reg name="fs_base" bitsize="64" type="int"/>
-    <reg name="gs_base" bitsize="64" type="int"/>
-  </feature>
-</target>
-"""
-
-
-def register_values(state, fpu) -> dict:
-    """{register name: int} for every register of the `g` packet (x87/SSE from `fpu`, a
-    dict as KvmEngine.get_fpu_state() returns it, or zeros)."""
-    values = {name: state.regs[name] for name in GPR_ORDER}
-    values.update(rip=state.rip, eflags=state.rflags & 0xFFFF_FFFF,
-                  fs_base=state.fs.base, gs_base=state.gs.base)
-    for name in SEGMENT_ORDER:
-        values[name] = getattr(state, name).selector
-    fpu = fpu or {}
-    st = fpu.get("st") or [bytes(10)] * 8
-    xmm = fpu.get("xmm") or [bytes(16)] * 16
-    for i in range(8):
-        values[f"st{i}"] = int.from_bytes(st[i][:10], "little")
-    for i in range(16):
-        values[f"xmm{i}"] = int.from_bytes(xmm[i][:16], "little")
-    values.update(fctrl=fpu.get("fctrl", 0x37F), fstat=fpu.get("fstat", 0),
-                  ftag=_full_tag_word(fpu.get("ftag", 0)), fiseg=0, foseg=0,
-                  fioff=fpu.get("fioff", 0) & 0xFFFF_FFFF, fooff=fpu.get("fooff", 0) & 0xFFFF_FFFF,
-                  fop=fpu.get("fop", 0), mxcsr=fpu.get("mxcsr", 0x1F80))
-    return values
-
-
-def _full_tag_word(abridged: int) -> int:
-    """FXSAVE's abridged tag byte (1 = valid) -> the x87 tag word (00 valid, 11 empty)."""
-    return sum((0 if abridged >> i & 1 else 3) << (2 * i) for i in range(8))
-
-
-def encode_registers(values: dict) -> str:
-    return "".join(_encode(values[name], bits) for name, bits in REGISTERS)
-
-
-def _encode(value: int, bits: int) -> str:
-    return (value & ((1 << bits) - 1)).to_bytes(bits // 8, "little").hex()
-
-
-def apply_register(state, name: str, value: int) -> bool:
-    """Write one register into a CpuState; False if gdb may not change it here."""
-    if name in GPR_ORDER:
-        state.regs[name] = value
-    elif name == "rip":
-        state.rip = value
-    elif name == "eflags":
-        state.rflags = (state.rflags & ~0xFFFF_FFFF) | value | 0x2
-    elif name == "fs_base":
-        state.fs.base = value
-    elif name == "gs_base":
-        state.gs.base = value
-    else:
-        return False
-    return True
-
 
 # --- addresses --------------------------------------------------------------------------------------
 def parse_address(text: str) -> tuple:
@@ -236,176 +77,6 @@ def parse_address(text: str) -> tuple:
         raise UsageError(f"--gdb {text!r}: the gdb stub listens on loopback addresses only "
                          f"(127.0.0.1, ::1 or localhost), not {host!r}")
     return host, port
-
-
-# --- packets ------------------------------------------------------------------------------------------
-def checksum(data: bytes) -> int:
-    return sum(data) & 0xFF
-
-
-def frame(payload: bytes) -> bytes:
-    """$payload#xx"""
-    return b"$" + payload + b"#%02x" % checksum(payload)
-
-
-def escape_binary(data: bytes) -> bytes:
-    """The protocol's binary escape: '#', '$', '}' and '*' become '}' + (byte ^ 0x20)."""
-    out = bytearray()
-    for byte in data:
-        if byte in b"#$}*":
-            out += bytes((0x7D, byte ^ 0x20))
-        else:
-            out.append(byte)
-    return bytes(out)
-
-
-def unescape_binary(data: bytes) -> bytes:
-    out = bytearray()
-    it = iter(data)
-    for byte in it:
-        out.append(next(it, 0) ^ 0x20 if byte == 0x7D else byte)
-    return bytes(out)
-
-
-class PacketReader:
-    """Turns the byte stream from gdb into events, whatever arrives:
-    ("packet", payload), ("bad", None) for a checksum mismatch or an overlong packet,
-    ("interrupt", None) for 0x03 outside a packet, ("ack", b"+") and ("nak", b"-")."""
-
-    def __init__(self, max_packet: int = MAX_PACKET):
-        self.max_packet = max_packet
-        self._buffer = bytearray()
-        self._in_packet = False
-        self._skipping = False          # inside an overlong packet: drop until '#'xx
-
-    def feed(self, data: bytes) -> list:
-        events = []
-        for byte in data:
-            self._byte(byte, events)
-        return events
-
-    def _byte(self, byte: int, events: list) -> None:
-        buf = self._buffer
-        if not self._in_packet:
-            if byte == 0x24:                                    # '$'
-                self._in_packet, self._skipping = True, False
-                buf.clear()
-            elif byte == 0x03:
-                events.append(("interrupt", None))
-            elif byte == 0x2B:
-                events.append(("ack", b"+"))
-            elif byte == 0x2D:
-                events.append(("nak", b"-"))
-            return                                              # other bytes: garbage, ignored
-        if byte == 0x24 and not self._checksum_pending():       # a new '$' restarts the packet
-            buf.clear()
-            self._skipping = False
-            return
-        buf.append(byte)
-        hash_at = buf.find(b"#")
-        if hash_at < 0:
-            if len(buf) > self.max_packet:
-                self._skipping = True
-                buf.clear()
-            return
-        if len(buf) < hash_at + 3:
-            return
-        payload, digits = bytes(buf[:hash_at]), bytes(buf[hash_at + 1:hash_at + 3])
-        self._in_packet = False
-        buf.clear()
-        if self._skipping:
-            self._skipping = False
-            events.append(("bad", None))
-            return
-        try:
-            good = int(digits, 16) == checksum(payload)
-        except ValueError:
-            good = False
-        events.append(("packet", payload) if good else ("bad", None))
-
-    def _checksum_pending(self) -> bool:
-        return b"#" in self._buffer
-
-
-# --- the connection --------------------------------------------------------------------------------
-class Connection:
-    """One gdb client: its socket, ack mode, and a reader thread feeding `events`."""
-
-    def __init__(self, sock, server):
-        self.sock = sock
-        self.server = server
-        self.ack_mode = True
-        self.closed = False
-        self._send_lock = threading.Lock()
-        self._last_sent = None
-        self._reader = None
-
-    def start(self) -> None:
-        """Start reading (only once the server knows this connection as its client)."""
-        self._reader = _start_thread(self._read_loop, "gdb-reader")
-
-    def _read_loop(self) -> None:
-        reader = PacketReader()
-        try:
-            while True:
-                data = self.sock.recv(65536)
-                if not data:
-                    break
-                for kind, payload in reader.feed(data):
-                    if kind == "packet":
-                        if self.ack_mode:
-                            self._send_raw(b"+")
-                        self.server.post(("packet", self, payload))
-                    elif kind == "bad":
-                        if self.ack_mode:
-                            self._send_raw(b"-")
-                    elif kind == "nak":
-                        if self.ack_mode and self._last_sent is not None:
-                            self._send_raw(self._last_sent)
-                    elif kind == "interrupt":
-                        self.server.client_interrupt(self)
-        except OSError:
-            pass
-        self.server.post(("disconnect", self, None))
-
-    def send(self, payload) -> None:
-        if isinstance(payload, str):
-            payload = payload.encode("latin-1")
-        packet = frame(payload)
-        self._last_sent = packet
-        self._send_raw(packet)
-
-    def _send_raw(self, data: bytes) -> None:
-        with self._send_lock:
-            if self.closed:
-                return
-            try:
-                self.sock.sendall(data)
-            except OSError:
-                pass                    # the reader sees the disconnect
-
-    def close(self) -> None:
-        with self._send_lock:
-            if self.closed:
-                return
-            self.closed = True
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-
-
-def _start_thread(target, name: str) -> threading.Thread:
-    """A daemon thread with every signal blocked, so that SIGINT and the vCPU kick signal
-    always go to the threads that act on them."""
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-    try:
-        thread.start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-    return thread
 
 
 # --- the server ----------------------------------------------------------------------------------------
@@ -486,7 +157,7 @@ class GdbServer:
     # --- the session (vCPU thread) ---------------------------------------------------------------------
     def serve(self) -> Outcome:
         """Run the guest under the debugger until it ends; returns how it ended."""
-        self._accepter = _start_thread(self._accept_loop, "gdb-accept")
+        self._accepter = start_thread(self._accept_loop, "gdb-accept")
         try:
             return self._session()
         except KeyboardInterrupt:
@@ -624,7 +295,7 @@ class GdbServer:
             if number >= len(REGISTERS):
                 return E_INVALID
             name, bits = REGISTERS[number]
-            return _encode(register_values(target.read_state(), target.read_fpu())[name], bits)
+            return encode_register(register_values(target.read_state(), target.read_fpu())[name], bits)
         if command == "P":
             number_text, value_text = text[1:].split("=", 1)
             name, bits = REGISTERS[int(number_text, 16)]

@@ -2,12 +2,14 @@
 
 format_crash_report() adds what a person debugging a crash looks at next: the code around
 RIP (disassembled in the CPU's mode, read through the guest's page tables), the top of the
-stack, and the last VM exits. Every part is read through GuestMemory's bounds-checked reads
-(vmm/debug/pagewalk.py); a bad page table or address shows up as text in the report, and
-no part of a report can raise: a report must never hide the outcome it explains.
+stack, and the last VM exits. It reads the vCPU through a debug view (engines/base.py:
+engine.debug(), or DebugView(memory, state) for a saved state), whose reads never raise; a
+bad page table or address shows up as text in the report, and no part of a report can
+raise: a report must never hide the outcome it explains.
 """
 from ..arch.x86.cpu_state import GENERAL_REGISTERS, SEGMENT_REGISTERS
-from . import disasm, pagewalk
+from ..arch.x86.paging import linear_address
+from . import disasm
 
 CODE_BEFORE = 4         # instructions shown before RIP
 CODE_AFTER = 8          # instructions shown from RIP on
@@ -28,15 +30,20 @@ def format_cpu_state(state) -> str:
     return "\n".join(lines)
 
 
-def format_crash_report(state, memory, recent_exits=None) -> str:
-    """The register dump, the code around RIP, the top of the stack and the recent exits.
+def format_crash_report(view, recent_exits=None) -> str:
+    """The register dump, the code around RIP, the top of the stack and the recent exits of
+    the vCPU that `view` shows (an engine's debug interface, or a DebugView).
 
     `recent_exits`: None, an ExitRing (vmm/debug/exits.py) or a sequence of lines.
     """
+    try:
+        state = view.read_state()
+    except Exception as error:              # noqa: BLE001 - a report must never raise
+        return f"(registers unavailable: {error})"
     sections = [
         ("registers", lambda: format_cpu_state(state)),
-        ("code", lambda: format_code(state, memory)),
-        ("stack", lambda: format_stack(state, memory)),
+        ("code", lambda: format_code(view, state)),
+        ("stack", lambda: format_stack(view, state)),
     ]
     if recent_exits is not None:
         sections.append(("recent exits", lambda: format_recent_exits(recent_exits)))
@@ -49,29 +56,23 @@ def format_crash_report(state, memory, recent_exits=None) -> str:
     return "\n".join(part for part in parts if part)
 
 
-def format_code(state, memory) -> str:
+def format_code(view, state) -> str:
     """Disassembly around RIP, decoded as the CPU would (16/32/64-bit)."""
-    paging = pagewalk.Paging.of(state)
     bits = state.bits()
-    pc = pagewalk.linear_address(state, state.cs, state.rip)
-    where = pagewalk.translate(paging, memory, pc)
+    pc = linear_address(state, state.cs, state.rip)
+    where = view.translate(pc)
     located = f"physical {where.physical:#x}" if where else where.error
     header = f"code at {state.cs.selector:#06x}:{state.rip:#x} (linear {pc:#x}, {located}; " \
-             f"{bits}-bit, paging {paging.mode()}):"
-
-    def read(address, length):
-        return pagewalk.read(paging, memory, address, length)
-
-    return "\n".join([header] + disasm.around(read, pc, bits, CODE_BEFORE, CODE_AFTER))
+             f"{bits}-bit, paging {view.paging().mode()}):"
+    return "\n".join([header] + disasm.around(view.read_memory, pc, bits, CODE_BEFORE, CODE_AFTER))
 
 
-def format_stack(state, memory, slots: int = STACK_SLOTS) -> str:
+def format_stack(view, state, slots: int = STACK_SLOTS) -> str:
     """The top of the stack, one slot (2, 4 or 8 bytes, by mode) per line."""
-    paging = pagewalk.Paging.of(state)
     width = state.bits() // 8 if state.bits() != 16 else 2
     sp = state.regs["rsp"] if width == 8 else state.regs["rsp"] & (0xFFFF_FFFF if width == 4 else 0xFFFF)
-    top = pagewalk.linear_address(state, state.ss, sp)
-    data, error = pagewalk.read(paging, memory, top, slots * width)
+    top = linear_address(state, state.ss, sp)
+    data, error = view.read_memory(top, slots * width)
     lines = [f"stack at {state.ss.selector:#06x}:{sp:#x} (linear {top:#x}):"]
     for i in range(len(data) // width):
         value = int.from_bytes(data[i * width:(i + 1) * width], "little")

@@ -6,9 +6,9 @@ Everything in vmm/debug is optional; this module is the one place the machine ta
     ports, mmio = debug.wrap_buses(ports, mmio)         # before the engine is created
     engine = Engine(memory, ports, mmio, control, cpuid)
     engine.set_state(boot_state)
-    debug.attach(engine, memory)                        # after set_state, before running
+    debug.attach(engine)                                # after set_state, before running
     outcome = debug.run(engine, timeout)                # engine.run(), or the gdb session
-    report = debug.crash_report(engine.get_state(), memory)
+    report = debug.crash_report(engine.debug())
     debug.close(outcome)                                # trace files get the outcome line
 
 With default options every call is a no-op (wrap_buses returns the buses themselves,
@@ -77,20 +77,20 @@ class DebugSession:
                 exits.ObservedMmioBus(mmio, self._observer.access))
 
     # --- once the engine has its boot state ---------------------------------------------------------
-    def attach(self, engine, memory) -> None:
-        """Non-I/O exits to the observers (engines that report them), the instruction
-        tracer, and the gdb stub's listening socket (bound now, so that the port is known
-        and a bad address fails before the guest starts)."""
-        if self._observer is not None and hasattr(engine, "exit_observer"):
-            engine.exit_observer = self._observer
+    def attach(self, engine) -> None:
+        """Through the engine's debug interface: non-I/O exits to the observers (engines
+        that have such exits), the instruction tracer, and the gdb stub's listening socket
+        (bound now, so that the port is known and a bad address fails before the guest starts)."""
+        if self._observer is not None:
+            engine.debug().observe_exits(self._observer)
         if self.options.trace:
             from .trace import InstructionTracer, attach_tracer
             self.tracer = InstructionTracer.open(self.options.trace, self.options.trace_limit)
-            attach_tracer(engine, memory, self.tracer)
+            attach_tracer(engine, self.tracer)
         if self.options.gdb:
             from .gdbstub import GdbServer, parse_address
-            from .target import make_target
-            self.gdb_server = GdbServer(make_target(engine, memory), parse_address(self.options.gdb),
+            from .target import DebugTarget
+            self.gdb_server = GdbServer(DebugTarget(engine.debug()), parse_address(self.options.gdb),
                                         wait=self.options.gdb_wait)
 
     def listening(self) -> str | None:
@@ -109,8 +109,9 @@ class DebugSession:
         return engine.run(timeout)
 
     # --- after the run -------------------------------------------------------------------------------
-    def crash_report(self, state, memory) -> str:
-        return format_crash_report(state, memory, self.ring)
+    def crash_report(self, view) -> str:
+        """The crash report of the vCPU `view` shows (an engine's debug interface)."""
+        return format_crash_report(view, self.ring)
 
     def histogram_text(self, ports=None, mmio=None, top: int = 20) -> str:
         return self.histogram.format(ports, mmio, top) if self.histogram is not None else ""

@@ -7,9 +7,8 @@ drives the data lines, writes are dropped, and both are counted for --stats.
 """
 import bisect
 
+from ..arch.x86.io import ALL_ONES
 from ..errors import UsageError
-
-ALL_ONES = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF, 8: 0xFFFF_FFFF_FFFF_FFFF}
 
 
 class PortBus:

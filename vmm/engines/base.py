@@ -1,4 +1,4 @@
-"""The interface every CPU engine implements, and the outcome of running a VM.
+"""The interface every CPU engine implements, its debug interface, and how a run ends.
 
 An engine owns one vCPU. It is built on a GuestMemory, the two buses and a RunControl:
 - it executes guest code from the state given to set_state();
@@ -7,24 +7,20 @@ An engine owns one vCPU. It is built on a GuestMemory, the two buses and a RunCo
   the VMM asked for, and returns it; no guest I/O issued after that request takes effect;
 - it ends by itself on HLT with IF=0, a triple fault, an emulation failure, an engine
   error, or when `timeout` seconds have passed.
-"""
-import time
-from dataclasses import dataclass, field
 
+engine.debug() gives its debug interface (EngineDebug, below; engines/kvm_debug.py and
+engines/unicorn_debug.py): everything the gdb stub, the instruction tracer and crash
+reports may do with the vCPU, and all they do.
+"""
+import threading
+import time
+
+from ..arch.x86 import paging as x86_paging
 # The outcome types live in vmm/outcome.py, shared with the devices that request stops;
 # they are re-exported here because every engine needs them.
 from ..outcome import (CRASHES, DEBUG_EXIT, EMULATION_FAILURE, ENGINE_ERROR, ENTRY_FAILURE,  # noqa: F401
                        HALT, INTERNAL_ERROR, INTERRUPTED, SHUTDOWN, SYSTEM_EVENT, TIMEOUT,
                        Outcome, RunControl)
-
-
-@dataclass
-class ExitCounts:
-    """Exit statistics: counted per exit with one integer add, turned into names at the end."""
-    by_reason: dict = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return {name: count for name, count in self.by_reason.items() if count}
 
 
 class Engine:
@@ -74,9 +70,104 @@ class Engine:
         """{reason name: count} of the exits this engine handled."""
         raise NotImplementedError
 
+    def debug(self) -> "EngineDebug":
+        """This engine's debug interface (one per engine, made on first use)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         raise NotImplementedError
 
 
 def deadline_after(timeout: float | None) -> float | None:
     return None if timeout is None else time.monotonic() + timeout
+
+
+class DebugView:
+    """Registers and memory as a debugger sees them: a CpuState, and guest RAM by linear
+    address through that state's own page tables (arch/x86/paging.py). This one shows a
+    saved state; EngineDebug shows a live vCPU. Reads never raise: a failure is text."""
+
+    def __init__(self, memory, state=None):
+        self.memory = memory
+        self._state = state
+
+    def read_state(self):
+        return self._state
+
+    def paging(self) -> x86_paging.Paging:
+        return x86_paging.Paging.of(self.read_state())
+
+    def translate(self, address: int) -> x86_paging.Translation:
+        return x86_paging.translate(self.paging(), self.memory, address)
+
+    def read_memory(self, address: int, length: int):
+        """(bytes, error): the bytes at a linear address, fewer than `length` (with `error`
+        saying why) if the range runs into an unmapped page."""
+        return x86_paging.read(self.paging(), self.memory, address, length)
+
+    def write_memory(self, address: int, data: bytes):
+        """None, or an error text (nothing is written unless every page translates)."""
+        return x86_paging.write(self.paging(), self.memory, address, bytes(data))
+
+
+class EngineDebug(DebugView):
+    """An engine's debug interface. Every call but pause() is made on the vCPU thread (the one
+    that would call engine.run()).
+
+      read_state(), write_state(state), read_fpu()      registers (CpuState; x87/SSE as a dict)
+      read_memory(), write_memory(), translate()        memory by linear address (DebugView)
+      run(single_step, breakpoints) -> Outcome          run until the next instruction
+            (single_step) or an execution breakpoint at one of the linear addresses in
+            `breakpoints`, or until the VM ends. Breakpoints never modify guest memory. The
+            debugger's own stops are Outcome(DEBUG_STOP) and Outcome(PAUSED) (vmm/outcome.py):
+            the VM goes on after them; every other outcome ended it.
+      pause()               any thread: a run() in progress returns PAUSED soon, at an
+                            instruction boundary, resumable; one made while nothing runs
+                            waits (pause_pending) until clear_pause()
+      trace(tracer)         feed an InstructionTracer (vmm/debug/trace.py) every instruction
+                            from now on; returns a handle whose detach() stops it
+      observe_exits(observer)  exits that are not device accesses (HLT, shutdown...) go to
+                            observer.other(name), where the engine has such exits
+      stop_requested()      the stop the VMM asked for (RunControl.stop), or None
+      close()               debugging off: the engine runs as if this never existed
+    """
+
+    def __init__(self, engine):
+        super().__init__(engine.memory)
+        self.engine = engine
+        self._pause = threading.Event()
+
+    def read_state(self):
+        return self.engine.get_state()
+
+    def write_state(self, state) -> None:
+        self.engine.set_state(state)
+
+    def read_fpu(self) -> dict:
+        """x87 and SSE state: st (8 x 10 bytes), fctrl, fstat, ftag (abridged), fop, fioff,
+        fooff, xmm (16 x 16 bytes), mxcsr."""
+        raise NotImplementedError
+
+    def run(self, single_step: bool, breakpoints=()) -> Outcome:
+        raise NotImplementedError
+
+    def pause(self) -> None:
+        self._pause.set()
+
+    def pause_pending(self) -> bool:
+        return self._pause.is_set()
+
+    def clear_pause(self) -> None:
+        self._pause.clear()
+
+    def trace(self, tracer):
+        raise NotImplementedError
+
+    def observe_exits(self, observer) -> None:
+        pass
+
+    def stop_requested(self):
+        return self.engine.control.stop
+
+    def close(self) -> None:
+        pass

@@ -6,11 +6,12 @@ the engine contract (engines/base.py) onto it:
 - construction: a VM with guest RAM as memory slot 0, the TSS and identity-map pages from
   layout.py, KVM's in-kernel interrupt controllers (8259A pair, IOAPIC, local APIC) and
   8254 PIT, one vCPU with our CPUID table (restricted to what KVM supports), the boot MSRs
-  and a reset FPU;
+  and a reset FPU (kvm_setup.py);
 - irq_line(gsi): what the machine hands a device as its interrupt output (KVM_IRQ_LINE);
-- set_state/get_state: CpuState <-> kvm_regs + kvm_sregs;
-- run(): KVM_RUN until an exit that ends the run. Port I/O goes to `ports`, MMIO to `mmio`,
-  and after every I/O exit `control.stop` is checked.
+- set_state/get_state: CpuState <-> kvm_regs + kvm_sregs (kvm_state.py);
+- run(): KVM_RUN until an exit that ends the run (_loop). Port I/O goes to `ports`, MMIO
+  to `mmio`, and after every I/O exit `control.stop` is checked;
+- debug(): the debug interface (kvm_debug.py), the engine's debug hook while in use.
 
 Timeouts and stop requests from other threads kick the vCPU (vmm/kvm/kick.py): a watchdog
 thread sets kvm_run.immediate_exit and signals the vCPU thread, so KVM_RUN returns EINTR
@@ -19,13 +20,11 @@ even while the guest spins without exiting.
 HLT. With the in-kernel irqchip, KVM keeps HLT to itself: the vCPU sleeps inside KVM_RUN
 until an interrupt (the PIT's, or one a device raised) wakes it, at no cost to us. A HLT
 with interrupts off never wakes, and ends the run with HALT (the guest powered off); no
-exit tells us of it, so the watchdog looks (HaltWatch, below): at HALT_POLL_SECONDS
-intervals while a run lasts it reads the vCPU's KVM statistics `blocking` and `halt_exits`
-(a pread, no vCPU stop), and when the vCPU has sat in the same HLT for a whole interval it
-kicks it once; the EINTR path then reads the MP state and RFLAGS.IF. A busy guest, or one
-woken by timer ticks, is never kicked; a HLT with IF=0 is noticed within two intervals.
-(An NMI could wake such a HLT; the VMM raises none, and a guest that routes the PIT or an
-IOAPIC pin to NMI is not supported.)
+exit tells us of it, so the watchdog polls kvm_halt.HaltWatch (the vCPU's KVM statistics
+`blocking` and `halt_exits`, a pread) and kicks a vCPU that sat in the same HLT for a whole
+interval, once; the EINTR path then reads the MP state and RFLAGS.IF. A busy guest, or one
+woken by timer ticks, is never kicked. (An NMI could wake such a HLT; the VMM raises none,
+and a guest that routes the PIT or an IOAPIC pin to NMI is not supported.)
 
 Threads: the engine may run in any thread, but the kick signal needs a Python handler,
 which only the main thread can install. An engine created in the main thread installs it
@@ -43,46 +42,25 @@ import threading
 import time
 
 from .. import layout
-from ..arch.x86 import msrs
-from ..arch.x86.cpu_state import (CR0_PE, EFER_LMA, GENERAL_REGISTERS, RFLAGS_IF, SEGMENT_REGISTERS,
-                                  CpuState, Segment)
-from ..arch.x86.cpuid import CpuidEntry, CpuidTable
+from ..arch.x86.cpu_state import RFLAGS_IF, CpuState
+from ..arch.x86.cpuid import CpuidTable
 from ..errors import AcceleratorUnavailable, VmmError
 from ..kvm import Kvm, KvmError
 from ..kvm import constants as kc
 from ..kvm.ioctl import get_errno, raw_ioctl
 from ..kvm.kick import Watchdog, acquire_kick_handler, release_kick_handler
-from ..kvm.requests import KVM_RUN
-from ..kvm.stats import Stats
-from ..kvm.vcpu import IMMEDIATE_EXIT_OFFSET
-from ..kvm.structs import (KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
-                           KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES, KVM_PIT_SPEAKER_DUMMY,
-                           KvmCpuidEntry2, KvmFpu, KvmRegs, KvmRun, KvmRunIo, KvmRunMmio)
+from ..kvm.ioctl_numbers import KVM_RUN
+from ..kvm.vcpu import (EXIT_REASON_U32, IMMEDIATE_EXIT_OFFSET, IO_COUNT_U32, IO_DATA_OFFSET_U64, IO_DIRECTION_U8,
+                        IO_PORT_U16, IO_SIZE_U8, MMIO_ADDR_U64, MMIO_DATA_U8, MMIO_DATA_U64, MMIO_IS_WRITE_U8,
+                        MMIO_LEN_U32)
+from ..kvm.structs import KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES, KVM_PIT_SPEAKER_DUMMY, KvmRun
+from . import kvm_setup, kvm_state
 from .base import (EMULATION_FAILURE, ENTRY_FAILURE, HALT, INTERNAL_ERROR, INTERRUPTED, SHUTDOWN,
                    SYSTEM_EVENT, TIMEOUT, Engine, Outcome, RunControl, deadline_after)
-
-# --- where the exit loop finds kvm_run's fields, as indexes into the Vcpu's u8/u16/u32/u64
-# views (derived from the ctypes layout, which tests/test_kvm_abi.py checks).
-_IO = KvmRun.io.offset
-_MMIO = KvmRun.mmio.offset
-EXIT_REASON_U32 = KvmRun.exit_reason.offset // 4
-IO_DIRECTION_U8 = _IO + KvmRunIo.direction.offset
-IO_SIZE_U8 = _IO + KvmRunIo.size.offset
-IO_PORT_U16 = (_IO + KvmRunIo.port.offset) // 2
-IO_COUNT_U32 = (_IO + KvmRunIo.count.offset) // 4
-IO_DATA_OFFSET_U64 = (_IO + KvmRunIo.data_offset.offset) // 8
-MMIO_ADDR_U64 = (_MMIO + KvmRunMmio.phys_addr.offset) // 8
-MMIO_DATA_U8 = _MMIO + KvmRunMmio.data.offset
-MMIO_DATA_U64 = MMIO_DATA_U8 // 8
-MMIO_LEN_U32 = (_MMIO + KvmRunMmio.len.offset) // 4
-MMIO_IS_WRITE_U8 = _MMIO + KvmRunMmio.is_write.offset
+from .kvm_halt import HaltWatch
 
 # Value masks by access size in bytes (index 0..8).
 _MASKS = tuple((1 << (8 * n)) - 1 for n in range(9))
-
-# Reset state of the x87 and SSE control registers (SDM vol. 1, 8.1.5 and 10.2.3.1).
-FPU_CONTROL_WORD = 0x37F
-MXCSR_DEFAULT = 0x1F80
 
 PVM_MODULE = "/sys/module/kvm_pvm"      # present where KVM is the PVM nested hypervisor
 USER_CPUID = "user-cpuid"               # a feature name `.expect` files can require
@@ -93,12 +71,6 @@ _EXIT_INTR = kc.KVM_EXIT_INTR
 _EINTR = errno.EINTR
 _EAGAIN = errno.EAGAIN
 
-# How often the watchdog looks for a vCPU halted with interrupts off (see HLT above): 10 ms
-# after run() starts, then at intervals doubling up to 100 ms. A `cli; hlt` is noticed 1-2
-# intervals after it: within 30 ms early in a run, 200 ms later on. Each look costs the
-# watchdog thread a wake-up (about 0.1 ms of CPU here), 10 a second in the long run.
-HALT_POLL_SECONDS = (0.01, 0.1)
-HALT_POLL_BLIND_SECONDS = (0.1, 0.1)    # without KVM statistics: a kick this often, halted or not
 IOAPIC_PINS = 24            # GSIs of KVM's default routing; more would need KVM_SET_GSI_ROUTING
 
 
@@ -115,7 +87,7 @@ class KvmEngine(Engine):
         create a VM with a vCPU; else a one-line reason."""
         if cls._probe_result is ...:
             try:
-                cls._tsc_khz = _measure_tsc_khz()
+                cls._tsc_khz = kvm_setup.measure_tsc_khz()
                 cls._probe_result = None
             except (AcceleratorUnavailable, KvmError, OSError) as e:
                 cls._probe_result = str(e)
@@ -135,7 +107,7 @@ class KvmEngine(Engine):
         """KVM_GET_TSC_KHZ of a throwaway vCPU (the CPUID table, which needs the value, is
         built before the engine exists). The rate is a host property, so it is cached."""
         if cls._tsc_khz is None:
-            cls._tsc_khz = _measure_tsc_khz()
+            cls._tsc_khz = kvm_setup.measure_tsc_khz()
         return cls._tsc_khz
 
     # --- construction ----------------------------------------------------------------------------
@@ -152,7 +124,8 @@ class KvmEngine(Engine):
         self.dropped_features = []              # CPUID features KVM cannot give, for reports
         self.cpuid_overrides = []               # (leaf, subleaf, register, ours, KVM's), for reports
         self.exit_observer = None               # vmm/debug/exits.py: told of non-I/O exits (slow path)
-        self._debug_hook = None                 # vmm/debug: KVM_EXIT_DEBUG and pause requests
+        self._debug_hook = None                 # kvm_debug.py: KVM_EXIT_DEBUG and pause requests
+        self._debug = None                      # the debug interface, once asked for
         try:
             acquire_kick_handler()
         except RuntimeError as e:
@@ -163,14 +136,14 @@ class KvmEngine(Engine):
             self._vm = self._kvm.create_vm()
             self._vm.set_tss_addr(layout.KVM_TSS_ADDR)
             self._vm.set_identity_map_addr(layout.KVM_IDENTITY_MAP_ADDR)   # before any vCPU
-            self._map_memory(memory)
+            kvm_setup.map_memory(self._kvm, self._vm, memory)
             if irqchip:
                 self._vm.create_irqchip()                               # before any vCPU
                 self._vm.create_pit2(KVM_PIT_SPEAKER_DUMMY)
             self._vcpu = self._vm.create_vcpu(0)
-            self._set_cpuid(cpuid)
-            self._set_boot_msrs()
-            self._set_boot_fpu()
+            self.dropped_features, self.cpuid_overrides = kvm_setup.set_cpuid(self._kvm, self._vcpu, cpuid)
+            kvm_setup.set_boot_msrs(self._vcpu)
+            kvm_setup.set_boot_fpu(self._vcpu)
             if irqchip:
                 self._halt_watch = HaltWatch(self._vcpu)
         except BaseException:
@@ -183,74 +156,17 @@ class KvmEngine(Engine):
             self._watchdog = Watchdog(self._kick, name="kvm-vcpu0-watchdog")
         control.kick = self._kick
 
-    def _map_memory(self, memory) -> None:
-        """One memory slot per region: RAM, then read-only images (firmware). A guest write
-        to a read-only slot becomes an MMIO exit, which the bus drops and counts."""
-        for slot, (gpa, size, host_address, read_only) in enumerate(memory.regions()):
-            if read_only:
-                self._kvm.require(kc.KVM_CAP_READONLY_MEM)
-            self._vm.set_user_memory_region(slot, gpa, size, host_address,
-                                            kc.KVM_MEM_READONLY if read_only else 0)
-
-    def _set_cpuid(self, table: CpuidTable) -> None:
-        """Our table, minus what KVM cannot give, goes to KVM_SET_CPUID2 entry for entry.
-        Some KVMs then change entries (kvm_pvm merges host features into leaves 1 and 7 and
-        adds leaf 0xD); the differences are kept in `cpuid_overrides` for reports."""
-        supported = CpuidTable(
-            CpuidEntry(e.function, e.index, e.eax, e.ebx, e.ecx, e.edx,
-                       significant_index=bool(e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX))
-            for e in self._kvm.supported_cpuid())
-        self.dropped_features = table.restrict_to(supported)
-        self._vcpu.set_cpuid2(
-            KvmCpuidEntry2(function=e.function, index=e.index,
-                           flags=KVM_CPUID_FLAG_SIGNIFCANT_INDEX if e.significant_index else 0,
-                           eax=e.eax, ebx=e.ebx, ecx=e.ecx, edx=e.edx)
-            for e in table.entries)
-        self.cpuid_overrides = _cpuid_differences(table, self._vcpu.get_cpuid2())
-
-    def _set_boot_msrs(self) -> None:
-        done = self._vcpu.set_msrs(msrs.BOOT_MSRS)
-        if done != len(msrs.BOOT_MSRS):
-            index = msrs.BOOT_MSRS[done][0]
-            raise KvmError(f"KVM_SET_MSRS ({msrs.MSR_NAMES.get(index, hex(index))} refused)", errno.EINVAL)
-
-    def _set_boot_fpu(self) -> None:
-        fpu = KvmFpu()
-        fpu.fcw = FPU_CONTROL_WORD
-        fpu.mxcsr = MXCSR_DEFAULT
-        self._vcpu.set_fpu(fpu)
-
     # --- state ---------------------------------------------------------------------------------
     def set_state(self, state: CpuState) -> None:
-        vcpu = self._vcpu
-        sregs = vcpu.get_sregs()            # keeps apic_base, cr8 and the interrupt bitmap
-        for name in SEGMENT_REGISTERS:
-            _segment_to_kvm(getattr(state, name), getattr(sregs, name))
-        sregs.gdt.base, sregs.gdt.limit = state.gdt_base, state.gdt_limit
-        sregs.idt.base, sregs.idt.limit = state.idt_base, state.idt_limit
-        sregs.cr0, sregs.cr2, sregs.cr3, sregs.cr4 = state.cr0, state.cr2, state.cr3, state.cr4
-        sregs.efer = state.efer
-        vcpu.set_sregs(sregs)
-        regs = KvmRegs(rip=state.rip, rflags=state.rflags)
-        for name in GENERAL_REGISTERS:
-            setattr(regs, name, state.regs.get(name, 0))
-        vcpu.set_regs(regs)
+        kvm_state.set_state(self._vcpu, state)
 
     def get_state(self) -> CpuState:
-        regs = self._vcpu.get_regs()
-        sregs = self._vcpu.get_sregs()
-        state = CpuState(
-            regs={name: getattr(regs, name) for name in GENERAL_REGISTERS},
-            rip=regs.rip, rflags=regs.rflags,
-            gdt_base=sregs.gdt.base, gdt_limit=sregs.gdt.limit,
-            idt_base=sregs.idt.base, idt_limit=sregs.idt.limit,
-            cr0=sregs.cr0, cr2=sregs.cr2, cr3=sregs.cr3, cr4=sregs.cr4, efer=sregs.efer)
-        for name in SEGMENT_REGISTERS:
-            setattr(state, name, _segment_from_kvm(getattr(sregs, name)))
-        return state
+        return kvm_state.get_state(self._vcpu)
 
     # --- running -------------------------------------------------------------------------------
-    def run(self, timeout: float | None = None) -> Outcome:
+    def run(self, timeout: float | None = None, *, after_write=None) -> Outcome:
+        """`after_write`, if given, is called after each port or MMIO write the guest makes
+        (the debugger's step over a write, kvm_debug.py); the exit loop is otherwise the same."""
         if self.control.stop is not None:
             return self._stopped()
         deadline = deadline_after(timeout)
@@ -262,7 +178,7 @@ class KvmEngine(Engine):
                 self._halt_watch.reset()
             self._watchdog.arm(deadline)
         try:
-            return self._loop(deadline)
+            return self._loop(deadline, after_write)
         except KeyboardInterrupt:
             vcpu.complete_pending_io()
             return self._outcome(INTERRUPTED, "interrupted by SIGINT")
@@ -271,7 +187,7 @@ class KvmEngine(Engine):
                 self._watchdog.disarm()
             vcpu.unbind_thread()
 
-    def _loop(self, deadline):
+    def _loop(self, deadline, after_write=None):
         """The hot path: one iteration per VM exit. Port and MMIO exits are handled inline
         with nothing but local variables; every other exit goes to _other_exit()."""
         vcpu = self._vcpu
@@ -282,6 +198,8 @@ class KvmEngine(Engine):
         control = self.control
         port_read, port_write = self.ports.read, self.ports.write
         mmio_read, mmio_write = self.mmio.read, self.mmio.write
+        if after_write is not None:
+            port_write, mmio_write = _then(port_write, after_write), _then(mmio_write, after_write)
         masks = _MASKS
         while True:
             if ioctl(fd, KVM_RUN, 0) < 0:
@@ -369,7 +287,7 @@ class KvmEngine(Engine):
         """Every exit but port I/O and MMIO: an Outcome that ends the run, or None to go on."""
         self._counts[min(reason, kc.EXIT_REASON_SLOTS - 1)] += 1
         if reason == kc.KVM_EXIT_DEBUG:         # the debugger's own exits: not the guest's
-            return self._debug_exit()
+            return self._guest_debug_exit()
         if self.exit_observer is not None:
             self.exit_observer.other(kc.exit_name(reason))
         if reason == kc.KVM_EXIT_HLT:
@@ -461,7 +379,7 @@ class KvmEngine(Engine):
     # --- interrupts -------------------------------------------------------------------------------
     def irq_line(self, gsi: int):
         """The interrupt input `gsi` as a callable `line(level: bool)` for a device's `irq`
-        argument (vmm/kvm/vm.py IrqLine): KVM_IRQ_LINE, safe from any thread, waking the
+        argument (vmm/kvm/vm.py KvmIrqLine): KVM_IRQ_LINE, safe from any thread, waking the
         vCPU from HLT when it delivers. GSIs 0-15 are the ISA IRQs (PIC inputs, and IOAPIC
         pins of the same number), 16-23 further IOAPIC pins. GSI 0 is the in-kernel PIT's.
         The PIC's inputs are edge-triggered unless the guest sets their ELCR bits: a device
@@ -507,7 +425,14 @@ class KvmEngine(Engine):
     def exit_counts(self) -> dict:
         return {kc.exit_name(reason): n for reason, n in enumerate(self._counts) if n}
 
-    # --- debugging (vmm/debug: instruction tracing, breakpoints, the gdb stub) -------------------
+    # --- debugging (the debug interface is engines/kvm_debug.py) -------------------------------------
+    def debug(self):
+        """The debug interface (KVM_SET_GUEST_DEBUG: breakpoints, stepping, tracing)."""
+        if self._debug is None:
+            from .kvm_debug import KvmDebug
+            self._debug = KvmDebug(self)
+        return self._debug
+
     def set_debug_hook(self, hook) -> None:
         """Route KVM_EXIT_DEBUG and kicks to `hook`, or None to stop (guest debugging off).
 
@@ -520,40 +445,8 @@ class KvmEngine(Engine):
         if hook is None and self._vcpu is not None:         # (harmless after close())
             self._vcpu.set_guest_debug(0)
 
-    def set_guest_debug(self, control: int, debugreg=()) -> None:
-        """KVM_SET_GUEST_DEBUG (vmm/kvm/structs.py KVM_GUESTDBG_*; DR0-3 and DR7 in debugreg)."""
-        self._vcpu.set_guest_debug(control, debugreg)
-
-    def guest_debug_support(self) -> int:
-        """The KVM_GUESTDBG_* flags this KVM supports (KVM_CAP_SET_GUEST_DEBUG2; 0 if it
-        does not say, as before Linux 5.17)."""
-        return max(0, self._kvm.check_extension(kc.KVM_CAP_SET_GUEST_DEBUG2))
-
-    def kick(self) -> None:
-        """From any thread: end KVM_RUN (or the HLT wait) soon; the debug hook decides what
-        the kick means (a pause)."""
-        self._kick()
-
-    def get_fpu_state(self) -> dict:
-        """x87 and SSE state for debuggers: st (8 x 10 bytes), fctrl, fstat, ftag (abridged),
-        fop, fioff, fooff, xmm (16 x 16 bytes), mxcsr."""
-        fpu = self._vcpu.get_fpu()
-        return {"st": [bytes(fpu.fpr[i])[:10] for i in range(8)], "fctrl": fpu.fcw, "fstat": fpu.fsw,
-                "ftag": fpu.ftwx, "fop": fpu.last_opcode, "fioff": fpu.last_ip, "fooff": fpu.last_dp,
-                "xmm": [bytes(fpu.xmm[i]) for i in range(16)], "mxcsr": fpu.mxcsr}
-
-    def code_context(self) -> tuple:
-        """(cr0, cr3, cr4, efer, code bits) from one KVM_GET_SREGS: what a tracer needs to
-        find and decode the next instruction, without building a whole CpuState."""
-        sregs = self._vcpu.get_sregs()
-        cs = sregs.cs
-        if sregs.cr0 & CR0_PE:
-            bits = 64 if sregs.efer & EFER_LMA and cs.l else 32 if cs.db else 16
-        else:
-            bits = 16
-        return sregs.cr0, sregs.cr3, sregs.cr4, sregs.efer, bits
-
-    def _debug_exit(self):
+    def _guest_debug_exit(self):
+        """KVM_EXIT_DEBUG: the debugger's own exit, not the guest's."""
         hook = self._debug_hook
         if hook is None:
             return self._outcome(INTERNAL_ERROR, "KVM_EXIT_DEBUG with guest debugging off")
@@ -590,85 +483,11 @@ class KvmEngine(Engine):
 
 
 # --- helpers ----------------------------------------------------------------------------------------
-class HaltWatch:
-    """Tells the watchdog when a kick is worth making to look for a HLT with interrupts off
-    (see HLT in the module docstring). due() runs in the watchdog thread at `intervals`
-    (Watchdog's poll_intervals): true once the vCPU has been blocking in the same HLT (its
-    `halt_exits` count unchanged) at two polls in a row, and only once per HLT; a guest that
-    halts between timer ticks is never kicked. Without KVM's statistics (before Linux 5.14)
-    it is always true: a blind periodic kick."""
-
-    def __init__(self, vcpu):
-        self._stats = self._read = None
-        try:
-            self._stats = Stats(vcpu.fd)
-            self._read = self._stats.reader("blocking", "halt_exits")
-        except (KvmError, OSError, KeyError):
-            self.close()
-        self.intervals = HALT_POLL_SECONDS if self._read is not None else HALT_POLL_BLIND_SECONDS
-        self.reset()
-
-    def reset(self) -> None:
-        self._seen = None           # halt_exits when last seen blocking
-        self._kicked = None         # halt_exits we kicked for
-
-    def due(self) -> bool:
-        if self._read is None:
-            return True
-        blocking, halts = self._read()
-        if not blocking:
-            self._seen = None
-            return False
-        if halts == self._kicked:
-            return False
-        if halts != self._seen:
-            self._seen = halts
-            return False
-        self._kicked = halts
-        return True
-
-    def close(self) -> None:
-        stats, self._stats, self._read = self._stats, None, None
-        if stats is not None:
-            stats.close()
+def _then(write, after):
+    """`write`, followed by a call of `after()`."""
+    def write_then(address, size, value):
+        write(address, size, value)
+        after()
+    return write_then
 
 
-def _cpuid_differences(table: CpuidTable, entries) -> list:
-    """(function, index, register, table's value, vCPU's value) wherever the vCPU's CPUID
-    (KVM_GET_CPUID2) differs from the table, including leaves only KVM has."""
-    differences = []
-    seen = set()
-    for e in entries:
-        key = (e.function, e.index)
-        seen.add(key)
-        ours = table.lookup(e.function, e.index) if _has_leaf(table, e.function, e.index) else None
-        for i, reg in enumerate(("eax", "ebx", "ecx", "edx")):
-            value = getattr(e, reg)
-            if ours is None or ours[i] != value:
-                differences.append((e.function, e.index, reg, None if ours is None else ours[i], value))
-    for e in table.entries:
-        if (e.function, e.index) not in seen:
-            differences.extend((e.function, e.index, reg, getattr(e, reg), None)
-                               for reg in ("eax", "ebx", "ecx", "edx"))
-    return differences
-
-
-def _has_leaf(table: CpuidTable, function: int, index: int) -> bool:
-    return any(e.function == function and (e.index == index or not e.significant_index)
-               for e in table.entries)
-
-
-def _measure_tsc_khz() -> int:
-    with Kvm(required=kc.REQUIRED_CAPABILITIES + kc.IRQCHIP_CAPABILITIES) as kvm, kvm.create_vm() as vm:
-        return vm.create_vcpu(0).get_tsc_khz()
-
-
-def _segment_to_kvm(seg: Segment, out) -> None:
-    out.base, out.limit, out.selector, out.type = seg.base, seg.limit, seg.selector, seg.type
-    out.present, out.dpl, out.db, out.s = seg.present, seg.dpl, seg.db, seg.s
-    out.l, out.g, out.avl, out.unusable = seg.l, seg.g, seg.avl, seg.unusable
-
-
-def _segment_from_kvm(k) -> Segment:
-    return Segment(selector=k.selector, base=k.base, limit=k.limit, type=k.type, present=k.present,
-                   dpl=k.dpl, db=k.db, s=k.s, l=k.l, g=k.g, avl=k.avl, unusable=k.unusable)

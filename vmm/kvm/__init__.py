@@ -2,7 +2,7 @@
 
     Kvm()                 /dev/kvm: API version, capabilities, supported CPUID
       .create_vm() -> Vm  memory regions, TSS address, in-kernel irqchip and PIT, vCPUs
-        .irq_line(gsi) -> IrqLine   an interrupt input: line(level), KVM_IRQ_LINE
+        .irq_line(gsi) -> KvmIrqLine   an interrupt input: line(level), KVM_IRQ_LINE
         .create_vcpu() -> Vcpu   registers, MSRs, CPUID, FPU, KVM_RUN and its kvm_run page
     stats.Stats(fd)       a VM's or vCPU's binary statistics (KVM_GET_STATS_FD), by name
 

@@ -88,16 +88,9 @@ KVM_MP_STATE_HALTED = 3
 KVM_MP_STATE_SIPI_RECEIVED = 4
 KVM_MP_STATE_STOPPED = 5
 
-# kvm_run.debug.arch.exception on KVM_EXIT_DEBUG
-DB_VECTOR = 1       # #DB: single step or a hardware breakpoint (DR6 says which)
-BP_VECTOR = 3       # #BP: an int3 (with KVM_GUESTDBG_USE_SW_BP)
-
-# DR6 status bits (SDM 3B 17.2.3) and DR7 fields (17.2.4)
-DR6_B0 = 1 << 0     # B0..B3: breakpoint condition n met
-DR6_BS = 1 << 14    # single step
-DR7_L0 = 1 << 0     # local enable of DR0 (L1 = bit 2, ...)
-DR7_GE = 1 << 9
-DR7_RW_SHIFT = 16   # R/Wn at 16 + 4n, LENn at 18 + 4n; 00/00 = instruction execution
+# kvm_run.debug.arch.exception on KVM_EXIT_DEBUG is #DB (single step or a hardware
+# breakpoint, DR6 says which) or #BP (int3, with KVM_GUESTDBG_USE_SW_BP): arch/x86/exceptions.py;
+# the DR6 and DR7 bits are in arch/x86/debug_registers.py.
 
 # KVM_EXIT_SYSTEM_EVENT types
 KVM_SYSTEM_EVENT_SHUTDOWN = 1

@@ -10,6 +10,7 @@ import errno
 import os
 
 from ..errors import VmmError
+from ..host.libc import get_errno, prototype
 
 # <asm-generic/ioctl.h>
 _IOC_NRBITS = 8
@@ -58,13 +59,9 @@ class KvmError(VmmError):
 
 
 # int ioctl(int fd, unsigned long request, ...): on x86-64 the variadic third argument is
-# passed like a fixed one, so a fixed prototype is safe. CDLL releases the GIL during the
-# call, which lets other threads (the timeout kicker) run while KVM_RUN blocks.
-libc = ctypes.CDLL("libc.so.6", use_errno=True)
-raw_ioctl = libc.ioctl
-raw_ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)
-raw_ioctl.restype = ctypes.c_int
-get_errno = ctypes.get_errno
+# passed like a fixed one, so a fixed prototype is safe. The call releases the GIL, which
+# lets other threads (the timeout kicker) run while KVM_RUN blocks.
+raw_ioctl = prototype("ioctl", ctypes.c_int, ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)
 
 
 def ioctl(fd: int, request: int, arg=None, name: str = "ioctl") -> int:

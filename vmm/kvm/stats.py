@@ -9,7 +9,7 @@ in Documentation/virt/kvm/api.rst and the kernel's *_stats_desc arrays.
 import ctypes
 import os
 
-from . import requests as r
+from . import ioctl_numbers as r
 from .ioctl import FdOwner, ioctl
 from .structs import KvmStatsDesc, KvmStatsHeader
 

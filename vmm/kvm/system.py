@@ -4,7 +4,7 @@ import os
 
 from ..errors import AcceleratorUnavailable
 from . import constants as c
-from . import requests as r
+from . import ioctl_numbers as r
 from .ioctl import FdOwner, KvmError, ioctl
 from .structs import cpuid2_class
 

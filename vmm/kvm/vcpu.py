@@ -3,14 +3,29 @@ import errno
 import mmap
 import threading
 
-from . import requests as r
+from . import ioctl_numbers as r
 from .ioctl import FdOwner, KvmError, get_errno, ioctl, raw_ioctl
 from .kick import send_kick
 from .structs import (KvmCpuidEntry2, KvmFpu, KvmGuestDebug, KvmMpState, KvmRegs, KvmRun, KvmRunDebug,
-                      KvmSregs, KvmTranslation, cpuid2_class, msrs_class)
+                      KvmRunIo, KvmRunMmio, KvmSregs, KvmTranslation, cpuid2_class, msrs_class)
 
 # Byte offset of kvm_run.immediate_exit, for the views below.
 IMMEDIATE_EXIT_OFFSET = KvmRun.immediate_exit.offset
+# Where an exit loop finds kvm_run's fields, as indexes into the Vcpu's u8/u16/u32/u64 views
+# (derived from the ctypes layout, which tests/test_kvm_abi.py checks).
+_IO = KvmRun.io.offset
+_MMIO = KvmRun.mmio.offset
+EXIT_REASON_U32 = KvmRun.exit_reason.offset // 4
+IO_DIRECTION_U8 = _IO + KvmRunIo.direction.offset
+IO_SIZE_U8 = _IO + KvmRunIo.size.offset
+IO_PORT_U16 = (_IO + KvmRunIo.port.offset) // 2
+IO_COUNT_U32 = (_IO + KvmRunIo.count.offset) // 4
+IO_DATA_OFFSET_U64 = (_IO + KvmRunIo.data_offset.offset) // 8
+MMIO_ADDR_U64 = (_MMIO + KvmRunMmio.phys_addr.offset) // 8
+MMIO_DATA_U8 = _MMIO + KvmRunMmio.data.offset
+MMIO_DATA_U64 = MMIO_DATA_U8 // 8
+MMIO_LEN_U32 = (_MMIO + KvmRunMmio.len.offset) // 4
+MMIO_IS_WRITE_U8 = _MMIO + KvmRunMmio.is_write.offset
 # kvm_run.debug.arch fields as indexes into the u32/u64 views.
 _DEBUG_EXCEPTION_U32 = (KvmRun.debug.offset + KvmRunDebug.exception.offset) // 4
 _DEBUG_PC_U64 = (KvmRun.debug.offset + KvmRunDebug.pc.offset) // 8

@@ -1,9 +1,9 @@
-"""Vm: one KVM virtual machine (VM ioctls), and IrqLine, an interrupt input of its irqchip."""
+"""Vm: one KVM virtual machine (VM ioctls), and KvmIrqLine, an interrupt input of its irqchip."""
 import ctypes
 import os
 
 from . import constants as c
-from . import requests as r
+from . import ioctl_numbers as r
 from .ioctl import FdOwner, KvmError, get_errno, ioctl, raw_ioctl
 from .structs import KvmIrqchip, KvmIrqLevel, KvmPicState, KvmPitConfig, KvmUserspaceMemoryRegion
 
@@ -53,9 +53,9 @@ class Vm(FdOwner):
         self.kvm.require(c.KVM_CAP_PIT2)
         ioctl(self.fd, r.KVM_CREATE_PIT2, KvmPitConfig(flags=flags), "KVM_CREATE_PIT2")
 
-    def irq_line(self, gsi: int) -> "IrqLine":
+    def irq_line(self, gsi: int) -> "KvmIrqLine":
         """The interrupt input `gsi` of the in-kernel irqchip, as a callable `line(level)`."""
-        return IrqLine(self, gsi)
+        return KvmIrqLine(self, gsi)
 
     def get_pic_state(self, chip: int) -> KvmPicState:
         """KVM_GET_IRQCHIP of the master (KVM_IRQCHIP_PIC_MASTER) or slave 8259A."""
@@ -81,7 +81,7 @@ class Vm(FdOwner):
         self.close_fd()
 
 
-class IrqLine:
+class KvmIrqLine:
     """One interrupt input (GSI) of the in-kernel irqchip: `line(True)` raises it and
     `line(False)` lowers it, with KVM_IRQ_LINE. Callable from any thread (a VM ioctl, which
     KVM serialises with its irqchip lock; it wakes a halted vCPU by itself).
@@ -115,4 +115,4 @@ class IrqLine:
         self(False)
 
     def __repr__(self) -> str:
-        return f"IrqLine(gsi={self.gsi})"
+        return f"KvmIrqLine(gsi={self.gsi})"

@@ -24,7 +24,9 @@ NOTE_HEADER = struct.Struct("<III")       # namesz descsz type
 
 
 @dataclass
-class Segment:
+class LoadSegment:
+    """A PT_LOAD program header: `filesz` bytes of the file at `offset` go to memory at
+    `paddr` (physical) / `vaddr` (virtual), zero-filled up to `memsz`."""
     paddr: int
     vaddr: int
     offset: int
@@ -74,7 +76,7 @@ class ElfImage:
                 if memsz < filesz:
                     self._fail("has a segment whose memory size is smaller than its file size")
                 if memsz:
-                    self.segments.append(Segment(paddr, vaddr, offset, filesz, memsz))
+                    self.segments.append(LoadSegment(paddr, vaddr, offset, filesz, memsz))
             else:
                 self.notes.extend(self._parse_notes(data[offset:offset + filesz]))
         if not self.segments:

@@ -16,7 +16,8 @@ import json
 import os
 import signal
 
-from ..container import libc, namespaces, pty, seccomp
+from ..container import namespaces, pty, seccomp
+from ..host import process as host_process
 from . import channel, process as process_setup, spec as spec_module
 from .errors import ConfigError, InputError, UsageError, WrongState
 
@@ -86,7 +87,7 @@ def execute(runtime, args) -> int:
     if args.console_socket and not terminal:
         raise UsageError("--console-socket was given but no terminal was asked for (--tty)")
     if not args.detach:
-        libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+        host_process.prctl(host_process.PR_SET_CHILD_SUBREAPER, 1)
     ns_files = [(kind, f"/proc/{container.pid}/ns/{namespaces.OCI_TYPES[kind][1]}")
                 for kind in JOINED if config.has_namespace(kind)]
     if config.seccomp:

@@ -17,7 +17,7 @@ OCI_VERSION_MIN, OCI_VERSION_MAX = "1.0.0", "1.2.0"
 
 def features() -> dict:
     try:
-        seccomp._lib()
+        seccomp.available()
         seccomp_enabled = True
     except ContainerUnavailable:
         seccomp_enabled = False

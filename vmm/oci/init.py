@@ -28,7 +28,9 @@ import os
 import signal
 
 from ..container import devices as device_nodes
-from ..container import libc, mounts, namespaces, pty, seccomp
+from ..container import mounts, namespaces, pty, seccomp
+from ..host import container_calls as libc
+from ..host.process import set_parent_death_signal
 from . import channel, hooks, process as process_setup
 from .errors import ConfigError
 from .state import OCI_VERSION
@@ -49,7 +51,7 @@ class InitContext:
 def main(ctx: InitContext) -> None:
     """The init's whole life; never returns."""
     try:
-        libc.set_parent_death_signal(signal.SIGKILL)
+        set_parent_death_signal(signal.SIGKILL)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)       # as PID 1 only handled signals reach it; keep it so
         preload(ctx.spec)
@@ -64,7 +66,7 @@ def main(ctx: InitContext) -> None:
         channel.expect(ctx.end, "continue")
         _enter_root(ctx, host_pid)
         program = _prepare_process(ctx, read_only_later)
-        libc.set_parent_death_signal(0)             # from here on it outlives `create`
+        set_parent_death_signal(0)                  # from here on it outlives `create`
         channel.send(ctx.end, "ready")
         ctx.end.close()
     except BaseException as error:

@@ -18,7 +18,8 @@ import os
 import resource
 import signal
 
-from ..container import capabilities, libc
+from ..container import capabilities
+from ..host import process as host_process
 from ..container import seccomp as seccomp_module
 from .errors import ConfigError, ContainerUnavailable, SetupFailed
 
@@ -92,7 +93,7 @@ def finalize(process: dict, seccomp_profile, log) -> tuple[str, list, dict]:
     env = environment(process)
     no_new_privs = bool(process.get("noNewPrivileges"))
     if no_new_privs:
-        libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
+        host_process.prctl(host_process.PR_SET_NO_NEW_PRIVS, 1)
     if seccomp_profile and not no_new_privs:
         _load_seccomp(seccomp_profile, log)
     numbers, cap_warnings = capabilities.resolve(process.get("capabilities") or {})

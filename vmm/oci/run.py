@@ -13,7 +13,8 @@ import signal
 import socket
 import tempfile
 
-from ..container import libc, pty
+from ..container import pty
+from ..host import process as host_process
 from . import lifecycle
 from .errors import SetupFailed
 from .modes import create_any
@@ -30,7 +31,7 @@ def run(runtime, args) -> int:
             own_console = _OwnConsole()
             args.console_socket = own_console.path
     if not args.detach:         # with a user namespace the init is a grandchild: it must come back here
-        libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+        host_process.prctl(host_process.PR_SET_CHILD_SUBREAPER, 1)
     try:
         created = create_any(runtime, args, detached=args.detach)
         master = own_console.accept() if own_console else None

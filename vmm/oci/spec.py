@@ -13,6 +13,7 @@ import os
 
 from ..container import devices, mounts
 from ..container.namespaces import OCI_TYPES
+from ..host.container_calls import MS_BIND
 from .errors import ConfigError, InputError
 
 CONFIG = "config.json"
@@ -207,7 +208,7 @@ def _mount(entry, index: int) -> mounts.Mount:
         raise ConfigError(f"config.json: {where} ({destination}): {error}") from None
     kind = _str(entry.get("type"), f"{where}.type") or ("bind" if parsed.bind else "")
     if kind == "bind" and not parsed.bind:
-        parsed = parsed._replace(flags=parsed.flags | mounts.libc.MS_BIND, bind=True)
+        parsed = parsed._replace(flags=parsed.flags | MS_BIND, bind=True)
     if not kind:
         raise ConfigError(f"config.json: {where} ({destination}) has no type and is not a bind mount")
     if parsed.bind and not entry.get("source"):

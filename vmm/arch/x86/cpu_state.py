@@ -14,16 +14,28 @@ CR0_NE = 1 << 5
 CR0_WP = 1 << 16
 CR0_PG = 1 << 31
 # CR4
+CR4_PSE = 1 << 4     # 4 MiB pages in 32-bit paging
 CR4_PAE = 1 << 5
 CR4_OSFXSR = 1 << 9
+CR4_LA57 = 1 << 12   # 5-level paging
+CR4_SMEP = 1 << 20   # supervisor-mode execution prevention
 # EFER (MSR 0xC0000080)
 EFER_SCE = 1 << 0
 EFER_LME = 1 << 8
 EFER_LMA = 1 << 10
 EFER_NXE = 1 << 11
-# RFLAGS
+# RFLAGS (SDM 1 3.4.3)
 RFLAGS_RESERVED_1 = 1 << 1   # bit 1 always reads as 1
-RFLAGS_IF = 1 << 9
+RFLAGS_TF = 1 << 8           # trap (single-step)
+RFLAGS_IF = 1 << 9           # interrupts enabled
+RFLAGS_NT = 1 << 14          # nested task
+RFLAGS_RF = 1 << 16          # resume
+RFLAGS_VM = 1 << 17          # virtual-8086 mode
+RFLAGS_AC = 1 << 18          # alignment check
+
+# The x87 and SSE control registers at reset (SDM vol. 1, 8.1.5 and 10.2.3.1).
+FPU_CONTROL_WORD_RESET = 0x37F
+MXCSR_RESET = 0x1F80
 
 GENERAL_REGISTERS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
                      "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
@@ -34,6 +46,30 @@ TYPE_DATA_RW_ACCESSED = 0x3
 TYPE_CODE_XR_ACCESSED = 0xB
 TYPE_TSS_BUSY = 0xB          # with S=0
 TYPE_LDT = 0x2               # with S=0
+
+# A segment descriptor's high dword (SDM 3A figure 3-8): the attribute bits.
+DESC_TYPE_SHIFT = 8
+DESC_CODE = 1 << 11          # in the type: code (else data)
+DESC_CONFORMING = 1 << 10    # in a code type: conforming
+DESC_WRITABLE = 1 << 9       # in a data type: writable
+DESC_S = 1 << 12             # code or data (else a system segment or gate)
+DESC_DPL_SHIFT = 13
+DESC_P = 1 << 15
+DESC_L = 1 << 21             # 64-bit code
+DESC_B = 1 << 22             # default operand size / stack size 32-bit
+DESC_G = 1 << 23             # limit in 4 KiB units
+DESC_ATTRIBUTES = 0x00F0FF00  # type, S, DPL, P, AVL, L, D/B, G
+
+
+def descriptor_base(low: int, high: int) -> int:
+    """The base address of a descriptor given as its two dwords."""
+    return (low >> 16) | ((high & 0xFF) << 16) | (high & 0xFF00_0000)
+
+
+def descriptor_limit(low: int, high: int) -> int:
+    """The limit in bytes (scaled by G) of a descriptor given as its two dwords."""
+    limit = (low & 0xFFFF) | (high & 0xF_0000)
+    return (limit << 12) | 0xFFF if high & DESC_G else limit
 
 
 @dataclass

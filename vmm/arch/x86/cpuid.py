@@ -80,6 +80,30 @@ class CpuidTable:
                     dropped.append(name)
         return dropped
 
+    def differences(self, entries) -> list:
+        """(function, index, register, table's value, other value) wherever `entries` (objects
+        with function, index, eax..edx: what a vCPU reports, KVM_GET_CPUID2) differ from
+        the table, including leaves only one side has."""
+        differences = []
+        seen = set()
+        for e in entries:
+            key = (e.function, e.index)
+            seen.add(key)
+            ours = self.lookup(e.function, e.index) if self._has_leaf(e.function, e.index) else None
+            for i, reg in enumerate(("eax", "ebx", "ecx", "edx")):
+                value = getattr(e, reg)
+                if ours is None or ours[i] != value:
+                    differences.append((e.function, e.index, reg, None if ours is None else ours[i], value))
+        for e in self.entries:
+            if (e.function, e.index) not in seen:
+                differences.extend((e.function, e.index, reg, getattr(e, reg), None)
+                                   for reg in ("eax", "ebx", "ecx", "edx"))
+        return differences
+
+    def _has_leaf(self, function: int, index: int) -> bool:
+        return any(e.function == function and (e.index == index or not e.significant_index)
+                   for e in self.entries)
+
 
 def build_table(tsc_khz: int) -> CpuidTable:
     """Our CPU model; `tsc_khz` is the rate at which the engine's TSC counts."""

@@ -17,7 +17,7 @@ import struct
 
 from ...errors import InputError
 from .device import DEVICE_ID_BLOCK, VirtioDevice
-from .queue import gather, split, views
+from .queue import byte_range, gather, views
 
 SECTOR_SIZE = 512
 
@@ -87,7 +87,7 @@ class VirtioBlock(VirtioDevice):
         if not chain.writable:
             return 0                    # no status byte: nothing we could report
         memory = self.memory
-        data_in = split(chain.writable, 0, chain.writable_len() - 1)
+        data_in = byte_range(chain.writable, 0, chain.writable_len() - 1)
         if chain.error is not None:
             status, written = VIRTIO_BLK_S_IOERR, 0
         else:
@@ -105,7 +105,7 @@ class VirtioBlock(VirtioDevice):
             if kind == VIRTIO_BLK_T_IN:
                 return self._read(sector, data_in)
             if kind == VIRTIO_BLK_T_OUT:
-                return self._write(sector, split(chain.readable, HEADER.size, chain.readable_len()))
+                return self._write(sector, byte_range(chain.readable, HEADER.size, chain.readable_len()))
             if kind == VIRTIO_BLK_T_FLUSH:
                 if not self.read_only:
                     os.fdatasync(self.fd)

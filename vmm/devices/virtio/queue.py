@@ -68,7 +68,7 @@ class Chain:
         return sum(length for _, length in self.writable)
 
 
-def split(segments, skip: int, length: int):
+def byte_range(segments, skip: int, length: int):
     """The (gpa, length) pieces covering bytes [skip, skip+length) of the byte stream that
     `segments` describe (a request's header, data and status share buffers as the driver
     pleases: 2.6.4 "the device MUST NOT make assumptions about the arrangement")."""
@@ -93,7 +93,7 @@ def views(memory, segments):
 
 def gather(memory, segments, skip: int = 0, length: int = MAX_CHAIN_BYTES) -> bytes:
     """A copy of bytes [skip, skip+length) of the buffers (for small things: headers)."""
-    return b"".join(memory.read(gpa, n) for gpa, n in split(segments, skip, length))
+    return b"".join(memory.read(gpa, n) for gpa, n in byte_range(segments, skip, length))
 
 
 class Virtqueue:

@@ -1,10 +1,10 @@
-"""vmm/debug/pagewalk.py: the read-only page walk of every paging mode, on page tables
+"""vmm/arch/x86/paging.py: the debugger's read-only page walk of every paging mode, on page tables
 written by hand into a GuestMemory; failures are text, never exceptions."""
 import pytest
 
-from vmm.arch.x86.cpu_state import CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, CpuState, Segment
-from vmm.debug import pagewalk
-from vmm.debug.pagewalk import CR4_PSE, Paging
+from vmm.arch.x86 import paging as pagewalk
+from vmm.arch.x86.cpu_state import CR0_PE, CR0_PG, CR4_PAE, CR4_PSE, EFER_LMA, EFER_LME, CpuState, Segment
+from vmm.arch.x86.paging import Paging
 from vmm.memory import GuestMemory
 
 from test_debug_support import u32, u64
@@ -125,3 +125,56 @@ def test_linear_address_by_mode():
                       fs=Segment(base=0x7000_0000_0000))
     assert pagewalk.linear_address(long64, long64.ds, 0x10) == 0x10           # no DS base in 64-bit mode
     assert pagewalk.linear_address(long64, long64.fs, 0x10) == 0x7000_0000_0010
+
+
+# --- the access checks exception delivery makes (engines/x86_delivery.py) --------------------------
+U, A, D, NX = 0x4, 0x20, 0x40, 1 << 63
+
+
+def four_level_page(memory, leaf_flags, upper_flags=P | RW | U):
+    """One 4 KiB page at linear 0x5000 -> physical 0x20_0000 with `leaf_flags` on its PTE."""
+    pml4, pdpt, pd, pt = 0x1000, 0x2000, 0x3000, 0x4000
+    memory.write(pml4, u64(pdpt | upper_flags))
+    memory.write(pdpt, u64(pd | upper_flags))
+    memory.write(pd, u64(pt | upper_flags))
+    memory.write(pt + 8 * 5, u64(0x20_0000 | leaf_flags))
+    return long_mode(pml4), pt + 8 * 5
+
+
+def test_access_error_is_the_page_fault_error_code(memory):
+    paging, _ = four_level_page(memory, P)                      # present, read-only, supervisor
+    walked = pagewalk.walk(paging, memory, 0x5123)
+    assert walked.physical == 0x20_0123
+    assert pagewalk.access_error(walked, paging, write=False, user=False, fetch=False) is None
+    assert pagewalk.access_error(walked, paging, write=False, user=True, fetch=False) == 0x4 | 0x1
+    assert pagewalk.access_error(walked, paging, write=True, user=False, fetch=False) is None   # CR0.WP clear
+    paging.cr0 |= 1 << 16                                       # CR0.WP: supervisor writes checked too
+    assert pagewalk.access_error(walked, paging, write=True, user=False, fetch=False) == 0x2 | 0x1
+    missing = pagewalk.walk(paging, memory, 0x6000)
+    assert missing.fault == "not-present"
+    assert pagewalk.access_error(missing, paging, write=True, user=True, fetch=False) == 0x2 | 0x4
+
+
+def test_access_error_applies_no_execute_and_smep(memory):
+    paging, _ = four_level_page(memory, P | U | NX)
+    walked = pagewalk.walk(paging, memory, 0x5000)
+    assert pagewalk.access_error(walked, paging, False, True, fetch=True) is None    # EFER.NXE clear
+    paging.efer |= 1 << 11                                                            # EFER.NXE
+    assert pagewalk.access_error(walked, paging, False, True, fetch=True) == 0x10 | 0x4 | 0x1
+    smep = Paging(paging.cr0, paging.cr3, paging.cr4 | (1 << 20), EFER_LME | EFER_LMA)   # CR4.SMEP
+    user_page = pagewalk.walk(smep, memory, 0x5000)
+    assert pagewalk.access_error(user_page, smep, False, False, fetch=True) == 0x10 | 0x1
+
+
+def test_an_entry_outside_ram_is_not_a_page_fault(memory):
+    paging = long_mode(0x10_0000_0000)
+    walked = pagewalk.walk(paging, memory, 0)
+    assert walked.fault == "outside" and walked.where == 0x10_0000_0000 and walked.physical is None
+
+
+def test_mark_accessed_sets_accessed_everywhere_and_dirty_on_the_leaf_for_a_write(memory):
+    paging, pte = four_level_page(memory, P | RW)
+    pagewalk.mark_accessed(pagewalk.walk(paging, memory, 0x5000), memory, write=False)
+    assert memory.read_u64(pte) & (A | D) == A and memory.read_u64(0x1000) & (A | D) == A
+    pagewalk.mark_accessed(pagewalk.walk(paging, memory, 0x5000), memory, write=True)
+    assert memory.read_u64(pte) & (A | D) == A | D and memory.read_u64(0x1000) & D == 0

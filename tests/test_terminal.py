@@ -1,4 +1,4 @@
-"""The interactive console through a real pseudo-terminal: raw mode, the escape sequence,
+"""The host terminal as the console (vmm/terminal.py), through a real pseudo-terminal: raw mode, the escape sequence,
 and the terminal mode restored afterwards."""
 import os
 import pty

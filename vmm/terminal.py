@@ -1,4 +1,4 @@
-"""The interactive console: stdin to the guest's serial port, with the terminal in raw mode
+"""The host terminal as the guest's console: stdin to the guest's serial port, in raw mode
 and always restored.
 
 - On a terminal, input is raw (no line editing, no echo, Ctrl-C goes to the guest) while
@@ -20,8 +20,8 @@ INTERRUPTED_STATUS = 130   # what a shell reports for Ctrl-C; also the status of
 ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
-class Console:
-    """`with Console(fd, feed, quit):` pumps `fd` into `feed(bytes)`; `quit(reason, status)`
+class Terminal:
+    """`with Terminal(fd, feed, quit):` pumps `fd` into `feed(bytes)`; `quit(reason, status)`
     is called for the escape sequence, a terminal hang-up, SIGTERM or SIGHUP."""
 
     def __init__(self, fd: int, feed, quit):

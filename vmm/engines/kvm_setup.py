@@ -1,0 +1,56 @@
+"""Building a KVM vCPU the way the engine needs it: guest memory slots, our CPUID table,
+the boot MSRs and a reset FPU (engines/kvm.py calls these once, at construction)."""
+import errno
+
+from ..arch.x86 import msrs
+from ..arch.x86.cpu_state import FPU_CONTROL_WORD_RESET, MXCSR_RESET
+from ..arch.x86.cpuid import CpuidEntry, CpuidTable
+from ..kvm import Kvm, KvmError
+from ..kvm import constants as kc
+from ..kvm.structs import KVM_CPUID_FLAG_SIGNIFCANT_INDEX, KvmCpuidEntry2, KvmFpu
+
+
+def map_memory(kvm, vm, memory) -> None:
+    """One memory slot per region: RAM, then read-only images (firmware). A guest write
+    to a read-only slot becomes an MMIO exit, which the bus drops and counts."""
+    for slot, (gpa, size, host_address, read_only) in enumerate(memory.regions()):
+        if read_only:
+            kvm.require(kc.KVM_CAP_READONLY_MEM)
+        vm.set_user_memory_region(slot, gpa, size, host_address, kc.KVM_MEM_READONLY if read_only else 0)
+
+
+def set_cpuid(kvm, vcpu, table: CpuidTable) -> tuple:
+    """Our table, minus what KVM cannot give, goes to KVM_SET_CPUID2 entry for entry. Some
+    KVMs then change entries (kvm_pvm merges host features into leaves 1 and 7 and adds leaf
+    0xD). Returns (the features dropped, the differences KVM made), for reports."""
+    supported = CpuidTable(
+        CpuidEntry(e.function, e.index, e.eax, e.ebx, e.ecx, e.edx,
+                   significant_index=bool(e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX))
+        for e in kvm.supported_cpuid())
+    dropped = table.restrict_to(supported)
+    vcpu.set_cpuid2(
+        KvmCpuidEntry2(function=e.function, index=e.index,
+                       flags=KVM_CPUID_FLAG_SIGNIFCANT_INDEX if e.significant_index else 0,
+                       eax=e.eax, ebx=e.ebx, ecx=e.ecx, edx=e.edx)
+        for e in table.entries)
+    return dropped, table.differences(vcpu.get_cpuid2())
+
+
+def set_boot_msrs(vcpu) -> None:
+    done = vcpu.set_msrs(msrs.BOOT_MSRS)
+    if done != len(msrs.BOOT_MSRS):
+        index = msrs.BOOT_MSRS[done][0]
+        raise KvmError(f"KVM_SET_MSRS ({msrs.MSR_NAMES.get(index, hex(index))} refused)", errno.EINVAL)
+
+
+def set_boot_fpu(vcpu) -> None:
+    fpu = KvmFpu()
+    fpu.fcw = FPU_CONTROL_WORD_RESET
+    fpu.mxcsr = MXCSR_RESET
+    vcpu.set_fpu(fpu)
+
+
+def measure_tsc_khz() -> int:
+    """KVM_GET_TSC_KHZ of a throwaway vCPU (which also proves KVM works here)."""
+    with Kvm(required=kc.REQUIRED_CAPABILITIES + kc.IRQCHIP_CAPABILITIES) as kvm, kvm.create_vm() as vm:
+        return vm.create_vcpu(0).get_tsc_khz()
