@@ -145,6 +145,8 @@ def test_symlinks_resolve_inside_the_root(tmp_path):
     assert paths_in_root.resolve(str(root), "/escape/passwd") == str(root / "etc" / "passwd")
     assert paths_in_root.resolve(str(root), "/real/up/x") == str(root / "x")
     assert paths_in_root.resolve(str(root), "/dev/null") == str(root / "real" / "null")
+    assert paths_in_root.resolve_parent(str(root), "/dev") == str(root / "dev")       # the link itself
+    assert paths_in_root.resolve_parent(str(root), "/escape/x") == str(root / "etc" / "x")
     made = paths_in_root.mkdir_all(str(root), "/escape/sub")
     assert made == str(root / "etc" / "sub") and os.path.isdir(made)
     os.symlink("loop", root / "loop")

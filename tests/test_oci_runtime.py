@@ -421,3 +421,15 @@ def test_exec_joins_the_user_namespace(runtime, open_rootfs, tmp_path):
     inside = runtime.run("exec", "usex", "sh", "-c", "id -u; cat /proc/self/uid_map", check=True).stdout.split()
     assert inside == ["0", "0", "200000", "1000"]
     runtime.run("delete", "--force", "usex", check=True)
+
+
+def test_a_root_without_a_dev_mount_runs_twice(runtime, tmp_path):
+    """Without a /dev mount the device nodes and /dev symlinks go into the image's own /dev; a
+    second container on the same root finds them there (the symlinks are not followed)."""
+    root = make_rootfs(tmp_path / "root")
+    spec = spec_for(["sh", "-c", "ls -l /dev/stdout | cut -d'>' -f2; echo x > /dev/null && echo ok"], "twice")
+    spec["mounts"] = [{"destination": "/proc", "type": "proc", "source": "proc"}]
+    bundle = make_bundle(tmp_path / "b", root, spec)
+    for attempt in ("first", "second"):
+        result = runtime.run("run", "--bundle", bundle, f"twice-{attempt}")
+        assert (result.returncode, result.stdout) == (0, " /proc/self/fd/1\nok\n"), result.stderr

@@ -60,7 +60,7 @@ def create(root: str, device: Device) -> None:
     """mknod one device inside ROOT (or accept the same device already there)."""
     parent = os.path.dirname(device.path) or "/"
     paths_in_root.mkdir_all(root, parent)
-    host = paths_in_root.resolve(root, device.path)
+    host = paths_in_root.resolve_parent(root, device.path)
     kind_bits = _KIND_BITS[device.kind]
     rdev = os.makedev(device.major, device.minor) if device.kind != "p" else 0
     try:
@@ -84,7 +84,7 @@ def create_symlinks(root: str) -> None:
     if os.path.exists("/proc/kcore"):
         links.append(("/proc/kcore", "/dev/core"))
     for target, path in links:
-        host = paths_in_root.resolve(root, path)
+        host = paths_in_root.resolve_parent(root, path)
         if os.path.lexists(host):
             if path == "/dev/ptmx" and not os.path.islink(host):
                 os.unlink(host)         # a ptmx node of the image would be the host's pty instance

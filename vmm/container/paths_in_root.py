@@ -51,6 +51,15 @@ def resolve(root: str, path: str) -> str:
     return os.path.join(root, *current) if current else root
 
 
+def resolve_parent(root: str, path: str) -> str:
+    """As resolve(), except that the last component is not followed: the host path at which to
+    create `path` itself (a device node, a symlink), as mknodat/symlinkat on its parent would."""
+    parent, name = os.path.split(path.rstrip("/"))
+    if name in ("", ".", ".."):
+        return resolve(root, path)
+    return os.path.join(resolve(root, parent or "/"), name)
+
+
 def mkdir_all(root: str, path: str, mode: int = 0o755) -> str:
     """Create directory `path` inside ROOT (and its parents); returns its host path."""
     host = resolve(root, path)
