@@ -18,7 +18,10 @@ def open_pair(ptmx: str = "/dev/ptmx") -> tuple[int, int, str]:
     master = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     try:
         tty.unlock(master)
-        path = os.path.join(os.path.dirname(os.path.realpath(ptmx)), str(tty.number(master)))
+        real = os.path.realpath(ptmx)       # a container's /dev/pts/ptmx, or the host's /dev/ptmx node
+        pts = os.path.dirname(real) if os.path.basename(os.path.dirname(real)) == "pts" else \
+            os.path.join(os.path.dirname(real), "pts")
+        path = os.path.join(pts, str(tty.number(master)))
         slave = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     except BaseException:
         os.close(master)

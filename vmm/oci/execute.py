@@ -19,7 +19,7 @@ import signal
 from ..container import namespaces, pty, seccomp
 from ..host import process as host_process
 from . import channel, process as process_setup, spec as spec_module
-from .errors import ConfigError, InputError, UsageError, WrongState
+from .errors import ConfigError, ContainerUnavailable, InputError, UsageError, WrongState
 
 SETUP_FAILED = 127
 JOINED = ("user", "ipc", "uts", "network", "cgroup", "pid", "mount")   # user first: the others are its; mount
@@ -73,6 +73,9 @@ def _apply_overrides(process: dict, args) -> None:
 
 def execute(runtime, args) -> int:
     container = runtime.state.load(args.container_id)
+    if container.data.get("mode") == "vm":
+        raise ContainerUnavailable(f"cannot exec in container {args.container_id}: it runs in a microVM, which "
+                                   "has no way in for a second process")
     status = container.status()
     if status == "paused" and not args.ignore_paused:
         raise WrongState(f"cannot exec in container {args.container_id}: it is paused (resume it first)")
