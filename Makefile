@@ -44,10 +44,13 @@ test: build test-tools
 	$(VPY) -m pytest -q
 
 # What the tests drive besides the VMM: the real gdb (the stub's tests), valgrind (counting
-# instructions for bench engines) and a static libc (the container tests build programs).
+# instructions for bench engines), a static libc (the container tests build programs), iasl
+# (acpica-tools: the ACPI tests disassemble our tables) and mkfs.ext4 (the Linux disk test).
 test-tools:
 	@command -v gdb >/dev/null && command -v valgrind >/dev/null && test -e /usr/lib/x86_64-linux-gnu/libc.a \
-	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gdb valgrind libc6-dev; }
+	  && command -v iasl >/dev/null && command -v mkfs.ext4 >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gdb valgrind libc6-dev \
+	       acpica-tools e2fsprogs; }
 
 bench: build
 	$(VENV)/bin/vmm bench exits

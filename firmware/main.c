@@ -122,6 +122,27 @@ static uint64_t top_of_low_ram(const struct hvm_memmap_table_entry *map, uint32_
     return top;
 }
 
+/*
+ * What this firmware writes below 1 MiB (vmm/loader/pvh.py boot_structures names the same
+ * ranges): a kernel may lie anywhere else, even in the legacy hole, where a kernel linked at
+ * 1 MiB by plain ld keeps its ELF headers (0xff000), as QEMU allows. Returns the name of the
+ * first structure `k` overlaps, or 0.
+ */
+static const char *boot_structure_overlapped(struct range k)
+{
+    static const struct { uint64_t start, end; const char *name; } structures[] = {
+        { BOOT_GDT_ADDR, BOOT_GDT_ADDR + 0x100, "the boot GDT" },
+        { FW_STACK_TOP - 0x1000, FW_STACK_TOP, "the firmware's stack" },
+        { PVH_INFO_START, PVH_MODLIST_START + 0x20, "hvm_start_info and the module list" },
+        { PVH_MEMMAP_START, PVH_MEMMAP_START + PVH_MEMMAP_MAX_ENTRIES * 24, "the PVH memory map" },
+        { CMDLINE_START, CMDLINE_START + CMDLINE_MAX_SIZE, "the kernel command line" },
+    };
+    for (unsigned i = 0; i < sizeof structures / sizeof structures[0]; i++)
+        if (k.start < structures[i].end && structures[i].start < k.end)
+            return structures[i].name;
+    return 0;
+}
+
 /* ---- command line and initrd ---------------------------------------------------------- */
 
 static void load_cmdline(struct fw_cfg *cfg)
@@ -181,8 +202,15 @@ void firmware_main(void)
 
     struct hvm_memmap_table_entry *map = phys(PVH_MEMMAP_START);
     uint32_t entries = build_memmap(&cfg, map);
-    if (kernel.start < HIGH_MEMORY_START || !in_ram(map, entries, kernel))
+    if (kernel.end > top_of_low_ram(map, entries))
         fail(EXIT_KERNEL_NOT_IN_RAM, "the kernel's segments lie outside RAM");
+    const char *overlapped = boot_structure_overlapped(kernel);
+    if (overlapped) {
+        serial_puts("firmware: the kernel overlaps ");
+        serial_puts(overlapped);
+        serial_puts("\n");
+        fail(EXIT_KERNEL_NOT_IN_RAM, "the kernel overlaps a boot structure below 1 MiB");
+    }
 
     load_cmdline(&cfg);
     struct hvm_modlist_entry *modlist = phys(PVH_MODLIST_START);

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from vmm import paths
-from vmm.bench import boot, engines, startup
+from vmm.bench import boot, engines, engines_compute, startup
 
 COMPUTE_ROWS = ["vmm-unicorn", "raw-unicorn", "qemu-tcg", "vmm-kvm", "host"]
 PIO_ROWS = ["vmm-unicorn", "bare-hook", "bare-raw"]
@@ -95,9 +95,9 @@ def test_raw_unicorn_runs_compute():
     require_guest("compute")
     program = paths.program_path("compute")
     host = subprocess.run([str(program), "1"], capture_output=True)
-    seconds, status, output = engines.run_raw_unicorn(program, ["compute", "1"])
+    seconds, status, output = engines_compute.run_raw_unicorn(program, ["compute", "1"])
     assert (status, output) == (0, host.stdout) and seconds > 0
-    assert engines.run_raw_unicorn(program, ["compute", "0"])[1:] == (2, b"compute: size must be 1..4096 MiB\n")
+    assert engines_compute.run_raw_unicorn(program, ["compute", "0"])[1:] == (2, b"compute: size must be 1..4096 MiB\n")
 
 
 def test_pio_loops_count_every_round_trip():
@@ -109,14 +109,14 @@ def test_pio_loops_count_every_round_trip():
 def test_missing_tool_is_a_row_with_a_reason(monkeypatch):
     require_guest("compute")
     monkeypatch.setattr(startup.shutil, "which", lambda name: None)
-    monkeypatch.setattr(engines.shutil, "which", lambda name: None)
-    result = engines.run_compute(runs=1, mib=1, warmup=0, rows=[engines.QemuCompute("qemu-tcg", "QEMU", "tcg"),
-                                                               engines.HostCompute()])
+    monkeypatch.setattr(engines_compute.shutil, "which", lambda name: None)
+    result = engines_compute.run_compute(runs=1, mib=1, warmup=0, rows=[engines_compute.QemuCompute("qemu-tcg", "QEMU", "tcg"),
+                                                               engines_compute.HostCompute()])
     rows = {row["name"]: row for row in result["rows"]}
     assert rows["qemu-tcg"]["status"] == "unavailable" and "not installed" in rows["qemu-tcg"]["reason"]
     assert rows["host"]["status"] == "ok"
     assert result["instructions"] is None and "not installed" in result["instruction_count_note"]
-    report = engines.format_compute(result)
+    report = engines_compute.format_compute(result)
     assert "not available [1]" in report and "n/a" in report
 
 

@@ -7,9 +7,8 @@ import struct
 from contextlib import contextmanager
 
 from vmm import layout
-from vmm.arch.x86 import pvh
-from vmm.arch.x86.cpu_state import (CR0_ET, CR0_MP, CR0_NE, CR0_PE, CR0_PG, CR0_WP, CR4_PAE, EFER_LMA,
-                                    EFER_LME, CpuState, Segment, gdt_descriptor)
+from vmm.arch.x86 import long_mode, pvh
+from vmm.arch.x86.cpu_state import CpuState
 from vmm.arch.x86.cpuid import build_table
 from vmm.devices.bus import MmioBus, PortBus
 from vmm.devices.debug_exit import DebugExit
@@ -21,11 +20,9 @@ RAM_SIZE = 4 * layout.MiB
 ENTRY = layout.HIGH_MEMORY_START            # 1 MiB, where each guest's code goes
 
 KERNEL_CS, KERNEL_DS = 0x08, 0x10
-LONG_GDT = (0,
-            gdt_descriptor(0, 0xFFFFF, access=0x9B, flags=0xA),   # ring-0 64-bit code
-            gdt_descriptor(0, 0xFFFFF, access=0x93, flags=0xC))   # ring-0 data
+LONG_GDT = (0, long_mode.KERNEL_CODE64, long_mode.KERNEL_DATA)
 LONG_GDT_ADDR = 0x800
-PML4, PDPT, PD = 0x9000, 0xA000, 0xB000
+PML4 = 0x9000                               # its PDPT and one page directory follow
 STACK_TOP = 0x8000
 
 
@@ -39,22 +36,12 @@ def u64(value):
 
 def write_long_mode_tables(memory):
     """GDT and page tables identity-mapping the first 4 MiB with two 2 MiB pages."""
-    memory.write(LONG_GDT_ADDR, b"".join(u64(d) for d in LONG_GDT))
-    memory.write(PML4, u64(PDPT | 0x3))
-    memory.write(PDPT, u64(PD | 0x3))
-    memory.write(PD, u64(0x0 | 0x83) + u64(0x20_0000 | 0x83))
+    long_mode.write_gdt(memory, LONG_GDT_ADDR, LONG_GDT)
+    long_mode.write_identity_map(memory, PML4, 4 * layout.MiB)
 
 
 def long_mode_state(rip: int = ENTRY) -> CpuState:
-    code = Segment.from_descriptor(KERNEL_CS, LONG_GDT[1])
-    data = Segment.from_descriptor(KERNEL_DS, LONG_GDT[2])
-    state = CpuState(rip=rip, cs=code, ds=data, es=data, fs=data, gs=data, ss=data,
-                     tr=Segment(base=0x1000, limit=0x67, type=0xB, s=0),
-                     gdt_base=LONG_GDT_ADDR, gdt_limit=len(LONG_GDT) * 8 - 1, idt_base=0, idt_limit=0,
-                     cr0=CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG, cr3=PML4, cr4=CR4_PAE,
-                     efer=EFER_LME | EFER_LMA)
-    state.regs["rsp"] = STACK_TOP
-    return state
+    return long_mode.long_mode_state(rip, STACK_TOP, PML4, LONG_GDT_ADDR, LONG_GDT, KERNEL_CS, KERNEL_DS)
 
 
 class Guest:

@@ -153,8 +153,8 @@ def test_no_initrd_means_no_initrd_items(memory):
 def test_pvh_boot_refuses_what_cannot_boot(memory):
     with pytest.raises(ImageError, match="PVH entry"):
         FwCfg.for_pvh_boot(memory, ElfImage(elf64([(0x100000, CODE, 0x1000)])), None, "")
-    with pytest.raises(ImageError, match="below 1 MiB"):
-        FwCfg.for_pvh_boot(memory, ElfImage(elf64([(0x8000, CODE, 0x1000)], notes=pvh_note(0x8000))), None, "")
+    with pytest.raises(ImageError, match="overlaps the firmware's stack"):
+        FwCfg.for_pvh_boot(memory, ElfImage(elf64([(0x5800, CODE, 0x100)], notes=pvh_note(0x5800))), None, "")
     with pytest.raises(UsageError, match="too small"):
         FwCfg.for_pvh_boot(memory, kernel_image(), bytes(MEM), "")
     with pytest.raises(UsageError, match="command line"):

@@ -229,3 +229,20 @@ def test_halt_watch_kicks_once_per_long_hlt():
     # running; new HLT; another (ticks wake it); same HLT twice: kick; no more kicks for it;
     # a new HLT; running; HLT 9 seen twice: kick.
     assert [watch.due() for _ in range(9)] == [False, False, False, True, False, False, False, False, True]
+
+
+def test_a_linux_boot_masks_the_in_kernel_lint0(requires_kvm):
+    """KVM resets LINT0 to ExtINT (the virtual wire); for Linux the engine masks it, as firmware
+    would, so that the in-kernel 8259A nobody programs cannot deliver ISA IRQs as vectors 0-15."""
+    from vmm.arch.x86.cpuid import build_table
+    from vmm.devices.bus import MmioBus, PortBus
+    from vmm.engines.kvm import KvmEngine
+    from vmm.kvm.vcpu import LAPIC_LVT_LINT0, LAPIC_LVT_MASKED
+    from vmm.memory import GuestMemory
+    from vmm.outcome import RunControl
+    with GuestMemory(2 << 20) as memory, \
+            KvmEngine(memory, PortBus(), MmioBus(), RunControl(), build_table(KvmEngine.tsc_khz())) as engine:
+        vcpu = engine._vcpu
+        assert vcpu.get_lapic_register(LAPIC_LVT_LINT0) == 0x700          # ExtINT, unmasked
+        engine.leave_lint0_masked()
+        assert vcpu.get_lapic_register(LAPIC_LVT_LINT0) == 0x700 | LAPIC_LVT_MASKED

@@ -73,10 +73,23 @@ def test_segment_outside_ram():
         load_pvh(mem, image, None, "")
 
 
-def test_segment_below_one_mebibyte_is_refused():
+def test_segment_over_a_boot_structure_is_refused_by_name():
     image = ElfImage(elf64([(0x6000, CODE, 16)], notes=pvh_note(0x6000)))
-    with GuestMemory(MEM) as mem, pytest.raises(ImageError, match="below 1 MiB"):
+    with GuestMemory(MEM) as mem, pytest.raises(ImageError, match="overlaps hvm_start_info at 0x6000"):
         load_pvh(mem, image, None, "")
+    image = ElfImage(elf64([(0xE8000, CODE, 16)], notes=pvh_note(0xE8000)))
+    with GuestMemory(MEM) as mem, pytest.raises(ImageError, match="overlaps the ACPI tables"):
+        load_pvh(mem, image, None, "")
+
+
+def test_elf_headers_page_below_one_mebibyte_loads_as_qemu_allows():
+    """A kernel linked at 1 MiB by plain ld: its ELF headers sit in a LOAD segment at 0xff000,
+    in the legacy hole, where the VMM writes nothing."""
+    image = ElfImage(elf64([(0xFF000, b"\x7fELF" + bytes(60), 0x1000), (0x100000, CODE, 16)],
+                           notes=pvh_note(0x100000)))
+    with GuestMemory(MEM) as mem:
+        assert load_pvh(mem, image, None, "").rip == 0x100000
+        assert mem.read(0xFF000, 4) == b"\x7fELF" and mem.read(0x100000, 16) == CODE
 
 
 def test_memory_too_small_for_kernel_and_program():

@@ -187,8 +187,9 @@ def test_pic_pit_and_port_b_are_on_the_port_bus(vm):
 def test_irq_line_checks_its_irq(vm):
     start(vm, "cli\nhlt\n")
     assert vm.engine.irq_line(15).irq == 15
-    for bad in (layout.PIC_CASCADE_IRQ, 16, -1):
-        with pytest.raises(VmmError, match=f"IRQ {bad}"):
+    assert vm.engine.irq_line(23).irq == 23              # IOAPIC pins above the ISA IRQs
+    for bad in (layout.PIC_CASCADE_IRQ, 24, -1):
+        with pytest.raises(VmmError, match=f"GSI {bad}"):
             vm.engine.irq_line(bad)
 
 
@@ -291,6 +292,20 @@ def test_a_sleeping_guest_costs_little_host_cpu(vm):
     assert (outcome.reason, outcome.status) == (DEBUG_EXIT, 200), outcome.detail
     assert 1.95 <= elapsed < 3.0
     assert cpu / elapsed < 0.10, f"{100 * cpu / elapsed:.1f}% of a core"
+
+
+def test_skipping_idle_time_runs_a_sleeping_guest_in_guest_time(vm):
+    """With idle skipping on, the same 2 s of PIT ticks pass on the guest's clock, which
+    jumps to each deadline while the vCPU halts, in a fraction of the wall time."""
+    start(vm, pit_rate_generator(100) + IDLE, master_mask=0xFE, stop_at=200)
+    vm.engine.skip_idle_time(True)
+    guest_before, started = vm.engine.clock.ns(), time.monotonic()
+    outcome = vm.run(10)
+    guest, elapsed = vm.engine.clock.ns() - guest_before, time.monotonic() - started
+    assert (outcome.reason, outcome.status) == (DEBUG_EXIT, 200), outcome.detail
+    assert vectors(vm) == [0x20] * 200
+    assert guest >= 1.95e9 and elapsed < 1.0, (guest, elapsed)
+    assert vm.engine.clock.lead_ns >= 1.9e9
 
 
 def test_timeout_in_hlt_says_so_and_a_later_run_stays_halted(vm):
@@ -525,3 +540,31 @@ def test_an_interrupt_with_no_gate_is_a_triple_fault(vm):
     vm.engine.irq_line(layout.COM1_IRQ)(True)
     outcome = vm.run(5)
     assert outcome.reason == SHUTDOWN and "triple fault" in outcome.detail
+
+
+# --- the debugger's single step ---------------------------------------------------------------------
+def test_a_debugger_step_holds_interrupts_back_until_it_is_done(vm):
+    """As KVM's single step with KVM_GUESTDBG_BLOCKIRQ: a step goes to the next instruction,
+    not into the handler of an interrupt that is pending; resuming then takes it."""
+    from vmm.debug.target import SIGTRAP, DebugTarget
+    body = """
+    sti
+    xor ecx, ecx
+spin:
+    inc rcx
+    jmp spin
+"""
+    symbols = start(vm, body, master_mask=0xFF & ~(1 << 3))
+    target = DebugTarget(vm.engine.debug())
+    target.add_breakpoint(symbols["spin"])
+    assert target.resume().signal == SIGTRAP and vectors(vm) == []
+    target.clear_breakpoints()
+    vm.engine.irq_line(3).pulse()                   # IRQ 3 is pending from now on
+    for _ in range(6):
+        assert target.step().signal == SIGTRAP
+        assert target.read_state().rip in (symbols["spin"], symbols["spin"] + 3)
+    assert vectors(vm) == []
+    target.add_breakpoint(symbols["spin"])
+    assert target.resume().signal == SIGTRAP        # the interrupt first, then the loop again
+    assert vectors(vm) == [0x23]
+    target.close()

@@ -8,7 +8,9 @@ import os
 import sys
 
 from . import paths
-from .config import ACCELERATORS, MachineConfig, parse_size
+from . import layout
+from .config import (ACCELERATORS, DEFAULT_CMDLINE, IDLE_POLICIES, LINUX_CMDLINE, LINUX_MEM_SIZE, MachineConfig,
+                     format_size, parse_size)
 from .debug.session import DEFAULT_TRACE_LIMIT
 from .errors import EXIT_STATUSES, UsageError, VmmError
 from .outcome import CRASHES, DEBUG_EXIT, HALT, TIMEOUT
@@ -43,16 +45,24 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     run = commands.add_parser("run", help="boot a kernel with a guest program",
-                              description="Boot KERNEL (a PVH ELF; default: the tiny kernel built under guest/) "
-                                          "with PROGRAM as its module. Arguments after `--` reach the program as argv. "
+                              description="Boot KERNEL (default: the tiny kernel built under guest/) with PROGRAM as "
+                                          "its module. KERNEL may be a Linux bzImage (with --initrd an initramfs), a "
+                                          "PVH ELF, or a Multiboot kernel: the format is read from the file. "
+                                          "Arguments after `--` reach the program as argv. "
                                           "The guest's serial port is this terminal, in raw mode: "
                                           "Ctrl-A x ends the VM, Ctrl-A Ctrl-A sends Ctrl-A.",
                               epilog=exit_status_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("kernel", nargs="?", default=None, help=f"kernel ELF (default: {paths.DEFAULT_KERNEL})")
-    run.add_argument("--initrd", metavar="PROGRAM", default=paths.DEFAULT_PROGRAM,
-                     help="guest program: a path, or the name of a built guest program (default: hello)")
-    run.add_argument("--cmdline", default=MachineConfig.cmdline, help="kernel command line (default: %(default)s)")
-    run.add_argument("--mem", default="64M", help="guest RAM size, e.g. 64M or 1G (default: %(default)s)")
+    run.add_argument("kernel", nargs="?", default=None,
+                     help=f"kernel: bzImage, PVH ELF or Multiboot (default: {paths.DEFAULT_KERNEL})")
+    run.add_argument("--initrd", metavar="PROGRAM", default=None,
+                     help="guest program or initrd: a path, or the name of a built guest program "
+                          "(default: hello with the tiny kernel, none with another kernel)")
+    run.add_argument("--cmdline", default=None,
+                     help=f"kernel command line (default: `{DEFAULT_CMDLINE}`; for a Linux bzImage "
+                          f"`{LINUX_CMDLINE}`; --stats prints the one used)")
+    run.add_argument("--mem", default=None,
+                     help=f"guest RAM size, e.g. 64M or 1G (default: {format_size(layout.DEFAULT_MEM_SIZE)}, "
+                          f"{format_size(LINUX_MEM_SIZE)} for a Linux bzImage)")
     run.add_argument("--accel", choices=ACCELERATORS, default=default_accel(),
                      help=f"CPU engine; auto takes KVM if it works, else unicorn (default: %(default)s, env {ACCEL_ENV})")
     run.add_argument("--serial", default="stdio", metavar="stdio|file:PATH|none",
@@ -66,6 +76,10 @@ def build_parser() -> Parser:
                      help="a virtio-blk disk backed by a host file (repeatable: vda, vdb, ...); "
                           "make one with `truncate -s 16M disk.img`")
     run.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="stop the guest after this long")
+    run.add_argument("--idle", choices=IDLE_POLICIES, default="sleep",
+                     help="unicorn: when the guest waits for its next timer, sleep until then (default), or skip "
+                          "the guest's clock there at once (scripts and tests run faster; the guest's clock runs "
+                          "ahead of the host's by the time skipped, at most 30 s)")
     run.add_argument("--stats", action="store_true",
                      help="print exit counts, a histogram of exits by port and address, and timings on stderr")
     run.add_argument("--trace", metavar="FILE", help="write every executed guest instruction (address, bytes, "
@@ -120,7 +134,8 @@ def build_parser() -> Parser:
     commands.add_parser("oci", help="the OCI runtime (as `vmm-oci`): runc's command line, e.g. `vmm oci state ID`",
                         add_help=False)
     bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
-    bench.add_argument("which", choices=("exits", "startup", "density", "interrupts", "engines", "boot", "blk"),
+    bench.add_argument("which", choices=("exits", "startup", "density", "interrupts", "engines", "boot", "blk",
+                                         "linux"),
                        help="exits: port-I/O exits/s through the VMM vs a bare KVM loop; "
                             "interrupts: host CPU of a sleeping guest and timer interrupts delivered per engine; "
                             "blk: virtio-blk MB/s and IOPS from a guest, per engine, against the host and QEMU; "
@@ -128,14 +143,16 @@ def build_parser() -> Parser:
                             "plain process; density: N VMs at once as threads and as processes, and N containers; "
                             "engines: the unicorn engine against bare unicorn, QEMU TCG, KVM and the host "
                             "(instructions/s on `compute`, port-I/O round trips/s, whole-VM `hello`); "
-                            "boot: firmware vs direct PVH boot per engine, and fw_cfg with and without DMA")
+                            "boot: firmware vs direct PVH boot per engine, and fw_cfg with and without DMA; "
+                            "linux: Debian's kernel to its init script and to power-off, per engine and under "
+                            "QEMU microvm TCG")
     bench.add_argument("--runs", type=int, default=None,
-                       help="runs (default: exits 5, startup 10, density 3, engines 5, boot 5)")
+                       help="runs (default: exits 5, startup 10, density 3, engines 5, boot 5, linux 3)")
     bench.add_argument("--count", type=int, default=None,
                        help="exits: exits per run (default 20000); density: instances at once (default 4); "
                             "engines: MiB for `compute` (default 4); boot: MiB the padded program grows by (default 4)")
     bench.add_argument("--json", metavar="PATH", default=None,
-                       help="startup, density, engines, boot: also write results as JSON")
+                       help="startup, density, engines, boot, linux: also write results as JSON")
     bench.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
@@ -152,11 +169,15 @@ def command_run(args, program_args) -> int:
     from .terminal import Terminal
     from .debug.session import DebugOptions
     from .machine import Machine
+    initrd = args.initrd
+    if initrd is None and args.kernel is None:
+        initrd = paths.DEFAULT_PROGRAM          # the tiny kernel's default program
     config = MachineConfig(
         kernel=args.kernel or str(paths.DEFAULT_KERNEL),
-        initrd=str(paths.program_path(args.initrd)) if args.initrd else None,
-        cmdline=args.cmdline, program_args=program_args, mem_size=parse_size(args.mem),
-        accel=args.accel, serial=args.serial, timeout=args.timeout,
+        initrd=str(paths.program_path(initrd)) if initrd else None,
+        cmdline=args.cmdline, program_args=program_args,
+        mem_size=parse_size(args.mem) if args.mem is not None else None,
+        accel=args.accel, serial=args.serial, timeout=args.timeout, idle=args.idle,
         firmware=args.bios or (str(paths.DEFAULT_FIRMWARE) if args.firmware else None), disks=args.disk)
     debug = DebugOptions(trace=args.trace, trace_limit=args.trace_limit, trace_exits=args.trace_exits,
                          stats=args.stats, recent_exits=RECENT_EXITS_IN_REPORTS, gdb=args.gdb, gdb_wait=args.gdb_wait)
@@ -186,6 +207,7 @@ def describe(result) -> str:
 def print_stats(stats) -> None:
     out = sys.stderr
     print(f"engine: {stats['engine']} ({stats['engine_choice']})", file=out)
+    print(f"kernel: {stats['kernel_format']}; command line: {stats['cmdline']}", file=out)
     exits = stats["exits"]
     print(f"exits: {sum(exits.values())} total", file=out)
     for reason, count in sorted(exits.items(), key=lambda kv: -kv[1]):
@@ -259,6 +281,11 @@ def command_bench(args) -> int:
             raise UsageError("--count is for `bench exits`, `density`, `engines` and `boot`")
         from .bench import startup
         return startup.main(runs=10 if runs is None else runs, json_path=args.json)
+    if args.which == "linux":
+        if count is not None:
+            raise UsageError("`bench linux` takes --runs and --json")
+        from .bench import linux
+        return linux.main(runs=linux.DEFAULT_RUNS if runs is None else runs, json_path=args.json)
     if args.which == "engines":
         from .bench import engines
         return engines.main(runs=engines.DEFAULT_RUNS if runs is None else runs,

@@ -6,6 +6,14 @@ from . import layout
 from .errors import UsageError
 
 ACCELERATORS = ("kvm", "unicorn", "auto")
+DEFAULT_CMDLINE = "console=ttyS0"
+IDLE_POLICIES = ("sleep", "skip")
+# A stock Linux kernel's defaults: the serial console; reboot at once on a panic (so the VM
+# ends instead of hanging); and trust the TSC, whose rate CPUID leaf 0x15 states: on our
+# hardware-reduced ACPI platform the only other clocksource is jiffies, which the clocksource
+# watchdog would otherwise compare it with (QEMU microvm's guests mark their TSC unstable so).
+LINUX_CMDLINE = "console=ttyS0 panic=-1 tsc=reliable"
+LINUX_MEM_SIZE = 256 * layout.MiB      # Debian's kernels decompress at 16 MiB into ~50 MiB
 SIZE_SUFFIXES = {"": 1, "K": layout.KiB, "M": layout.MiB, "G": layout.GiB}
 
 
@@ -44,9 +52,9 @@ class DiskSpec:
 class MachineConfig:
     kernel: str
     initrd: str | None = None           # the guest program, passed as PVH module 0
-    cmdline: str = "console=ttyS0"
+    cmdline: str | None = None          # None: the default for the kind of kernel (DEFAULT_CMDLINE, LINUX_CMDLINE)
     program_args: list = field(default_factory=list)   # appended to cmdline after " -- "
-    mem_size: int = layout.DEFAULT_MEM_SIZE
+    mem_size: int | str | None = None   # None: DEFAULT_MEM_SIZE, or LINUX_MEM_SIZE for a Linux bzImage
     accel: str = "auto"
     serial: str = "capture"             # capture | stdio | none | file:PATH (output is always captured too)
     stdin: bytes | None = None          # bytes for the guest's serial input, if any
@@ -54,6 +62,7 @@ class MachineConfig:
     firmware: str | None = None         # boot through this firmware image (fw_cfg hands it the kernel)
     fw_cfg_dma: bool = True             # offer fw_cfg's DMA interface (off: the firmware reads byte by byte)
     disks: list = field(default_factory=list)   # [DiskSpec]: virtio-blk devices, vda first
+    idle: str = "sleep"                 # sleep | skip: an idle vCPU waits for its timer, or jumps the clock there
 
     def __post_init__(self):
         self.disks = [d if isinstance(d, DiskSpec) else DiskSpec.parse(d) for d in self.disks]
@@ -61,6 +70,8 @@ class MachineConfig:
     def validate(self) -> None:
         if self.accel not in ACCELERATORS:
             raise UsageError(f"unknown accelerator {self.accel!r}: choose one of {', '.join(ACCELERATORS)}")
+        if self.mem_size is None:
+            self.mem_size = layout.DEFAULT_MEM_SIZE
         if not isinstance(self.mem_size, int):
             self.mem_size = parse_size(self.mem_size)
         if self.mem_size < layout.MIN_MEM_SIZE:
@@ -73,6 +84,8 @@ class MachineConfig:
             raise UsageError(f"--mem must be a multiple of 4K, not {self.mem_size} bytes")
         if not (self.serial in ("capture", "stdio", "none") or self.serial.startswith("file:") and len(self.serial) > 5):
             raise UsageError(f"unknown --serial {self.serial!r}: use stdio, none or file:PATH")
+        if self.idle not in IDLE_POLICIES:
+            raise UsageError(f"unknown --idle {self.idle!r}: choose one of {', '.join(IDLE_POLICIES)}")
         if self.timeout is not None and not self.timeout > 0:
             raise UsageError(f"--timeout must be a positive number of seconds, not {self.timeout}")
         for arg in self.program_args:
@@ -80,10 +93,10 @@ class MachineConfig:
                 raise UsageError(f"program argument {arg!r} is empty or holds white space, "
                                  "which the kernel command line cannot carry")
 
-    def full_cmdline(self, kernel_params=()) -> str:
+    def full_cmdline(self, kernel_params=(), default: str = DEFAULT_CMDLINE) -> str:
         """The kernel command line: the VMM's parameters (device announcements), the
-        user's command line, then the program's arguments after `--`."""
-        line = " ".join([*kernel_params, self.cmdline]).strip()
+        user's command line (or `default`), then the program's arguments after `--`."""
+        line = " ".join([*kernel_params, default if self.cmdline is None else self.cmdline]).strip()
         if self.program_args:
             line += f" -- {' '.join(self.program_args)}"
         return line

@@ -39,6 +39,41 @@ CMDLINE_MAX_SIZE = 0x1_0000            # 64 KiB including the terminating NUL
 # Modules (the guest program) are placed at the top of RAM, page-aligned, as QEMU does with
 # its initrd (hw/i386/x86.c: initrd_addr = (initrd_max - initrd_size) & ~(page - 1)).
 
+# --- Linux boot protocol (bzImage) and Multiboot structures ---------------------------------
+# One boot protocol is used per VM, so each protocol's own structures sit in the same low pages
+# PVH uses for its own. Firecracker's arch/x86_64/layout.rs places the zero page at 0x7000 and
+# the identity-mapping page tables at 0x9000-0xbfff; we keep its PML4 and PDPT addresses and give
+# the page directories four pages (2 MiB pages up to 4 GiB, so all of RAM and the MMIO hole).
+ZERO_PAGE_START = 0x8000               # struct boot_params (Documentation/arch/x86/zero-page.rst)
+PML4_START = 0x9000
+PDPT_START = 0xA000
+PD_START = 0xB000                      # four page directories: 0xB000-0xEFFF
+PD_COUNT = 4
+MULTIBOOT_INFO_START = 0x6000          # struct multiboot_info, then module list and memory map
+MULTIBOOT_INFO_SIZE = 0x1000
+# The real-mode alias of the reset vector (F000:FFF0). Linux on a hardware-reduced ACPI platform
+# restarts through EFI, and without EFI falls back to jumping there in real mode, where a PC's
+# BIOS would reset the machine (arch/x86/kernel/reboot.c: BOOT_EFI, then BOOT_BIOS). A direct
+# Linux boot has no BIOS, so a few bytes there pulse the i8042's reset line instead.
+REAL_MODE_RESET_VECTOR = 0xF_FFF0
+# A bzImage's protected-mode kernel is loaded at 1 MiB unless it is relocatable and prefers
+# another address (boot.rst: "code32_start", "pref_address"). The initrd goes as high as
+# RAM and the kernel's initrd_addr_max allow, as QEMU and Firecracker place it.
+BZIMAGE_LOAD_ADDR = HIGH_MEMORY_START
+
+# What the VMM itself writes below 1 MiB, by name: a kernel segment that overlaps one of these
+# is refused, naming it; anything else in low memory (an ELF header page at 0xff000) is allowed.
+FIRMWARE_STACK = (0x5000, 0x6000)     # firmware/layout.h FW_STACK_TOP, one page below it
+
+# --- ACPI tables (generated per VM, vmm/arch/x86/acpi) --------------------------------------
+# The OS finds the RSDP by scanning the BIOS read-only area 0xE0000-0xFFFFF on 16-byte boundaries
+# (ACPI 6.5, 5.2.5.1); we put it at the start of that area, the other tables after it, all
+# inside the E820 hole, and also hand its address over in boot_params.acpi_rsdp_addr and
+# hvm_start_info.rsdp_paddr. The 0xF0000 half is the firmware's BIOS shadow, so the tables
+# stay below it.
+ACPI_TABLES_START = 0xE_0000
+ACPI_TABLES_SIZE = 0x1_0000
+
 # --- KVM-specific addresses outside RAM ----------------------------------------------------
 # Intel VMX needs three pages for a real-mode TSS and one for an identity-map page table
 # somewhere in guest-physical space that the guest does not use (KVM_SET_TSS_ADDR,
@@ -63,6 +98,25 @@ PIT_PORT_COUNT = 4
 PIT_IRQ = 0
 PIT_INPUT_HZ = 1_193_182               # the PC's 14.31818 MHz crystal divided by 12
 SYSTEM_CONTROL_PORT_B = 0x61           # PIT channel 2 gate (bit 0), speaker (bit 1), ch2 output (bit 5)
+
+# The rest of the PC a Linux kernel looks for (IBM PC/AT; Intel SDM vol. 3A ch. 11; 82093AA).
+RTC_PORT = 0x70                        # MC146818 CMOS RTC: index (0x70, bit 7 = NMI mask), data (0x71)
+RTC_PORT_COUNT = 2
+RTC_IRQ = 8
+I8042_DATA_PORT = 0x60                 # keyboard controller data
+I8042_COMMAND_PORT = 0x64              # status (read) / command (write); 0xFE pulses the reset line
+LAPIC_BASE = 0xFEE0_0000               # the local APIC's default base (IA32_APIC_BASE at reset)
+LAPIC_SIZE = 0x1000
+IOAPIC_BASE = 0xFEC0_0000              # the first I/O APIC's conventional base
+IOAPIC_SIZE = 0x1000
+IOAPIC_PINS = 24                       # pins 0-15 are the ISA IRQs (identity-mapped GSIs)
+# ACPI hardware-reduced power management (ACPI 6.5, 4.8.3.7 and 5.2.9): the FADT's sleep
+# control and status registers, and its reset register, in I/O space where cloud-hypervisor
+# puts them. Writing SLP_EN|SLP_TYP(S5) powers off; writing ACPI_RESET_VALUE resets.
+ACPI_SLEEP_CONTROL_PORT = 0x600
+ACPI_SLEEP_STATUS_PORT = 0x601
+ACPI_PM_PORT_COUNT = 2
+ACPI_RESET_VALUE = 0x01
 
 # virtio-mmio devices: fixed 4 KiB slots in the MMIO hole, each with its own ISA IRQ. The
 # IRQs are those a PC leaves free (not 0-2 timer/keyboard/cascade, 4 COM1, 8 RTC, 13 FPU).

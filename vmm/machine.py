@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from . import layout
 from .arch.x86.cpuid import FAMILY_MODEL_STEPPING, build_table
 from .arch.x86.reset import reset_state
-from .config import MachineConfig
+from .config import LINUX_CMDLINE, LINUX_MEM_SIZE, MachineConfig
 from .debug.session import DebugOptions, DebugSession
 from .devices.bus import MmioBus, PortBus
 from .devices.debug_exit import DebugExit
@@ -24,8 +24,12 @@ from .devices.irq import DeferredLine
 from .devices.virtio import MmioTransport, VirtioBlock, VirtioConsole, VirtioRng
 from .devices.uart import Uart16550
 from .errors import AcceleratorUnavailable, GuestCrashed, GuestTimeout, ImageError, InputError, UsageError
+from .loader.bzimage import BzImage, load_bzimage
+from .loader.detect import BZIMAGE, MULTIBOOT, PVH, kernel_format
 from .loader.elf import ElfImage
+from .loader.multiboot import MultibootImage, load_multiboot
 from .loader.pvh import load_pvh
+from .board import acpi_tables, add_pc_devices
 from .memory import GuestMemory
 from .outcome import CRASHES, DEBUG_EXIT, INTERRUPTED, TIMEOUT, Outcome, RunControl
 from .serial_sink import SerialSink
@@ -117,12 +121,19 @@ class Machine:
     def __init__(self, config: MachineConfig, debug: DebugOptions | None = None):
         self.created = time.monotonic()
         self.config = config
+        kernel_data = read_input_file(config.kernel, "kernel")
+        self.kernel_format = kernel_format(kernel_data)
+        if config.mem_size is None and self.kernel_format == BZIMAGE:
+            config.mem_size = LINUX_MEM_SIZE
         config.validate()
         self.debug = DebugSession(debug)     # tracing, exit statistics, gdb: no-ops by default
-        kernel = ElfImage(read_input_file(config.kernel, "kernel"), "kernel")
-        module = read_input_file(config.initrd, "program") if config.initrd else None
-        if module is not None:
+        kernel = self._parse_kernel(kernel_data)
+        module = read_input_file(config.initrd, "initrd" if self.kernel_format == BZIMAGE else "program") \
+            if config.initrd else None
+        if module is not None and self.kernel_format == PVH:
             ElfImage(module, "program")     # refuse a malformed program here, not in the guest
+        if config.firmware and self.kernel_format != PVH:
+            raise UsageError(f"--firmware boots PVH kernels only; boot this {self.kernel_format} kernel directly")
         engine_cls, self.accel_note = choose_engine(config.accel)
 
         self._cleanup = ExitStack()
@@ -137,17 +148,26 @@ class Machine:
             self.uart = Uart16550(output=self.serial.put, irq=self._irq(layout.COM1_IRQ))
             self.ports.register(layout.COM1_PORT, layout.COM1_PORT_COUNT, self.uart)
             self.ports.register(layout.DEBUG_EXIT_PORT, layout.DEBUG_EXIT_PORT_COUNT, DebugExit(self.control))
+            add_pc_devices(self.ports, self.control)
             kernel_params = self._add_virtio_devices()
-            cmdline = config.full_cmdline(kernel_params)
+            rsdp = self._write_acpi_tables()
+            self.cmdline = cmdline = self._cmdline(kernel_params)
             if config.firmware:
                 boot_state = self._boot_through_firmware(kernel, module, cmdline)
+            elif self.kernel_format == BZIMAGE:
+                boot_state = load_bzimage(self.memory, kernel, module, cmdline, rsdp)
+            elif self.kernel_format == MULTIBOOT:
+                boot_state = load_multiboot(self.memory, kernel, module, cmdline)
             else:
-                boot_state = load_pvh(self.memory, kernel, module, cmdline)
+                boot_state = load_pvh(self.memory, kernel, module, cmdline, rsdp)
             self.cpuid = build_table(engine_cls.tsc_khz())
             engine_ports, engine_mmio = self.debug.wrap_buses(self.ports, self.mmio)
             self.engine = engine_cls(self.memory, engine_ports, engine_mmio, self.control, self.cpuid)
             self._cleanup.callback(self.engine.close)
             self.engine.set_state(boot_state)
+            if self.kernel_format == BZIMAGE:
+                self.engine.leave_lint0_masked()
+            self.engine.skip_idle_time(config.idle == "skip")
             self.debug.attach(self.engine)                  # binds the gdb port, if any
             self._cleanup.callback(self.debug.close)        # runs before engine.close
             # The interrupt controller belongs to the engine, so lines connect only now.
@@ -159,6 +179,25 @@ class Machine:
             self._cleanup.close()
             raise
         self.ready = time.monotonic()
+
+    def _parse_kernel(self, data: bytes):
+        if self.kernel_format == BZIMAGE:
+            return BzImage(data)
+        if self.kernel_format == MULTIBOOT:
+            return MultibootImage(data)
+        return ElfImage(data, "kernel")
+
+    def _cmdline(self, virtio_params) -> str:
+        """A Linux kernel finds the virtio devices through ACPI and gets Linux's defaults;
+        the others are told about the devices on the command line (virtio_mmio.device=)."""
+        if self.kernel_format == BZIMAGE:
+            return self.config.full_cmdline(default=LINUX_CMDLINE)
+        return self.config.full_cmdline(virtio_params)
+
+    def _write_acpi_tables(self) -> int:
+        blob, rsdp = acpi_tables(self.virtio_slots)
+        self.memory.write(layout.ACPI_TABLES_START, blob)
+        return rsdp
 
     def _irq(self, gsi: int) -> DeferredLine:
         line = self.irq_lines[gsi] = DeferredLine(gsi)
@@ -179,10 +218,12 @@ class Machine:
         if len(devices) > len(layout.VIRTIO_MMIO_IRQS):
             raise UsageError(f"at most {len(layout.VIRTIO_MMIO_IRQS) - 2} disks fit the virtio-mmio slots")
         params = []
+        self.virtio_slots = []
         for slot, (device, gsi) in enumerate(zip(devices, layout.VIRTIO_MMIO_IRQS)):
             base = layout.VIRTIO_MMIO_BASE + slot * layout.VIRTIO_MMIO_SLOT_SIZE
             self.mmio.register(base, layout.VIRTIO_MMIO_SLOT_SIZE, MmioTransport(device, self.memory, irq=self._irq(gsi)))
             params.append(f"virtio_mmio.device={layout.VIRTIO_MMIO_SLOT_SIZE // layout.KiB}K@{base:#x}:{gsi}")
+            self.virtio_slots.append((base, layout.VIRTIO_MMIO_SLOT_SIZE, gsi))
         return params
 
     def _boot_through_firmware(self, kernel, module, cmdline):
@@ -225,6 +266,8 @@ class Machine:
         return {
             "engine": self.engine.name,
             "engine_choice": self.accel_note,
+            "kernel_format": self.kernel_format,
+            "cmdline": self.cmdline,
             "exits": self.engine.exit_counts(),
             "unclaimed": {"port_reads": self.ports.unclaimed_reads, "port_writes": self.ports.unclaimed_writes,
                           "mmio_reads": self.mmio.unclaimed_reads, "mmio_writes": self.mmio.unclaimed_writes},

@@ -9,6 +9,7 @@
     density.py     N VMs at once (threads, processes) against N containers
     interrupts.py  a sleeping guest's host CPU, timer interrupts delivered per engine
     engines.py     the unicorn engine against bare unicorn, QEMU TCG, KVM and the host
+                   (its compute part: engines_compute.py)
     boot.py        firmware against direct PVH boot; fw_cfg with and without DMA
     blk.py         virtio-blk throughput from a guest against the host and QEMU
 """

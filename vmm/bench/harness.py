@@ -12,6 +12,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 
 OK, UNAVAILABLE, FAILED = "ok", "unavailable", "failed"
@@ -121,6 +122,29 @@ def ratio(value, baseline):
     return value / baseline
 
 
+def ms(seconds) -> str:
+    return "" if seconds is None else f"{seconds * 1000:.1f}"
+
+
+def pct(value) -> str:
+    return "" if value is None else f"{value:.1%}"
+
+
+def spread(summary, scale=1.0, fmt="{:.1f}") -> str:
+    """'median (min-max)' of a summary, scaled, or ''."""
+    if summary is None:
+        return ""
+    return (f"{fmt.format(summary['median'] * scale)} ({fmt.format(summary['min'] * scale)}-"
+            f"{fmt.format(summary['max'] * scale)})")
+
+
+def goal_text(goal: dict) -> str:
+    """`goal: WHAT: 56.0%, met` for a {"what", "ratio", "met"} goal (ratio None: a row is missing)."""
+    if goal["ratio"] is None:
+        return f"goal: {goal['what']}: not measurable (a row is missing)"
+    return f"goal: {goal['what']}: {goal['ratio']:.1%}, {'met' if goal['met'] else 'NOT met'}"
+
+
 def status_text(row: dict, notes: list) -> str:
     """'ok', or 'not available [n]' / 'FAILED [n]' with the reason appended to `notes`."""
     if row["status"] == OK:
@@ -190,9 +214,18 @@ def is_hybrid_cgroup_host() -> bool:
     return False
 
 
+def first_line(argv) -> str | None:
+    """The first line a tool prints (its version), or None."""
+    try:
+        out = subprocess.run(argv, capture_output=True, timeout=20).stdout.decode(errors="replace")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = out.strip().splitlines()
+    return lines[0].strip() if lines else None
+
+
 def describe_machine() -> dict:
     """The CPU, kernel, KVM flavour, cgroups and tool versions a result was measured with."""
-    from .process import first_line
     cpu_model = None
     try:
         with open("/proc/cpuinfo") as file:

@@ -27,8 +27,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .. import layout
-from ..arch.x86.cpu_state import (CR0_ET, CR0_MP, CR0_NE, CR0_PE, CR0_PG, CR0_WP, CR4_PAE, EFER_LMA,
-                                  EFER_LME, TYPE_TSS_BUSY, CpuState, Segment, gdt_descriptor)
+from ..arch.x86.cpu_state import CpuState
+from ..arch.x86.long_mode import KERNEL_CODE64, KERNEL_DATA, long_mode_state, write_gdt, write_identity_map
 from ..devices.bus import MmioBus, PortBus
 from ..devices.debug_exit import DebugExit
 from ..memory import GuestMemory
@@ -40,13 +40,10 @@ GDT = 0x800                     # null, 64-bit code, data
 IDT = 0x2000                    # 48 interrupt gates of 16 bytes (vectors 0-0x2F)
 COUNTER = 0x3000                # the dword the handler increments
 STACK_TOP = 0x8000
-PML4, PDPT, PD = 0x9000, 0xA000, 0xB000     # identity map of the first 2 MiB (one 2 MiB page)
+PML4 = 0x9000                   # page tables identity-mapping the first 2 MiB (PDPT, PD after it)
 CODE = 0x1_0000                 # the guest's code; its handler follows
 KERNEL_CS, KERNEL_DS = 0x08, 0x10
-GDT_ENTRIES = (0,
-               gdt_descriptor(0, 0xFFFFF, access=0x9B, flags=0xA),    # ring-0 64-bit code
-               gdt_descriptor(0, 0xFFFFF, access=0x93, flags=0xC))    # ring-0 data
-PAGE_PRESENT_RW, PAGE_SIZE_2M = 0x3, 0x80
+GDT_ENTRIES = (0, KERNEL_CODE64, KERNEL_DATA)
 MASTER_VECTOR = 0x20            # ICW2 of the master PIC: IRQ n is vector 0x20 + n
 SLAVE_VECTOR = 0x28
 VECTORS = SLAVE_VECTOR + 8
@@ -141,10 +138,8 @@ class IrqGuest:
     def load(self, memory) -> None:
         code, handler, spurious = self.code()
         memory.write(CODE, code)
-        memory.write(GDT, b"".join(struct.pack("<Q", d) for d in GDT_ENTRIES))
-        memory.write(PML4, struct.pack("<Q", PDPT | PAGE_PRESENT_RW))
-        memory.write(PDPT, struct.pack("<Q", PD | PAGE_PRESENT_RW))
-        memory.write(PD, struct.pack("<Q", 0 | PAGE_PRESENT_RW | PAGE_SIZE_2M))
+        write_gdt(memory, GDT, GDT_ENTRIES)
+        write_identity_map(memory, PML4, 2 * layout.MiB)
         memory.write(COUNTER, bytes(4))
         gates = [bytes(16)] * VECTORS
         gates[self.vector] = _interrupt_gate(CODE + handler)
@@ -154,16 +149,8 @@ class IrqGuest:
         memory.write(IDT, b"".join(gates))
 
     def state(self) -> CpuState:
-        code = Segment.from_descriptor(KERNEL_CS, GDT_ENTRIES[1])
-        data = Segment.from_descriptor(KERNEL_DS, GDT_ENTRIES[2])
-        state = CpuState(rip=CODE, cs=code, ds=data, es=data, fs=data, gs=data, ss=data,
-                         tr=Segment(base=0, limit=0x67, type=TYPE_TSS_BUSY, s=0),
-                         gdt_base=GDT, gdt_limit=len(GDT_ENTRIES) * 8 - 1,
-                         idt_base=IDT, idt_limit=VECTORS * 16 - 1,
-                         cr0=CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG, cr3=PML4, cr4=CR4_PAE,
-                         efer=EFER_LME | EFER_LMA)
-        state.regs["rsp"] = STACK_TOP
-        return state
+        return long_mode_state(CODE, STACK_TOP, PML4, GDT, GDT_ENTRIES, KERNEL_CS, KERNEL_DS,
+                               idt_base=IDT, idt_limit=VECTORS * 16 - 1)
 
     @staticmethod
     def count(memory) -> int:

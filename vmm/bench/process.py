@@ -246,15 +246,6 @@ def which(name: str) -> str:
     return path
 
 
-def first_line(argv) -> str | None:
-    try:
-        out = subprocess.run(argv, capture_output=True, timeout=20).stdout.decode(errors="replace")
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    lines = out.strip().splitlines()
-    return lines[0].strip() if lines else None
-
-
 def current_rss_kib() -> int:
     with open("/proc/self/statm") as file:
         return int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024

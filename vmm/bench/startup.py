@@ -333,7 +333,7 @@ def all_rows() -> list:
         ContainerApi(),
         Oci("crun"),
         Oci("runc"),
-        *startup_oci.rows(),
+        *startup_oci.rows(check_output),
         Plain(),
     ]
 

@@ -71,8 +71,8 @@ class VmmOci(Row):
     rss_measure = "peak RSS of the launched process tree (wait4 ru_maxrss: its largest process)"
     command = None
 
-    def __init__(self):
-        self.serial = 0
+    def __init__(self, check):
+        self.serial, self.check = 0, check
 
     def prepare(self, context):
         if os.geteuid() != 0:
@@ -82,7 +82,6 @@ class VmmOci(Row):
         self.command = [self.path, "--root", self.root, "run", "--bundle", str(context["bundle"]), "ID"]
 
     def measure(self, context):
-        from .startup import check_output
         self.serial += 1
         container_id = f"pyvmm-bench-{os.getpid()}-{self.serial}"
         try:
@@ -90,7 +89,7 @@ class VmmOci(Row):
         finally:
             subprocess.run([self.path, "--root", self.root, "delete", "--force", container_id],
                            capture_output=True, timeout=60)
-        check_output(process, 0, self.name)
+        self.check(process, 0, self.name)
         return process.seconds, process.maxrss_kib if context["spawner"] else None
 
 
@@ -103,8 +102,8 @@ class Podman(Row):
     rss_measure = "peak RSS of the launched process tree (wait4 ru_maxrss: podman itself, its largest process)"
     command = None
 
-    def __init__(self, name, label, runtime, vm_mode=False):
-        self.name, self.label, self.runtime, self.vm_mode = name, label, runtime, vm_mode
+    def __init__(self, check, name, label, runtime, vm_mode=False):
+        self.check, self.name, self.label, self.runtime, self.vm_mode = check, name, label, runtime, vm_mode
         self.image = None
 
     def prepare(self, context):
@@ -119,9 +118,8 @@ class Podman(Row):
         self.command = [podman, "--runtime", runtime, "run", "--rm", *ULIMITS, IMAGE, "/bin/hello"]
 
     def measure(self, context):
-        from .startup import check_output
         process = run_process(self.command, None, context["spawner"], TIMEOUT)
-        check_output(process, 0, self.name)
+        self.check(process, 0, self.name)
         return process.seconds, process.maxrss_kib if context["spawner"] else None
 
     def close(self):
@@ -130,10 +128,11 @@ class Podman(Row):
             self.image = None
 
 
-def rows() -> list:
+def rows(check) -> list:
+    """The rows; check(process, status, name) is startup.py's output check (hello's line)."""
     return [
-        VmmOci(),
-        Podman("podman-runc", "podman run --runtime runc", "runc"),
-        Podman("podman-vmm-oci", "podman run --runtime vmm-oci (namespaces)", "vmm-oci"),
-        Podman("podman-vmm-oci-vm", "podman run --runtime vmm-oci-vm (microVM)", "vmm-oci-vm", vm_mode=True),
+        VmmOci(check),
+        Podman(check, "podman-runc", "podman run --runtime runc", "runc"),
+        Podman(check, "podman-vmm-oci", "podman run --runtime vmm-oci (namespaces)", "vmm-oci"),
+        Podman(check, "podman-vmm-oci-vm", "podman run --runtime vmm-oci-vm (microVM)", "vmm-oci-vm", vm_mode=True),
     ]

@@ -140,7 +140,7 @@ class FwCfg:
                              f"the limit is {layout.CMDLINE_MAX_SIZE}")
         pvh_entry(kernel)
         check_fits(memory.size, kernel, initrd)
-        entry, low, high = load_kernel(memory, kernel)
+        entry, low, high = load_kernel(memory, kernel, firmware=True)
 
         cfg = cls(memory, dma=dma)
         cfg.add_u64(RAM_SIZE, memory.size)

@@ -63,6 +63,16 @@ class Engine:
         platform's interrupt controller; devices call it from any thread."""
         raise NotImplementedError
 
+    def leave_lint0_masked(self) -> None:
+        """Before the first run: mask the local APIC's LINT0, as firmware leaves it for an
+        OS that uses the IOAPIC (the reset state passes the 8259A's INTR; Linux keeps LINT0
+        as it finds it, and nobody programs the PIC on its hardware-reduced ACPI platform)."""
+
+    def skip_idle_time(self, enabled: bool) -> None:
+        """Whether a vCPU halted until its next timer deadline may jump the guest's clock
+        there instead of waiting (engines/guest_clock.py); engines whose clock is the
+        host's (KVM) always wait."""
+
     def run(self, timeout: float | None = None) -> Outcome:
         raise NotImplementedError
 

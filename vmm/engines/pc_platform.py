@@ -3,11 +3,18 @@
 KVM keeps the PC's interrupt platform in the kernel; the unicorn engine brings its own, on
 the port bus it is given, at the same ports (layout.py), so a guest sees the same PC on both
 engines. This is the one place an engine imports device models (vmm/devices), as KVM owns
-its in-kernel ones. Today: the 8259A pair (the CPU's INTR), the 8254 PIT (channel 0 on
-IRQ 0) and port 0x61.
+its in-kernel ones: the 8259A pair, the 8254 PIT (channel 0 on IRQ 0) and port 0x61, the
+local APIC (MMIO at layout.LAPIC_BASE) and the IOAPIC (at layout.IOAPIC_BASE), all on one
+guest clock (guest_clock.py) that the run loop may move ahead while the vCPU idles.
+
+Interrupt inputs are routed as on a PC with an IOAPIC, and as KVM routes GSIs: ISA IRQ n
+goes to PIC input n and to IOAPIC pin n; GSIs 16-23 to the IOAPIC only. The IOAPIC sends
+its messages to the local APIC; the PIC's INTR reaches the CPU only while the local APIC
+passes it (LINT0 as ExtINT, or the APIC disabled). The CPU's INTR is the local APIC's
+deliverable vector, or the PIC's request through LINT0.
 
 What the run loop asks, and nothing else (engines/unicorn.py):
-  update()       bring every timer up to now: (INTR, the next timer deadline in host ns)
+  update()       bring every timer up to now: (INTR, the next timer deadline in guest ns)
   intr           the CPU's INTR line (one attribute read, no lock)
   acknowledge()  the INTA cycle: the vector to deliver
 and it is told of a rising INTR through `on_intr(level)`. Devices drive interrupt inputs
@@ -25,34 +32,52 @@ One lock (`lock`) serialises all models between device threads, the guest's port
 and the run loop; `on_intr(level)` is called with it held and must not take it.
 """
 import threading
-import time
 
 from .. import layout
+from ..arch.x86.cpuid import CRYSTAL_HZ
+from ..devices.ioapic import IoApic
+from ..devices.lapic import DELIVERY_EXTINT, LVT_LINT0, LVT_MASKED, LocalApic
 from ..devices.pic import DualPic
 from ..devices.pit import Pit8254, SystemControlPortB
 from ..errors import VmmError
 
-NEVER_NS = 1 << 63          # a host time (ns) that never comes
+NEVER_NS = 1 << 63          # a time (ns) that never comes
 ISA_IRQS = 16
 
 
 class PcPlatform:
-    def __init__(self, ports, on_intr):
+    def __init__(self, ports, mmio, clock, on_intr):
         self.lock = threading.Lock()
         self.ports = ports
-        self.pic = DualPic(on_intr=on_intr)
+        self.clock = clock
+        self._on_intr = on_intr
+        self.pic = DualPic(on_intr=self._pic_intr)
         self.timers = []
-        # Until this host time (ns) no timer has anything new to say, unless the guest
+        # Until this guest time (ns) no timer has anything new to say, unless the guest
         # writes to a timer's ports: update() is then two comparisons.
         self._quiet_until = 0
         self._timer_ns = None
         self._pulsed = 0                # IRQs raised by pulse() and not yet acknowledged
         for base, device in ((layout.PIC_MASTER_PORT, self.pic.master), (layout.PIC_SLAVE_PORT, self.pic.slave)):
             ports.register(base, layout.PIC_PORT_COUNT, _Serialized(device, self.lock))
-        self.pit = Pit8254(irq=self._pit_output)
+        self.pit = Pit8254(irq=self._pit_output, now_ns=clock.ns)
         self.port_b = SystemControlPortB(self.pit)
         self.add_timer(self.pit, [(layout.PIT_PORT, layout.PIT_PORT_COUNT, self.pit),
                                   (layout.SYSTEM_CONTROL_PORT_B, 1, self.port_b)])
+        self.ioapic = IoApic(self._ioapic_message, pins=layout.IOAPIC_PINS)
+        self.lapic = LocalApic(base=layout.LAPIC_BASE, bus_hz=CRYSTAL_HZ, tsc_hz=clock.tsc_hz, now_ns=clock.ns,
+                               on_eoi=self.ioapic.end_of_interrupt, on_change=self._apic_intr)
+        self.timers.append(self.lapic)
+        mmio.register(layout.LAPIC_BASE, layout.LAPIC_SIZE, _TimerPort(self.lapic, self))
+        mmio.register(layout.IOAPIC_BASE, layout.IOAPIC_SIZE, _Serialized(self.ioapic, self.lock))
+
+    def mask_lint0(self) -> None:
+        """Leave LINT0 masked, as firmware leaves it for an OS that runs the IOAPIC (QEMU
+        microvm's does): the boot CPU's reset state passes the 8259A's INTR (virtual wire),
+        and Linux keeps LINT0 as it finds it, so a PIC nobody programmed would deliver
+        ISA IRQs as vectors 0-15."""
+        with self.lock:
+            self.lapic.lvt[LVT_LINT0] = DELIVERY_EXTINT | LVT_MASKED
 
     def add_timer(self, timer, port_ranges) -> None:
         """A timer (update(now_ns), next_deadline_ns()) and the ports that program it:
@@ -66,16 +91,29 @@ class PcPlatform:
         self._route(layout.PIT_IRQ, level)        # (the PIT calls this with the lock held)
 
     def _route(self, irq: int, level: bool) -> None:
-        """An ISA interrupt input changed (lock held): to its PIC input."""
-        self.pic.set_irq(irq, level)
+        """An interrupt input changed (lock held): to its PIC input (ISA IRQs) and its
+        IOAPIC pin."""
+        if irq < ISA_IRQS:
+            self.pic.set_irq(irq, level)
+        self.ioapic.set_irq(irq, level)
+
+    def _ioapic_message(self, vector: int, level: bool) -> None:
+        self.lapic.accept(vector, level)          # (lock held) -> _apic_intr
+
+    def _pic_intr(self, level: bool) -> None:
+        if not level or self.lapic.accepts_pic():
+            self._on_intr(level)
+
+    def _apic_intr(self) -> None:
+        self._on_intr(True)
 
     # --- what the run loop asks ----------------------------------------------------------------
     def update(self):
         """Bring every timer's interrupt output up to now: (INTR, the next timer deadline
-        in host ns or None)."""
-        now = time.monotonic_ns()
+        in guest ns or None)."""
+        now = self.clock.ns()
         if now < self._quiet_until:
-            return self.pic.master.int_out, self._timer_ns
+            return self.intr, self._timer_ns
         with self.lock:
             deadline = None
             for timer in self.timers:
@@ -85,16 +123,23 @@ class PcPlatform:
                     deadline = due
             self._timer_ns = deadline
             self._quiet_until = NEVER_NS if deadline is None else deadline
-            return self.pic.pending(), deadline
+            return self.intr, deadline
 
     @property
     def intr(self) -> bool:
-        """The CPU's INTR line now (one attribute read: no lock needed to look)."""
-        return self.pic.master.int_out
+        """The CPU's INTR line now (attribute reads: no lock needed to look)."""
+        lapic = self.lapic
+        if lapic.irr and lapic.pending_vector() is not None:
+            return True
+        return self.pic.master.int_out and lapic.accepts_pic()
 
     def acknowledge(self) -> int:
-        """The INTA cycle: the vector to deliver (IR7's when the request vanished)."""
+        """The INTA cycle: the local APIC's vector, else the PIC's through LINT0 (IR7's
+        when its request vanished)."""
         with self.lock:
+            lapic = self.lapic
+            if lapic.pending_vector() is not None:
+                return lapic.acknowledge()
             vector = self.pic.acknowledge()
             if self._pulsed:
                 self._end_pulses()
@@ -106,9 +151,9 @@ class PcPlatform:
 
     # --- interrupt inputs, from devices on any thread ---------------------------------------------
     def line(self, irq: int) -> "PlatformIrqLine":
-        if not 0 <= irq < ISA_IRQS or irq == layout.PIC_CASCADE_IRQ:
-            raise VmmError(f"IRQ {irq} is not an input of the PIC pair (0-15, but not the cascade"
-                           f" input {layout.PIC_CASCADE_IRQ})")
+        if not 0 <= irq < layout.IOAPIC_PINS or irq == layout.PIC_CASCADE_IRQ:
+            raise VmmError(f"GSI {irq} is not an interrupt input (0-{layout.IOAPIC_PINS - 1}, but not the"
+                           f" PIC cascade input {layout.PIC_CASCADE_IRQ})")
         return PlatformIrqLine(self, irq)
 
     def set_line(self, irq: int, level: bool) -> None:

@@ -84,8 +84,9 @@ class UnicornEngine(Engine):
 
     @classmethod
     def tsc_khz(cls) -> int:
-        """unicorn's RDTSC reads the host's TSC; measure its rate once against the monotonic
-        clock (two reads 20 ms apart) and round it to whole MHz."""
+        """The guest's TSC rate. RDTSC reads the guest clock (guest_clock.py) at this rate,
+        which is the host TSC's, measured once against the monotonic clock (two reads 20 ms
+        apart) and rounded to whole MHz, so that a guest sees the TSC it would see on KVM."""
         if cls._measured_tsc_khz is None:
             cls._measured_tsc_khz = _measure_tsc_khz()
         return cls._measured_tsc_khz
@@ -96,15 +97,17 @@ class UnicornEngine(Engine):
         from unicorn import x86_const as x
         from . import unicorn_binding as binding
         from .unicorn_layout import layout
+        from .guest_clock import GuestClock
         from .pc_platform import PcPlatform
         from .unicorn_code_cache import CodeCache
         from .unicorn_exits import ExitHooks, RunEnd
         from .x86_delivery import InterruptDelivery
         self._uc = self._switch = self._watchdog = self._debug = None
         self._wake = Wakeup()
-        # The PC's interrupt controllers and timer, on the guest's port bus (first: a port
-        # clash fails here, before any unicorn resources exist).
-        self.platform = PcPlatform(ports, on_intr=self._on_intr)
+        # The PC's interrupt controllers and timers, on the guest's buses (first: a clash
+        # fails here, before any unicorn resources exist), on the guest clock.
+        self.clock = GuestClock(tsc_hz=self.tsc_khz() * 1000)
+        self.platform = PcPlatform(ports, mmio, self.clock, on_intr=self._on_intr)
         lay = layout()
         # Always a 64-bit engine: the state loader puts it into real, protected or long mode.
         uc = Uc(UC_ARCH_X86, UC_MODE_64)
@@ -128,12 +131,15 @@ class UnicornEngine(Engine):
         self.code_cache = CodeCache(uc, memory, self._hs, self._switch)
         self._delivery = InterruptDelivery(uc, memory, self._hs, self._regs, self.code_cache)
         self._exits = ExitHooks(uc, self._hooks, memory, ports, mmio, control, cpuid, self._delivery,
-                                self.code_cache, self._run_end)
+                                self.code_cache, self._run_end, self.clock)
         self._wait_for_if, self._step_shadow = self._window_hooks()
         self._rip = 0
         self._halted = False                # in HLT with IF=1, waiting for an interrupt
         self._hlt_seen_at = None            # RIP after the last HLT _after_hlt() checked
-        self.n_hlt = self.n_slices = self.n_irqs = 0
+        self.n_hlt = self.n_slices = self.n_irqs = self.n_skips = 0
+        # The debugger's single step (unicorn_debug.py): interrupts wait until it is done, as
+        # with KVM_GUESTDBG_BLOCKIRQ, unless the CPU is halted (it would never wake).
+        self.irqs_held = False
         control.kick = self._kick
         memory.on_write(self.code_cache.on_host_write)
 
@@ -167,8 +173,15 @@ class UnicornEngine(Engine):
             self._run_end.outcome = Outcome(SHUTDOWN, rip=self._rip, detail=detail)
 
     def irq_line(self, gsi: int):
-        """The platform's ISA IRQ `gsi` (a PIC input) as a callable `line(level)`; any thread."""
+        """The platform's interrupt input `gsi` (PIC input and IOAPIC pin for 0-15, IOAPIC
+        pin for 16-23) as a callable `line(level)`; any thread."""
         return self.platform.line(gsi)
+
+    def leave_lint0_masked(self) -> None:
+        self.platform.mask_lint0()
+
+    def skip_idle_time(self, enabled: bool) -> None:
+        self.clock.skip_idle = enabled
 
     # --- running ------------------------------------------------------------------------------------
     def run(self, timeout: float | None = None) -> Outcome:
@@ -181,7 +194,8 @@ class UnicornEngine(Engine):
             # 1. Timers and interrupts: the platform's timers up to now, then delivery if
             #    INTR is up and the CPU can take it. (A raise of INTR throws the switch.)
             intr, timer_ns = platform.update()
-            watch = self._deliver_interrupts() if intr else None
+            held = self.irqs_held and not self._halted
+            watch = self._deliver_interrupts() if intr and not held else None
             # 2. The switch for the next slice: plain, or watching for the interrupt window.
             #    A stop requested from here on throws it again and ends that slice at once.
             if watch is None:
@@ -192,7 +206,7 @@ class UnicornEngine(Engine):
             outcome = self._reason_to_stop(deadline, timeout)
             if outcome is not None:
                 return outcome
-            if watch is None and platform.intr:
+            if watch is None and platform.intr and not held:
                 continue                    # INTR rose since update(): deliver it first
             # 4. Halted (HLT with IF=1): sleep until an interrupt, a stop request or a deadline.
             if self._halted:
@@ -235,16 +249,20 @@ class UnicornEngine(Engine):
         return None
 
     def _sleep_in_hlt(self, deadline, timer_ns):
-        """Halted with IF=1: sleep until an irq line raises INTR, a stop request, the next
+        """Halted with IF=1: skip the guest clock to the next timer deadline if it is near
+        (guest_clock.py), else sleep until an irq line raises INTR, a stop request, the next
         timer deadline or the run's, whichever comes first."""
         wake = self._wake
         wake.clear()
         # Look again after clear(): a raise or a stop request from now on sets `wake`.
         if self.platform.intr or self.control.stop is not None or self._run_end.outcome is not None:
             return
+        if timer_ns is not None and self.clock.skip_to(timer_ns):
+            self.n_skips += 1
+            return
         until = deadline
         if timer_ns is not None:
-            timer_at = timer_ns / 1e9
+            timer_at = self.clock.host_ns(timer_ns) / 1e9
             if until is None or timer_at < until:
                 until = timer_at
         if until is None:
@@ -262,8 +280,10 @@ class UnicornEngine(Engine):
         wake_at = time.monotonic() + TICK
         if deadline is not None and deadline < wake_at:
             wake_at = deadline
-        if timer_ns is not None and timer_ns / 1e9 < wake_at:
-            wake_at = timer_ns / 1e9
+        if timer_ns is not None:
+            timer_at = self.clock.host_ns(timer_ns) / 1e9
+            if timer_at < wake_at:
+                wake_at = timer_at
         self._watchdog.fire_at(wake_at)
         error = None
         self.code_cache.running = True
@@ -369,7 +389,8 @@ class UnicornEngine(Engine):
         exits = self._exits.counts()
         counts = {"pio-in": exits["pio-in"], "pio-out": exits["pio-out"], "mmio-read": exits["mmio-read"],
                   "mmio-write": exits["mmio-write"], "hlt": self.n_hlt, "exception": exits["exception"],
-                  "syscall": exits["syscall"], "irq": self.n_irqs, "slice": self.n_slices}
+                  "syscall": exits["syscall"], "irq": self.n_irqs, "slice": self.n_slices,
+                  "clock-skip": self.n_skips}
         return {name: count for name, count in counts.items() if count}
 
     def close(self) -> None:

@@ -266,7 +266,10 @@ class RawHooks:
     """Python functions registered as plain ctypes callbacks of one Uc. Each callback stays
     alive as long as the Uc (release() after uc_close); an exception that escapes one (see
     the module docstring) goes to `on_error(exc)`."""
-    _INSNS = {"in": "IN", "out": "OUT", "cpuid": "CPUID", "syscall": "SYSCALL"}
+    _INSNS = {"in": "IN", "out": "OUT", "cpuid": "CPUID", "syscall": "SYSCALL", "rdtsc": "RDTSC", "rdtscp": "RDTSCP"}
+    # RDTSC and RDTSCP hooks are CPUID-shaped (return 1 to skip unicorn's own); the Python
+    # binding refuses them, but unicorn's C side takes them (shared notes, section 8).
+    _CFUNC_OF = {"RDTSC": "CPUID", "RDTSCP": "CPUID"}
 
     def __init__(self, uc, on_error):
         self.uc = uc
@@ -283,13 +286,13 @@ class RawHooks:
         return cfunc
 
     def insn(self, name: str, function) -> int:
-        """UC_HOOK_INSN for "in" (returns the value), "out", "cpuid" (returns 1 to skip
-        unicorn's own) or "syscall"."""
+        """UC_HOOK_INSN for "in" (returns the value), "out", "cpuid", "rdtsc" and "rdtscp"
+        (return 1 to skip unicorn's own) or "syscall"."""
         from unicorn import UC_HOOK_INSN
         from unicorn import x86_const as x
         core, intel = _binding()
         insn = self._INSNS[name]
-        cfunc = self._wrap(getattr(intel, f"HOOK_INSN_{insn}_CFUNC"), function)
+        cfunc = self._wrap(getattr(intel, f"HOOK_INSN_{self._CFUNC_OF.get(insn, insn)}_CFUNC"), function)
         return _hook_add(self.uc, UC_HOOK_INSN, cfunc, 1, 0, ctypes.c_int(getattr(x, f"UC_X86_INS_{insn}")))
 
     def interrupt(self, function) -> int:
@@ -373,3 +376,13 @@ def close_uc(uc) -> None:
     finalizer = getattr(uc, "_Uc__finalizer", None)
     if finalizer is not None:
         finalizer()
+
+
+def tb_invalidate_phys_range():
+    """libunicorn's exported tb_invalidate_phys_range(uc, start, end) for x86-64 (start and
+    end are RAM offsets), or None if this build does not export it."""
+    function = getattr(_binding()[0].uclib, "tb_invalidate_phys_range_x86_64", None)
+    if function is not None:
+        function.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64]
+        function.restype = None
+    return function

@@ -1,13 +1,22 @@
 """Host writes into guest RAM, and the translated code they make stale.
 
 unicorn notices the guest's own stores into code, not the host's: a loader, a virtio device's
-DMA or an interrupt frame written by the VMM leaves the old translation running. Its
-ctl_remove_cache() drops a range, but takes a *virtual* address, translated as a code fetch
-through the guest's page tables with QEMU's fault path: a miss is swallowed but leaves CR2,
-error_code and old_exception changed. So a range is dropped precisely only where our own page
-walk shows linear == physical, never from inside a translated block, and those fields are put
-back if it faulted anyway; everywhere else all translated code is flushed before the guest
-runs on.
+DMA or an interrupt frame written by the VMM leaves the old translation running.
+
+In RAM the range is dropped by physical address, with the translator's own
+tb_invalidate_phys_range (exported by libunicorn; QEMU keys translated blocks by RAM offset,
+and guest RAM is the first RAM block unicorn allocates, at offset 0, so its offsets are its
+physical addresses). A page that holds no translated code costs one lookup. This matters:
+Linux's stacks are not identity-mapped, and every exception frame the VMM pushes used to
+flush all translated code, thousands of times in a boot.
+
+Elsewhere (firmware ROM) it falls back to ctl_remove_cache(), which takes a *virtual* address,
+translated as a code fetch through the guest's page tables with QEMU's fault path: a miss is
+swallowed but leaves CR2, error_code and old_exception changed. So such a range is dropped
+precisely only where our own page walk shows linear == physical, and those fields are put back
+if it faulted anyway; otherwise all translated code is flushed before the guest runs on.
+Never from inside a translated block (an I/O or MMIO callback): between runs or from an
+exception hook.
 
 Threads: GuestMemory calls on_host_write() from whichever thread wrote (the vCPU thread in a
 device callback, or a device's own thread completing late). While the guest runs, or from
@@ -17,6 +26,7 @@ and the run loop calls catch_up() before the guest continues.
 import threading
 
 from ..arch.x86.paging import PAGE_SIZE, Paging, access_error, walk
+from .unicorn_binding import tb_invalidate_phys_range
 from .unicorn_layout import HF_CPL_MASK
 
 MAX_PENDING_RANGES = 64     # host writes remembered during a run before flushing all code
@@ -33,6 +43,8 @@ class CodeCache:
         self.vcpu_thread = None             # the thread in run(): only it may touch unicorn
         self._pending = []                  # host writes made while the guest ran
         self._lock = threading.Lock()       # device threads append, the vCPU thread takes
+        self._ram_end = _ram_at_offset_zero(memory)
+        self._invalidate_physical = tb_invalidate_phys_range()
 
     def on_host_write(self, gpa: int, length: int) -> None:
         """GuestMemory listener (any thread): the host changed [gpa, gpa+length)."""
@@ -71,10 +83,13 @@ class CodeCache:
     def invalidate(self, gpa: int, length: int) -> bool:
         """Drop translated code for [gpa, gpa+length) with ctl_remove_cache. True if done
         precisely; False if the caller must flush all translated code instead."""
+        end = gpa + length
+        if end <= self._ram_end and self._invalidate_physical is not None:
+            self._invalidate_physical(self._uc._uch, gpa, end)
+            return True
         hs = self._hs
         hs.save()
         paging = Paging(hs.cr(0), hs.cr(3), hs.cr(4), hs.efer)
-        end = gpa + length
         if paging.mode() != "none":
             # ctl_remove_cache translates as a code fetch at the current CPL: only for pages
             # our walk shows fetchable at linear == physical.
@@ -104,3 +119,12 @@ class CodeCache:
 
     def close(self) -> None:
         self._uc = None
+
+
+def _ram_at_offset_zero(memory) -> int:
+    """The end of guest RAM if it is the first region mapped (the engine maps them in this
+    order, so its RAM block sits at RAM offset 0), else 0: no physical invalidation."""
+    regions = list(memory.regions())
+    if regions and regions[0][0] == 0 and not regions[0][3]:
+        return regions[0][1]
+    return 0

@@ -3,7 +3,9 @@
 It lives beside the engine because it works on the engine's internals (its raw hooks, the
 CPU-state blob, the run's verdict); everything else reaches it through UnicornEngine.debug().
   - Breakpoints: a UC_HOOK_CODE bounded to each breakpoint address; stepping: a UC_HOOK_CODE
-    over everything that stops before the second instruction it sees. A stop from a code hook
+    over everything that stops before the second instruction it sees, with interrupts held
+    meanwhile (engine.irqs_held: like KVM_GUESTDBG_BLOCKIRQ, a step goes to the next
+    instruction, not into an interrupt handler, unless the CPU was halted). A stop from a code hook
     (uc_emu_stop) is exact: unicorn checks for a stop right after the hook (measured), so the
     instruction about to execute does not, and the run's RIP is that instruction.
   - Translated code is flushed before the next run whenever a hook is added or removed (a
@@ -51,9 +53,11 @@ class UnicornDebug(EngineDebug):
         if single_step:
             self._stepped = 0
             step_hook = self._add_code_hook(self._on_step)
+        self.engine.irqs_held = single_step     # a step goes to the next instruction, not an ISR
         try:
             return self.engine.run(None)
         finally:
+            self.engine.irqs_held = False
             if step_hook is not None:
                 self._remove_code_hook(step_hook)
             self._forget_debug_stop()

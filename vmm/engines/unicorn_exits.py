@@ -60,7 +60,7 @@ class ExitHooks:
     """Installs the exit callbacks on one engine's Uc (through its RawHooks) and counts the
     exits they handle."""
 
-    def __init__(self, uc, hooks, memory, ports, mmio, control, cpuid, delivery, code_cache, run_end):
+    def __init__(self, uc, hooks, memory, ports, mmio, control, cpuid, delivery, code_cache, run_end, clock):
         from unicorn import x86_const as x
         self._uc, self._hooks, self._memory = uc, hooks, memory
         self._ports, self._mmio, self._control = ports, mmio, control
@@ -71,6 +71,7 @@ class ExitHooks:
         self._windows = 0                   # MMIO windows mapped on demand
         self._install_port_hooks()
         self._install_cpuid_hook(cpuid, x)
+        self._install_tsc_hooks(clock, x)
         self._install_event_hooks(delivery, code_cache)
         self._map_mmio_ranges()
         self._hooks.invalid_memory(self._on_unmapped)
@@ -188,6 +189,29 @@ class ExitHooks:
             return 1                            # skip unicorn's own CPUID
 
         self._hooks.insn("cpuid", on_cpuid)
+
+    def _install_tsc_hooks(self, clock, x):
+        """RDTSC and RDTSCP read the guest clock (guest_clock.py), which the run loop moves
+        ahead over idle time; unicorn's own would read the host's TSC and disagree with the
+        guest's timers. TSC_AUX (RDTSCP's ECX) is 0: one CPU."""
+        uc, fail, tsc = self._uc, self._run_end.fail, clock.tsc
+        reg_rax, reg_rdx, reg_rcx = x.UC_X86_REG_RAX, x.UC_X86_REG_RDX, x.UC_X86_REG_RCX
+
+        def on_rdtsc(_uc, _ud):
+            try:
+                value = tsc()
+                uc.reg_write(reg_rax, value & 0xFFFF_FFFF)
+                uc.reg_write(reg_rdx, value >> 32 & 0xFFFF_FFFF)
+            except BaseException as exc:
+                fail(exc)
+            return 1
+
+        def on_rdtscp(_uc, _ud):
+            uc.reg_write(reg_rcx, 0)
+            return on_rdtsc(_uc, _ud)
+
+        self._hooks.insn("rdtsc", on_rdtsc)
+        self._hooks.insn("rdtscp", on_rdtscp)
 
     # --- exceptions, INT n and SYSCALL ----------------------------------------------------------------
     def _install_event_hooks(self, delivery, code_cache):

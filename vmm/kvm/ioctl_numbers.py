@@ -2,7 +2,7 @@
 import ctypes
 
 from .ioctl import KVMIO, _IO, _IOR, _IOW, _IOWR
-from .structs import (KvmCpuid2, KvmFpu, KvmGuestDebug, KvmIrqchip, KvmIrqLevel, KvmMpState, KvmMsrs,
+from .structs import (KvmCpuid2, KvmFpu, KvmGuestDebug, KvmIrqchip, KvmIrqLevel, KvmLapicState, KvmMpState, KvmMsrs,
                       KvmPitConfig, KvmRegs, KvmSregs, KvmTranslation, KvmUserspaceMemoryRegion)
 
 # System ioctls (on the /dev/kvm fd)
@@ -34,6 +34,8 @@ KVM_GET_MSRS = _IOWR(KVMIO, 0x88, KvmMsrs)
 KVM_SET_MSRS = _IOW(KVMIO, 0x89, KvmMsrs)
 KVM_GET_FPU = _IOR(KVMIO, 0x8C, KvmFpu)
 KVM_SET_FPU = _IOW(KVMIO, 0x8D, KvmFpu)
+KVM_GET_LAPIC = _IOR(KVMIO, 0x8E, KvmLapicState)       # with the in-kernel irqchip
+KVM_SET_LAPIC = _IOW(KVMIO, 0x8F, KvmLapicState)
 KVM_SET_CPUID2 = _IOW(KVMIO, 0x90, KvmCpuid2)
 KVM_GET_CPUID2 = _IOWR(KVMIO, 0x91, KvmCpuid2)
 KVM_GET_MP_STATE = _IOR(KVMIO, 0x98, KvmMpState)

@@ -57,6 +57,12 @@ class KvmSregs(ctypes.Structure):
     ]
 
 
+class KvmLapicState(ctypes.Structure):
+    """struct kvm_lapic_state: the local APIC's register page as KVM keeps it (xAPIC layout,
+    KVM_APIC_REG_SIZE bytes), for KVM_GET_LAPIC / KVM_SET_LAPIC."""
+    _fields_ = [("regs", ctypes.c_uint8 * 0x400)]
+
+
 class KvmFpu(ctypes.Structure):
     _fields_ = [
         ("fpr", (u8 * 16) * 8),

@@ -6,8 +6,11 @@ import threading
 from . import ioctl_numbers as r
 from .ioctl import FdOwner, KvmError, get_errno, ioctl, raw_ioctl
 from .kick import send_kick
-from .structs import (KvmCpuidEntry2, KvmFpu, KvmGuestDebug, KvmMpState, KvmRegs, KvmRun, KvmRunDebug,
-                      KvmRunIo, KvmRunMmio, KvmSregs, KvmTranslation, cpuid2_class, msrs_class)
+from .structs import (KvmCpuidEntry2, KvmFpu, KvmGuestDebug, KvmLapicState, KvmMpState, KvmRegs, KvmRun,
+                      KvmRunDebug, KvmRunIo, KvmRunMmio, KvmSregs, KvmTranslation, cpuid2_class, msrs_class)
+
+LAPIC_LVT_LINT0 = 0x350     # xAPIC register offset and mask bit (Intel SDM vol. 3A, 11.4.1, 11.5.1)
+LAPIC_LVT_MASKED = 1 << 16
 
 # Byte offset of kvm_run.immediate_exit, for the views below.
 IMMEDIATE_EXIT_OFFSET = KvmRun.immediate_exit.offset
@@ -76,6 +79,23 @@ class Vcpu(FdOwner):
 
     def set_fpu(self, fpu: KvmFpu) -> None:
         ioctl(self.fd, r.KVM_SET_FPU, fpu, "KVM_SET_FPU")
+
+    def get_lapic_register(self, offset: int) -> int:
+        """A 32-bit register of the in-kernel local APIC (KVM_GET_LAPIC)."""
+        state = KvmLapicState()
+        ioctl(self.fd, r.KVM_GET_LAPIC, state, "KVM_GET_LAPIC")
+        return int.from_bytes(bytes(state.regs[offset:offset + 4]), "little")
+
+    def set_lapic_register(self, offset: int, value: int) -> None:
+        """Change one register of the in-kernel local APIC (KVM_GET_LAPIC, KVM_SET_LAPIC)."""
+        state = KvmLapicState()
+        ioctl(self.fd, r.KVM_GET_LAPIC, state, "KVM_GET_LAPIC")
+        state.regs[offset:offset + 4] = list(value.to_bytes(4, "little"))
+        ioctl(self.fd, r.KVM_SET_LAPIC, state, "KVM_SET_LAPIC")
+
+    def mask_lapic_lint0(self) -> None:
+        """Set the mask bit of the in-kernel local APIC's LVT LINT0 entry."""
+        self.set_lapic_register(LAPIC_LVT_LINT0, self.get_lapic_register(LAPIC_LVT_LINT0) | LAPIC_LVT_MASKED)
 
     def get_msrs(self, indices) -> dict:
         """KVM_GET_MSRS: {index: value} for the MSRs KVM could read (it stops at the first

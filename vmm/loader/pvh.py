@@ -27,14 +27,39 @@ def pvh_entry(kernel: ElfImage) -> int:
     return int.from_bytes(note.desc[:4], "little")
 
 
-def load_kernel(memory, kernel: ElfImage):
+def boot_structures(firmware: bool = False):
+    """(name, start, end) of everything the VMM writes into low memory for a PVH boot, and
+    with `firmware`, what the firmware uses there too. A kernel segment may lie anywhere else
+    (a kernel linked at 1 MiB by plain ld has its ELF headers in a segment at 0xff000)."""
+    structures = [
+        ("the boot GDT", layout.BOOT_GDT_ADDR, layout.BOOT_GDT_ADDR + len(pvh.BOOT_GDT) * 8),
+        ("hvm_start_info", layout.PVH_INFO_START, layout.PVH_INFO_START + pvh.START_INFO.size),
+        ("the PVH module list", layout.PVH_MODLIST_START, layout.PVH_MODLIST_START + pvh.MODLIST_ENTRY.size),
+        ("the PVH memory map", layout.PVH_MEMMAP_START,
+         layout.PVH_MEMMAP_START + layout.PVH_MEMMAP_MAX_ENTRIES * pvh.MEMMAP_ENTRY.size),
+        ("the kernel command line", layout.CMDLINE_START, layout.CMDLINE_START + layout.CMDLINE_MAX_SIZE),
+        ("the ACPI tables", layout.ACPI_TABLES_START, layout.ACPI_TABLES_START + layout.ACPI_TABLES_SIZE),
+    ]
+    if firmware:
+        structures.append(("the firmware's stack", *layout.FIRMWARE_STACK))
+    return structures
+
+
+def check_overlaps(segments, structures, what: str = "kernel") -> None:
+    """Refuse a segment [(start, end)] that overlaps one of `structures`, naming it."""
+    for start, end in segments:
+        for name, low, high in structures:
+            if start < high and low < end:
+                raise ImageError(f"{what} segment {start:#x}-{end:#x} overlaps {name} at {low:#x}-{high:#x}")
+
+
+def load_kernel(memory, kernel: ElfImage, firmware: bool = False):
     """Copy a PVH kernel's segments into `memory`, BSS zeroed; return (entry, low, high).
     Both boot paths use it: the direct PVH boot, and fw_cfg, which (like QEMU) pre-loads
     the kernel for the firmware."""
     entry = pvh_entry(kernel)
     low, high = kernel.extent()
-    if low < layout.HIGH_MEMORY_START:
-        raise ImageError(f"kernel segment at {low:#x} would overwrite the boot structures below 1 MiB")
+    check_overlaps([(s.paddr, s.paddr + s.memsz) for s in kernel.segments], boot_structures(firmware))
     if high > memory.size:
         raise UsageError(f"--mem {memory.size // layout.KiB}K is too small for the kernel, which ends at {high:#x}")
     for segment in kernel.segments:
@@ -59,7 +84,7 @@ def check_fits(memory_size: int, kernel: ElfImage, module: bytes | None) -> None
                          f"at least {page_align_up(needed) // layout.KiB}K")
 
 
-def load_pvh(memory, kernel: ElfImage, module: bytes | None, cmdline: str):
+def load_pvh(memory, kernel: ElfImage, module: bytes | None, cmdline: str, rsdp_addr: int = 0):
     """Write everything the PVH kernel expects into `memory`; return its entry CpuState."""
     cmdline_bytes = cmdline.encode() + b"\0"
     if len(cmdline_bytes) > layout.CMDLINE_MAX_SIZE:
@@ -78,6 +103,6 @@ def load_pvh(memory, kernel: ElfImage, module: bytes | None, cmdline: str):
     memory.write(layout.CMDLINE_START, cmdline_bytes)
     memory.write(layout.PVH_MODLIST_START, pvh.modlist(modules))
     memory.write(layout.PVH_MEMMAP_START, pvh.memmap_table(memmap))
-    memory.write(layout.PVH_INFO_START, pvh.start_info(modules, memmap))
+    memory.write(layout.PVH_INFO_START, pvh.start_info(modules, memmap, rsdp_addr))
     memory.write(layout.BOOT_GDT_ADDR, pvh.boot_gdt_bytes())
     return pvh.entry_state(entry, layout.PVH_INFO_START)

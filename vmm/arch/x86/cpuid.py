@@ -4,12 +4,22 @@ The table is a conservative x86-64 baseline (SSE up to SSE4.2, no AVX, no XSAVE,
 that both KVM and unicorn 2.1.4 execute correctly, plus a hypervisor leaf with our
 signature. Bit positions are from the Intel SDM volume 2A, CPUID; the hypervisor leaves
 follow the convention Linux documents in Documentation/virt/kvm/x86/cpuid.rst and that
-VMware introduced for 0x40000010 (TSC and APIC bus frequency in kHz).
+VMware introduced for 0x40000010 (TSC and APIC bus frequency in kHz). Leaves 0x15 and 0x16
+tell the same rates the way Intel CPUs do, which is where a stock Linux kernel looks.
 """
 from dataclasses import dataclass
 
 from ... import layout
 
+TSC_CRYSTAL_LEAF = 0x15                # EAX/EBX = TSC / crystal ratio, ECX = crystal Hz
+FREQUENCY_LEAF = 0x16                  # EAX = base MHz, EBX = maximum MHz, ECX = bus MHz
+# The "crystal" our CPUs report is the local APIC timer's clock: KVM's in-kernel APIC counts
+# at 1 GHz (one bus cycle per ns) and so does the software engine's model. Linux takes the
+# TSC rate from leaf 0x15 (native_calibrate_tsc) and the APIC timer rate from the same crystal,
+# and then calibrates neither against the PIT. It multiplies crystal kHz by the numerator in
+# 32 bits, so the ratio is kept as (TSC MHz) / 1000.
+CRYSTAL_HZ = 1_000_000_000
+TSC_RATIO_DENOMINATOR = 1000
 HYPERVISOR_BASE_LEAF = 0x4000_0000
 HYPERVISOR_TIMING_LEAF = 0x4000_0010   # EAX = TSC kHz, EBX = APIC bus kHz
 EXTENDED_BASE_LEAF = 0x8000_0000
@@ -18,7 +28,7 @@ APIC_BUS_KHZ = 1_000_000                # 1 GHz, what KVM's own leaf reports
 # Leaf 1 ECX / EDX
 F1_ECX = {"sse3": 0, "pclmulqdq": 1, "ssse3": 9, "cx16": 13, "sse4.1": 19, "sse4.2": 20,
           "popcnt": 23, "hypervisor": 31}
-F1_EDX = {"fpu": 0, "de": 2, "pse": 3, "tsc": 4, "msr": 5, "pae": 6, "cx8": 8, "sep": 11,
+F1_EDX = {"fpu": 0, "de": 2, "pse": 3, "tsc": 4, "msr": 5, "pae": 6, "cx8": 8, "apic": 9, "sep": 11,
           "pge": 13, "cmov": 15, "pat": 16, "clflush": 19, "mmx": 23, "fxsr": 24, "sse": 25,
           "sse2": 26}
 # Leaf 0x80000001 ECX / EDX
@@ -112,10 +122,12 @@ def build_table(tsc_khz: int) -> CpuidTable:
     brand = BRAND.ljust(48, b"\0")
     brand_words = [int.from_bytes(brand[i:i + 4], "little") for i in range(0, 48, 4)]
     entries = [
-        CpuidEntry(0, 0, 7, vendor_ebx, vendor_ecx, vendor_edx),
+        CpuidEntry(0, 0, FREQUENCY_LEAF, vendor_ebx, vendor_ecx, vendor_edx),
         # EBX: CLFLUSH line size 8 quadwords (bits 15:8), one logical processor (23:16), APIC ID 0.
         CpuidEntry(1, 0, FAMILY_MODEL_STEPPING, (1 << 16) | (8 << 8), _bits(F1_ECX), _bits(F1_EDX)),
         CpuidEntry(7, 0, 0, 0, 0, 0, significant_index=True),
+        CpuidEntry(TSC_CRYSTAL_LEAF, 0, TSC_RATIO_DENOMINATOR, tsc_khz // 1000, CRYSTAL_HZ, 0),
+        CpuidEntry(FREQUENCY_LEAF, 0, tsc_khz // 1000, tsc_khz // 1000, CRYSTAL_HZ // 1_000_000, 0),
         CpuidEntry(HYPERVISOR_BASE_LEAF, 0, HYPERVISOR_TIMING_LEAF, *sig),
         CpuidEntry(HYPERVISOR_TIMING_LEAF, 0, tsc_khz, APIC_BUS_KHZ, 0, 0),
         CpuidEntry(EXTENDED_BASE_LEAF, 0, EXTENDED_BASE_LEAF + 8, 0, 0, 0),

@@ -61,13 +61,13 @@ def entry_state(entry: int, start_info_addr: int) -> CpuState:
     return state
 
 
-def start_info(modules, memmap) -> bytes:
+def start_info(modules, memmap, rsdp_addr: int = 0) -> bytes:
     """Pack hvm_start_info for `modules` [(paddr, size, cmdline_paddr)] and `memmap`
     [(addr, size, type)], with the table addresses from the layout module."""
     return START_INFO.pack(
         HVM_START_MAGIC, HVM_START_INFO_VERSION, 0, len(modules),
         layout.PVH_MODLIST_START if modules else 0,
-        layout.CMDLINE_START, 0,
+        layout.CMDLINE_START, rsdp_addr,
         layout.PVH_MEMMAP_START, len(memmap), 0)
 
 

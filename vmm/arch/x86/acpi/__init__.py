@@ -1,0 +1,1 @@
+"""ACPI tables for the guest: a small AML encoder (aml.py) and the tables (tables.py)."""
