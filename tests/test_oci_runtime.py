@@ -433,3 +433,12 @@ def test_a_root_without_a_dev_mount_runs_twice(runtime, tmp_path):
     for attempt in ("first", "second"):
         result = runtime.run("run", "--bundle", bundle, f"twice-{attempt}")
         assert (result.returncode, result.stdout) == (0, " /proc/self/fd/1\nok\n"), result.stderr
+
+
+def test_sigterm_ends_a_created_container(runtime, rootfs, tmp_path):
+    """Its init is PID 1 of the container and waits for `start`; SIGTERM still ends it, as runc's."""
+    bundle = make_bundle(tmp_path / "b", rootfs, spec_for(["true"], "term"))
+    runtime.run("create", "--bundle", bundle, "term", check=True)
+    runtime.run("kill", "term", "TERM", check=True)
+    wait_for(lambda: runtime.status("term") == "stopped", "the created container to end on SIGTERM")
+    runtime.run("delete", "term", check=True)

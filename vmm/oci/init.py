@@ -239,8 +239,19 @@ def _state(ctx, status: str, pid: int) -> dict:
             "bundle": ctx.spec.bundle, "annotations": ctx.spec.annotations}
 
 
+def handle_termination_while_created() -> None:
+    """A created container is ended by SIGTERM, SIGINT or SIGHUP, as runc's waiting init is (its
+    Go runtime handles them): as PID 1 of its namespace a signal without a handler would not even
+    be delivered. execve puts the default dispositions back for the program."""
+    def end(signum, frame):
+        os._exit(128 + signum)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, end)
+
+
 def _wait_for_start_and_exec(ctx, host_pid: int, program) -> None:
     """Step 7-8: block on the FIFO until `start`, then the startContainer hooks and execve."""
+    handle_termination_while_created()
     try:
         fifo = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=ctx.state_dir_fd)
         os.write(fifo, b"0")

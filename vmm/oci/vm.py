@@ -32,6 +32,7 @@ from ..container import pty
 from ..container.cgroupfs import ContainerCgroup
 from ..host.process import set_parent_death_signal
 from . import channel, hooks
+from .init import handle_termination_while_created
 from .errors import ConfigError, ContainerUnavailable, UsageError
 from .state import OCI_VERSION, process_stat
 
@@ -177,6 +178,7 @@ def _vmm_process(end, state_dir_fd, console, argv, terminal, spec) -> None:
     except BaseException as error:
         channel.send_error(end, error)
         os._exit(SETUP_FAILED)
+    handle_termination_while_created()
     try:
         fifo = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dir_fd)
         os.write(fifo, b"0")
