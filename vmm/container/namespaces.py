@@ -117,6 +117,15 @@ def join(kind: str, fd: int, path: str) -> None:
         raise ContainerUnavailable(f"cannot join the {kind} namespace {path}: {error.strerror}") from None
 
 
+def join_path(kind: str, path: str) -> None:
+    """Open namespace file `path` and setns into it (for a path reachable now)."""
+    fd = open_path(kind, path)
+    try:
+        join(kind, fd, path)
+    finally:
+        os.close(fd)
+
+
 def unshare_type(kind: str) -> None:
     """unshare(2) one OCI namespace type, with the launcher's one-line errors."""
     try:

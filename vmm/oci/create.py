@@ -50,22 +50,32 @@ def create(runtime, container_id: str, spec, pid_file=None, console_socket=None,
            preserve_fds=0, detached=True) -> Created:
     """Create the container of `spec` (spec.load(bundle)) in namespaces (module docstring)."""
     check(spec, console_socket, detached)
+
+    def fork(container, cgroup, console):
+        return _fork_init(runtime, spec, container, cgroup, console, no_pivot, preserve_fds)
+    return make_container(runtime, container_id, spec, "namespaces", spec.resources,
+                          list(spec.device_rules) + list(DEFAULT_RULES), console_socket, pid_file, fork)
+
+
+def make_container(runtime, container_id, spec, mode, resources, device_rules, console_socket, pid_file,
+                   fork) -> Created:
+    """Steps 2-6 for either mode: the state, the config's copy, the cgroup, the FIFO, the console
+    socket, then fork(container, cgroup, console) -> the init's pid; all undone if one fails."""
     try:
         owner = pwd.getpwuid(os.getuid()).pw_name
     except KeyError:
         owner = str(os.getuid())
     container = runtime.state.reserve(container_id, {
-        "bundle": spec.bundle, "rootfs": spec.rootfs, "annotations": spec.annotations, "mode": "namespaces",
+        "bundle": spec.bundle, "rootfs": spec.rootfs, "annotations": spec.annotations, "mode": mode,
         "owner": owner})
     cgroup = console = None
     pid = 0
-    if not spec.has_namespace("mount"):     # its mounts land in the host's namespace: note what was there
-        container.data["host_mounts"] = list(mounts.mounts_under(spec.rootfs))
+    if mode == "namespaces" and not spec.has_namespace("mount"):   # its mounts land in the host's
+        container.data["host_mounts"] = list(mounts.mounts_under(spec.rootfs))      # namespace: note what was there
     try:
         with open(container.config_path(), "w") as file:
             json.dump(spec.raw, file)
-        cgroup, warnings = ContainerCgroup.create(cgroup_path(spec, container_id, runtime), spec.resources,
-                                                  list(spec.device_rules) + list(DEFAULT_RULES))
+        cgroup, warnings = ContainerCgroup.create(cgroup_path(spec, container_id, runtime), resources, device_rules)
         for message in warnings:
             runtime.log.warning(message)
         container.data["cgroup"] = cgroup.to_json()
@@ -74,13 +84,13 @@ def create(runtime, container_id: str, spec, pid_file=None, console_socket=None,
         os.chmod(container.fifo, 0o622)
         if console_socket:
             console = _connect(console_socket)
-        pid = _fork_init(runtime, spec, container, cgroup, console, no_pivot, preserve_fds)
+        pid = fork(container, cgroup, console)
         found = process_stat(pid)
         container.data.update(pid=pid, start_time=found[1] if found else None, creating=False)
         container.data.pop("creator", None)
         container.save()
         if pid_file:
-            _write_pid_file(pid_file, pid)
+            write_pid_file(pid_file, pid)
     except BaseException:
         _undo(pid, cgroup, container)
         raise
@@ -143,7 +153,7 @@ def _fork_init(runtime, spec, container, cgroup, console, no_pivot, preserve_fds
         return pid
     except BaseException:
         if pid:
-            _kill_and_reap(pid)
+            kill_and_reap(pid)
         raise
     finally:
         parent_end.close()
@@ -169,7 +179,7 @@ def _fork_through_user_namespace(spec, cgroup, parent_end, child_main) -> int:
             channel.send(parent_end, "mapped")
         pid = channel.expect(parent_end, "child")["pid"]
     except BaseException:
-        _kill_and_reap(stage)
+        kill_and_reap(stage)
         raise
     os.waitpid(stage, 0)
     return pid
@@ -222,7 +232,7 @@ def _fork_in_pid_namespace(spec, child_main) -> int:
     return pid
 
 
-def _kill_and_reap(pid: int) -> None:
+def kill_and_reap(pid: int) -> None:
     try:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
@@ -230,7 +240,7 @@ def _kill_and_reap(pid: int) -> None:
         pass
 
 
-def _write_pid_file(path: str, pid: int) -> None:
+def write_pid_file(path: str, pid: int) -> None:
     """Write the pid atomically (a reader never sees an empty file), as runc does."""
     path = os.path.abspath(path)
     temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
@@ -244,7 +254,7 @@ def _write_pid_file(path: str, pid: int) -> None:
 
 def _undo(pid: int, cgroup, container) -> None:
     if pid:
-        _kill_and_reap(pid)
+        kill_and_reap(pid)
     container.release_host_mounts()
     if cgroup is not None:
         try:

@@ -98,8 +98,8 @@ def execute(runtime, args) -> int:
     console = pty.connect(args.console_socket) if args.console_socket else None
     pid = _start(config, process, ns_files, console, container, args.preserve_fds, runtime.log)
     if args.pid_file:
-        from .create import _write_pid_file
-        _write_pid_file(args.pid_file, pid)
+        from .create import write_pid_file
+        write_pid_file(args.pid_file, pid)
     if args.detach:
         return 0
     from .run import wait_forwarding

@@ -135,11 +135,7 @@ def _user_namespace_stage(ctx) -> None:
     _host_limits(spec)
     path = spec.namespace_path("user")
     if path:
-        fd = namespaces.open_path("user", path)
-        try:
-            namespaces.join("user", fd, path)
-        finally:
-            os.close(fd)
+        namespaces.join_path("user", path)
     else:
         namespaces.unshare_type("user")
         channel.send(ctx.end, "userns")
@@ -152,11 +148,7 @@ def _user_namespace_stage(ctx) -> None:
                           "linux.gidMappings): the container's set-up runs as its root") from None
     pid_path = spec.namespace_path("pid")
     if pid_path:
-        fd = namespaces.open_path("pid", pid_path)
-        try:
-            namespaces.join("pid", fd, pid_path)
-        finally:
-            os.close(fd)
+        namespaces.join_path("pid", pid_path)
     elif spec.has_namespace("pid"):
         namespaces.unshare_type("pid")
     pid = os.fork()

@@ -22,19 +22,16 @@ pid, which `state` reports, stays the same). So:
 The namespaces, mounts, devices, capabilities and seccomp of the config are not applied: the
 VM is the isolation boundary (Kata Containers makes the same choice for the sandbox VM).
 """
-import json
 import os
-import pwd
 import signal
 import sys
 
 from ..container import pty
-from ..container.cgroupfs import ContainerCgroup
 from ..host.process import set_parent_death_signal
 from . import channel, hooks
 from .init import handle_termination_while_created
 from .errors import ConfigError, ContainerUnavailable, UsageError
-from .state import OCI_VERSION, process_stat
+from .state import OCI_VERSION
 
 DEFAULT_MEM = 64 << 20
 PAGE = 4096
@@ -73,8 +70,7 @@ def vmm_argv(spec) -> list:
 
 def create_vm(runtime, container_id, spec, pid_file=None, console_socket=None, no_pivot=False, preserve_fds=0,
               detached=True):
-    from .create import Created, _kill_and_reap, _write_pid_file, cgroup_path
-    from .state import remove_dir
+    from .create import make_container
     reason = unavailable_reason()
     if reason:
         raise ContainerUnavailable(reason)
@@ -87,45 +83,11 @@ def create_vm(runtime, container_id, spec, pid_file=None, console_socket=None, n
     if terminal and not console_socket:
         raise UsageError("process.terminal is true: a --console-socket is needed to receive the terminal")
     argv = vmm_argv(spec)
-    try:
-        owner = pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        owner = str(os.getuid())
-    container = runtime.state.reserve(container_id, {
-        "bundle": spec.bundle, "rootfs": spec.rootfs, "annotations": spec.annotations, "mode": "vm",
-        "owner": owner})
-    cgroup = console = None
-    pid = 0
-    try:
-        with open(container.config_path(), "w") as file:
-            json.dump(spec.raw, file)
-        resources = {key: value for key, value in spec.resources.items() if key not in ("memory", "devices")}
-        cgroup, warnings = ContainerCgroup.create(cgroup_path(spec, container_id, runtime), resources)
-        for message in warnings:
-            runtime.log.warning(message)
-        container.data["cgroup"] = cgroup.to_json()
-        container.save()
-        os.mkfifo(container.fifo, 0o622)
-        if console_socket:
-            console = pty.connect(console_socket)
-        pid = _fork_vmm(container, cgroup, console, argv, terminal, spec)
-        found = process_stat(pid)
-        container.data.update(pid=pid, start_time=found[1] if found else None, creating=False)
-        container.data.pop("creator", None)
-        container.save()
-        if pid_file:
-            _write_pid_file(pid_file, pid)
-    except BaseException:
-        if pid:
-            _kill_and_reap(pid)
-        if cgroup is not None:
-            cgroup.remove()
-        remove_dir(container.dir)
-        raise
-    finally:
-        if console is not None:
-            console.close()
-    return Created(container, pid)
+    resources = {key: value for key, value in spec.resources.items() if key not in ("memory", "devices")}
+
+    def fork(container, cgroup, console):
+        return _fork_vmm(container, cgroup, console, argv, terminal, spec)
+    return make_container(runtime, container_id, spec, "vm", resources, (), console_socket, pid_file, fork)
 
 
 def _fork_vmm(container, cgroup, console, argv, terminal, spec) -> int:
