@@ -6,7 +6,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all build venv bytecode toolchain guest firmware run test test-tools bench peers oci-validation clean
+.PHONY: all build venv bytecode toolchain guest firmware run test test-tools bench peers clean
 
 all: build
 build: venv bytecode guest firmware
@@ -63,13 +63,6 @@ peers:
 	@command -v qemu-system-x86_64 >/dev/null && command -v crun >/dev/null && command -v runc >/dev/null \
 	  && command -v podman >/dev/null && command -v conmon >/dev/null && dpkg -s busybox-static >/dev/null 2>&1 \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PEER_PACKAGES); }
-
-# The runtime-spec's validation suite against runc and vmm-oci (needs root, Go, and a checkout
-# of opencontainers/runtime-tools, which is not part of this project): see .ci/oci_validation.py.
-oci-validation: build
-	@test -n "$(RUNTIME_TOOLS)" || { echo "usage: make oci-validation RUNTIME_TOOLS=/path/to/runtime-tools"; exit 64; }
-	@command -v go >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go; }
-	$(VPY) .ci/oci_validation.py $(RUNTIME_TOOLS) $(RUNTIME_TOOLS_COMMIT)
 
 clean:
 	$(MAKE) -C guest clean
