@@ -128,6 +128,11 @@ def cgroup_dirs(name_part: str) -> list:
             if name_part in os.path.basename(path) and os.path.isdir(path)]
 
 
+def libpod_cgroups() -> set:
+    """podman's container cgroups (cgroupfs manager: libpod_parent/libpod-ID in each hierarchy)."""
+    return set(glob.glob("/sys/fs/cgroup/*/libpod_parent/libpod-*") + glob.glob("/sys/fs/cgroup/libpod_parent/libpod-*"))
+
+
 def processes_mentioning(text: str) -> list:
     found = []
     for entry in os.listdir("/proc"):

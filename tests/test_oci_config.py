@@ -188,3 +188,21 @@ def test_vmm_oci_is_also_a_vmm_subcommand(tmp_path):
     assert json.loads(document)["ociVersionMax"] == features()["ociVersionMax"]
     missing = subprocess.run([vmm, "oci", "--root", str(tmp_path), "state", "nosuch"], capture_output=True, text=True)
     assert missing.returncode == 67 and missing.stderr.startswith("vmm-oci: error: container nosuch does not exist")
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("machine.slice:libpod:abc", "/machine.slice/libpod-abc.scope"),
+    ("user-1000.slice:crio:x", "/user.slice/user-1000.slice/crio-x.scope"),
+    (":runc:c1", "/system.slice/runc-c1.scope"),
+])
+def test_systemd_cgroup_paths_become_the_units_directories(path, expected):
+    """--systemd-cgroup: "slice:prefix:name" names the cgroup systemd would make for the unit."""
+    from vmm.oci.create import cgroup_path
+
+    class Runtime:
+        systemd_cgroup = True
+        log = Log()
+    spec = type("Spec", (), {"cgroups_path": path})()
+    assert cgroup_path(spec, "id", Runtime()) == expected
+    with pytest.raises(ConfigError, match="slice:prefix:name"):
+        cgroup_path(type("Spec", (), {"cgroups_path": "/plain/path"})(), "id", Runtime())

@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 
-from oci_support import VMM_OCI, Leftovers, cgroup_dirs, make_rootfs, require_containers
+from oci_support import VMM_OCI, Leftovers, cgroup_dirs, libpod_cgroups, make_rootfs, require_containers
 
 ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 IMAGE = f"localhost/pyvmm-oci-test:{os.getpid()}"
@@ -70,8 +70,10 @@ def clean():
     """Checks, after the test, that our containers left nothing (podman, runtime, host)."""
     names = []
     # mounts and runtime processes; podman's own storage and network-namespace mounts come and go
-    # with its background cleanup (conmon's exit command), they are not the runtime's
+    # with its background cleanup (conmon's exit command), they are not the runtime's. Cgroups:
+    # podman names them by container ID (libpod-ID), so the new ones are found by comparing sets.
     leftovers = Leftovers(STATE_ROOT, "libpod-pyvmm-never", PODMAN_MOUNTS)
+    before_cgroups = libpod_cgroups()
     before_state = set(os.listdir(STATE_ROOT)) if os.path.isdir(STATE_ROOT) else set()
 
     def name():
@@ -88,6 +90,9 @@ def clean():
     after_state = set(os.listdir(STATE_ROOT)) if os.path.isdir(STATE_ROOT) else set()
     if after_state - before_state:
         problems.append(f"state directories left: {sorted(after_state - before_state)}")
+    new_cgroups = libpod_cgroups() - before_cgroups
+    if new_cgroups:
+        problems.append(f"container cgroups left: {sorted(new_cgroups)}")
     listed = podman("ps", "--all", "--format", "{{.Names}}").stdout.split()
     if any(n.startswith(NAME_PREFIX) for n in listed):
         problems.append(f"podman containers left: {listed}")
@@ -206,6 +211,13 @@ def test_memory_limit_is_enforced(image, clean):
     small = run_both(image, clean, ["sh", "-c", "head -c 4m /dev/zero | tr '\\0' a | tail -n 1 | wc -c"],
                      "--memory", "32m")
     assert small["vmm-oci"][:2] == small["runc"][:2] == (0, f"{4 << 20}\n")
+
+
+def test_cpu_shares_and_quota_land_as_with_runc(image, clean):
+    """--cpus 0.5 is a CFS quota of 50 ms per 100 ms period; the container reads its own cgroup."""
+    files = "cat /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us"
+    results = run_both(image, clean, ["sh", "-c", files], "--cpus", "0.5", "--cpu-shares", "512")
+    assert results["vmm-oci"][:2] == results["runc"][:2] == (0, "512\n50000\n100000\n"), results
 
 
 def test_pids_limit_is_enforced(image, clean):

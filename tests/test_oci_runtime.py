@@ -186,6 +186,41 @@ def test_exec_pause_resume_and_kill_all(runtime, rootfs, tmp_path):
     runtime.run("delete", "ex", check=True)
 
 
+def test_namespaces_joined_by_path_and_oom_score_adj(runtime, rootfs, tmp_path):
+    """A second container joins the first's PID, network, IPC and UTS namespaces by their
+    /proc/PID/ns paths: it sees the first's process as PID 1 and the same namespace inodes."""
+    runtime.run("create", "--bundle", make_bundle(tmp_path / "a", rootfs, spec_for(["sleep", "1000"], "owner")),
+                "owner", check=True)
+    runtime.run("start", "owner", check=True)
+    owner = runtime.state("owner")["pid"]
+    kinds = {"pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts"}
+    spec = spec_for(["sh", "-c", "for n in pid net ipc uts; do readlink /proc/self/ns/$n; done; "
+                     "tr '\\0' ' ' < /proc/1/cmdline; echo; hostname; cat /proc/self/oom_score_adj"], "joiner")
+    spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] not in kinds] + [
+        {"type": kind, "path": f"/proc/{owner}/ns/{name}"} for kind, name in kinds.items()]
+    del spec["hostname"]                        # the UTS namespace is the owner's: its name stays
+    spec["process"]["oomScoreAdj"] = 123
+    result = runtime.run("run", "--bundle", make_bundle(tmp_path / "b", rootfs, spec), "joiner")
+    assert result.returncode == 0, result.stderr
+    expected = [os.readlink(f"/proc/{owner}/ns/{name}") for name in kinds.values()]
+    assert result.stdout.splitlines() == expected + ["sleep 1000 ", "vmm-oci", "123"]
+    missing = spec_for(["true"], "nsgone")
+    missing["linux"]["namespaces"] = [n for n in missing["linux"]["namespaces"] if n["type"] != "network"] + [
+        {"type": "network", "path": "/proc/999999999/ns/net"}]
+    refused = runtime.run("create", "--bundle", make_bundle(tmp_path / "c", rootfs, missing), "nsgone")
+    assert refused.returncode != 0 and "/proc/999999999/ns/net" in refused.stderr
+    runtime.run("delete", "--force", "owner", check=True)
+
+
+def test_systemd_cgroup_is_refused_without_systemd(runtime, rootfs, tmp_path):
+    if os.path.isdir("/run/systemd/system"):
+        pytest.skip("systemd runs here: --systemd-cgroup is accepted (the slice path is checked in test_oci_config)")
+    bundle = make_bundle(tmp_path / "b", rootfs, spec_for(["true"], "sd"))
+    result = runtime.run("--systemd-cgroup", "create", "--bundle", bundle, "sd")
+    assert result.returncode == 64 and "systemd is not running" in result.stderr
+    assert not (Path(runtime.root) / "sd").exists()
+
+
 # --- hooks ------------------------------------------------------------------------------------------
 
 def hook(log, name):
@@ -293,6 +328,23 @@ def test_rlimit_above_the_hosts_ceiling_is_reported(runtime, rootfs, tmp_path):
     result = runtime.run("create", "--bundle", make_bundle(tmp_path / "b", rootfs, spec), "rlimit")
     assert result.returncode == 69
     assert "error setting rlimit RLIMIT_NOFILE" in result.stderr and "--ulimit nofile=" in result.stderr
+
+
+def test_a_capability_the_host_lacks_is_named(runtime, rootfs, tmp_path):
+    """Every capability asked for (podman --privileged): where the runtime's own bounding set
+    lacks one (CAP_SYS_RESOURCE on this project's machines) runc says "unable to apply caps";
+    this runtime names the capability."""
+    from vmm.container import capabilities
+    held = capabilities.current()["permitted"]
+    every = capabilities.NAMES[:capabilities.last_cap() + 1]
+    lacking = [name for number, name in enumerate(every) if number not in held]
+    if not lacking:
+        pytest.skip("this host's runtime holds every capability: the condition does not arise")
+    spec = spec_for(["true"], "allcaps")
+    spec["process"]["capabilities"] = {kind: list(every) for kind in ("bounding", "effective", "permitted")}
+    result = runtime.run("create", "--bundle", make_bundle(tmp_path / "b", rootfs, spec), "allcaps")
+    assert result.returncode == 69 and f"asks for {', '.join(lacking)}," in result.stderr
+    assert not (Path(runtime.root) / "allcaps").exists()
 
 
 def test_without_a_mount_namespace_its_mounts_are_undone_by_delete(runtime, rootfs, tmp_path):

@@ -13,6 +13,7 @@ logged as a warning"), which the caller prints.
 """
 from ..host import container_calls
 from ..host import process
+from .errors import ContainerUnavailable
 
 NAMES = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
@@ -69,7 +70,12 @@ def apply(numbers: dict) -> list:
     """capset the effective, permitted and inheritable sets; then raise the ambient ones.
     Returns warnings: an ambient capability that is not both permitted and inheritable cannot be
     raised (prctl says EPERM); runc warns and goes on, and so does this."""
-    container_calls.capset(_mask(numbers["effective"]), _mask(numbers["permitted"]), _mask(numbers["inheritable"]))
+    try:
+        container_calls.capset(_mask(numbers["effective"]), _mask(numbers["permitted"]),
+                               _mask(numbers["inheritable"]))
+    except PermissionError:
+        _explain_refusal(numbers)
+        raise
     process.prctl(process.PR_CAP_AMBIENT, process.PR_CAP_AMBIENT_CLEAR_ALL)
     warnings = []
     for number in sorted(numbers["ambient"]):
@@ -78,6 +84,17 @@ def apply(numbers: dict) -> list:
         except OSError as error:
             warnings.append(f"cannot raise ambient capability {NAMES[number]}: {error.strerror}")
     return warnings
+
+
+def _explain_refusal(numbers: dict) -> None:
+    """capset said EPERM: name the capabilities asked for that this process does not hold (a host
+    whose own bounding set lacks some, as CAP_SYS_RESOURCE on this project's machines)."""
+    missing = (numbers["effective"] | numbers["permitted"] | numbers["inheritable"]) - current()["permitted"]
+    if missing:
+        names = ", ".join(NAMES[n] for n in sorted(missing))
+        raise ContainerUnavailable(f"the container asks for {names}, which the runtime does not hold on this host "
+                                   f"(not in its bounding set), so it cannot pass them on; leave them out "
+                                   f"(podman: --cap-drop {names.split(', ')[0]})") from None
 
 
 def current(pid: int = 0) -> dict:
