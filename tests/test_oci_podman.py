@@ -152,6 +152,12 @@ def test_detached_ps_exec_stop_rm(image, clean):
     assert cgroup_dirs(f"libpod-{container_id}") == []
 
 
+def test_podman_info_shows_the_runtimes_version(image):
+    """podman info runs `RUNTIME --version`, as it does for runc."""
+    shown = podman("info", "--format", "{{.Host.OCIRuntime.Version}}", check=True).stdout
+    assert shown.startswith("vmm-oci version ") and "spec: 1." in shown
+
+
 def test_rm_force_of_a_running_container(image, clean):
     name = clean()
     container_id = podman("run", "-d", "--name", name, *ULIMITS, image, "sleep", "1000", check=True).stdout.strip()

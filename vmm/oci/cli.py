@@ -70,6 +70,7 @@ def build_parser(prog: str) -> Parser:
                         help="cgroupsPath is systemd's slice:prefix:name (refused where systemd is not running)")
     parser.add_argument("--rootless", default="auto", help=argparse.SUPPRESS)      # accepted, as runc's
     parser.add_argument("--debug", action="store_true", help="log debug messages; tracebacks for errors")
+    parser.add_argument("--version", "-v", action="store_true", help="print the version (podman info shows it)")
     parser.add_argument("command", nargs="?", choices=tuple(COMMANDS), metavar="COMMAND")
     parser.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
@@ -208,6 +209,18 @@ def _print_ps(pids: list, fmt: str) -> None:
         print(f"{pid:<7} {command}")
 
 
+def version_text(prog: str) -> str:
+    """As runc prints it: the runtime's version, then the runtime-spec version it implements."""
+    import platform
+    from importlib import metadata
+    from .state import OCI_VERSION
+    try:
+        version = metadata.version("pyvmm")
+    except metadata.PackageNotFoundError:
+        version = "unknown (not installed)"
+    return f"{prog} version {version}\nspec: {OCI_VERSION}\npython: {platform.python_version()}"
+
+
 def _terminated(signum, frame):
     raise Terminated(signum)
 
@@ -222,6 +235,9 @@ def main(argv=None, prog="vmm-oci", default_mode="namespaces") -> int:
         args = parse(argv, prog)
         runtime = Runtime(args, default_mode)
         log = runtime.log
+        if args.version:
+            print(version_text(prog))
+            return 0
         if args.command is None:
             build_parser(prog).print_help()
             return UsageError.exit_status
