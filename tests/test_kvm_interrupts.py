@@ -191,6 +191,7 @@ def test_hlt_with_interrupts_off_ends_the_run_at_once():
         assert time.monotonic() - started < 0.3
 
 
+@pytest.mark.host_speed
 def test_sleeping_guest_costs_little_host_cpu():
     """1 s in HLT woken 100 times a second by the PIT: the host pays for the ticks only."""
     result = bench.sleep_cost("kvm", seconds=1.0, hz=100)

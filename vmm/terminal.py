@@ -35,12 +35,13 @@ class Terminal:
 
     # --- terminal mode -------------------------------------------------------------------
     def __enter__(self):
-        if self.is_terminal:
-            self._saved_mode = termios.tcgetattr(self.fd)
-            termios.tcsetattr(self.fd, termios.TCSAFLUSH, raw_input_mode(self._saved_mode))
+        # Handlers first: a SIGTERM right after the switch to raw mode must still restore it.
         if threading.current_thread() is threading.main_thread():
             for signum in ENDING_SIGNALS:
                 self._saved_handlers[signum] = signal.signal(signum, self._on_signal)
+        if self.is_terminal:
+            self._saved_mode = termios.tcgetattr(self.fd)
+            termios.tcsetattr(self.fd, termios.TCSAFLUSH, raw_input_mode(self._saved_mode))
         threading.Thread(target=self._pump, name="console-input", daemon=True).start()
         return self
 
