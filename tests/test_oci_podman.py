@@ -141,6 +141,9 @@ def test_detached_ps_exec_stop_rm(image, clean):
     assert inside.stdout == f"in {container_id[:12]}\nsleep 1000\n"
     assert podman("exec", name, "sh", "-c", "exit 6").returncode == 6
     assert podman("exec", name, "/bin/nosuch").returncode == 127
+    status, output = run_in_pty(["podman", "--runtime", VMM_OCI, "exec", "-it", name, "sh", "-c",
+                                 "tty; read line; echo got:$line; exit 4"], b"typed\n", WORKDIR["path"], b"/dev/pts/")
+    assert status == 4 and "got:typed" in output            # podman exec -it: a terminal through a pty
     podman("pause", name, check=True)
     assert podman("inspect", "--format", "{{.State.Status}}", name).stdout == "paused\n"
     podman("unpause", name, check=True)
