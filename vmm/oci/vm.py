@@ -40,9 +40,8 @@ SETUP_FAILED = 127
 
 def unavailable_reason() -> str | None:
     """Why the VM mode cannot run here, or None."""
-    from dataclasses import fields
     from ..config import MachineConfig
-    if "rootfs" not in {field.name for field in fields(MachineConfig)}:
+    if "rootfs" not in MachineConfig.__record_fields__:
         return "the VM mode needs `vmm run --rootfs` (issue 13), which is not in this build"
     if not os.path.exists(_vmm_script()):
         return f"{_vmm_script()} is not installed"
