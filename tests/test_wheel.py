@@ -127,6 +127,18 @@ def test_vmm_version_names_the_package_engine_and_artefacts(installed):
     assert f"  firmware  {sha256sum(data / 'firmware.bin')}  {data / 'firmware.bin'}" in lines
 
 
+def test_the_oci_runtime_and_container_rootfs_from_the_root_directory(installed, tmp_path):
+    """vmm-oci (issue 19) comes with the wheel, and `vmm container rootfs` copies the packaged programs."""
+    for command in ("vmm-oci", "vmm-oci-vm"):
+        proc = installed.run(command, "--version")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.decode().startswith(f"{command} version {paths.package_version()}\nspec: ")
+    rootfs = tmp_path / "rootfs"
+    proc = installed.run("vmm", "container", "rootfs", str(rootfs), "hello")
+    assert proc.returncode == 0, proc.stderr
+    assert (rootfs / "bin" / "hello").read_bytes() == installed_artefact(installed, "programs/hello").read_bytes()
+
+
 def test_import_vmm_finds_the_artefacts_through_importlib_resources(installed):
     script = ("import importlib.resources, vmm\n"
               "from vmm import Machine, MachineConfig, paths\n"
