@@ -20,6 +20,9 @@ from vmm import paths
 from vmm.container import ContainerUnavailable, build_rootfs, cgroups, probe, run_container
 from vmm.errors import ImageError, InputError, UsageError
 
+# Their leftover checks read host-wide state: one suite at a time (conftest.py).
+pytestmark = pytest.mark.usefixtures("host_state_to_ourselves")
+
 REPO = Path(__file__).resolve().parent.parent
 
 PROBE_C = r"""
@@ -292,17 +295,15 @@ def test_rootfs_must_be_an_existing_directory(tmp_path):
         run_container(tmp_path / "odd", ["probe"])
 
 
-def test_missing_mount_points_are_created_as_runc_does(rootfs, tmp_path):
+def test_missing_mount_points_are_created_as_runc_does(probe_program, tmp_path):
     """A root file system with only a program (no /proc, /dev, /sys) runs; the launcher makes
     the mount points, and /dev holds runc's default devices."""
     require_containers()
     bare = tmp_path / "bare"
     (bare / "bin").mkdir(parents=True)
-    subprocess.run(["cp", str(rootfs / "bin" / "probe"), str(bare / "bin" / "probe")], check=True)
-    out = tmp_path / "out"
-    with open(out, "wb") as f:
-        assert run_container(bare, ["probe"], stdout=f) == 0
-    assert "procs=1," in out.read_text()
+    subprocess.run(["cp", str(probe_program), str(bare / "bin" / "probe")], check=True)
+    status, out = run_captured(bare, ["/bin/probe"], tmp_path)
+    assert status == 0 and "procs=1," in out
     assert sorted(p.name for p in bare.iterdir()) == ["bin", "dev", "proc", "sys"]
     assert list((bare / "dev").iterdir()) == []             # the devices were in the container's tmpfs
 

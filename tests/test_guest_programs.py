@@ -1,8 +1,13 @@
-"""Every guest program, on every engine available, checked against its .expect file, against
-the other engines, against QEMU (an independent PVH implementation) and, where the program
-uses only Linux-compatible calls, against the same binary run as a plain Linux process.
-Programs of the test root file system (glibc, musl, busybox) also run in the container
-launcher on the same directory, and must print the same bytes there as in the VM."""
+"""Every guest program beyond its own .expect check: through the firmware, against QEMU (an
+independent PVH implementation) and, where the program uses only Linux-compatible calls,
+against the same binary run as a plain Linux process.
+
+The check of each guest/programs program against its .expect file on every engine is the
+pytest plugin's (vmm/pytest_plugin.py): pyproject's testpaths include guest/programs, where
+each NAME.expect is collected as NAME[kvm] and NAME[unicorn]. The programs of the test root
+file system (guest/rootfs/programs: glibc, musl, busybox) are checked on every engine here,
+where the engines must also agree byte for byte, and they run in the container launcher on
+the same directory too, where they must print the same bytes as in the VM."""
 import functools
 import importlib.util
 import signal
@@ -34,8 +39,8 @@ ROOTFS_PROGRAMS = [name for name in PROGRAMS if load_expectation(name).rootfs]
 
 
 @pytest.mark.parametrize("engine", engine_params())
-@pytest.mark.parametrize("name", PROGRAMS)
-def test_program_meets_its_expectation(name, engine, kernel_path):
+@pytest.mark.parametrize("name", ROOTFS_PROGRAMS)
+def test_rootfs_program_meets_its_expectation(name, engine, kernel_path):
     run = run_cached(name, engine)
     if run.skipped:
         pytest.skip(f"{name} on {engine}: {run.skipped}")
@@ -53,7 +58,7 @@ def test_program_through_firmware_meets_its_expectation(name, engine, kernel_pat
 
 
 @pytest.mark.kvm
-@pytest.mark.parametrize("name", PROGRAMS)
+@pytest.mark.parametrize("name", ROOTFS_PROGRAMS)
 def test_engines_agree_byte_for_byte(name, kernel_path):
     from conftest import ENGINES
     from vmm.machine import probe

@@ -179,10 +179,11 @@ def load_expectation(name: str) -> Expectation:
     return parse_expectation(base, path.read_text(), variant or None)
 
 
-def all_programs() -> list:
-    """Every test: one per .expect file, one per variant for those built in variants."""
+def all_programs(directories=None) -> list:
+    """Every test: one per .expect file, one per variant for those built in variants; from
+    `directories` (default: the guest programs' and the test root file system's)."""
     names = []
-    for directory in paths.EXPECT_DIRECTORIES:
+    for directory in directories or paths.EXPECT_DIRECTORIES:
         for path in directory.glob("*.expect"):
             variants = next((line.partition(":")[2].split() for line in path.read_text().split("\n---\n")[0].splitlines()
                              if line.startswith("variants:")), [])
@@ -201,6 +202,8 @@ class ProgramRun:
     reason: str
     seconds: float
     skipped: str = ""           # why the program could not be judged on this engine
+    detail: str = ""            # how the run ended, in words (RunResult.detail)
+    cpu_report: str = ""        # the registers and code, if the guest crashed or timed out
 
 
 @contextmanager
@@ -232,16 +235,29 @@ def _changed_read_only_disks(specs) -> list:
 
 def run_program(name: str, accel: str, kernel: str | None = None, timeout: float = DEFAULT_TIMEOUT,
                 mem_size: int | None = None, firmware: str | None = None, inspect_disks=None) -> ProgramRun:
-    """Boot `name` on `accel` (through `firmware` if given) and check it against its .expect file.
-    `inspect_disks(paths)`, if given, sees the scratch disks' files after the run."""
-    expect = load_expectation(name)
+    """Boot the built program `name` on `accel` (through `firmware` if given) and check it
+    against its .expect file. `inspect_disks(paths)`, if given, sees the scratch disks' files
+    after the run."""
+    return run_expectation(load_expectation(name), str(paths.program_path(name)), accel, kernel=kernel,
+                           timeout=timeout, mem_size=mem_size, firmware=firmware, inspect_disks=inspect_disks)
+
+
+def missing_requirement(expect: Expectation, accel: str) -> str | None:
+    """Why engine `accel` cannot judge this program (a feature it `requires:` is missing), or None."""
     missing = engine_class(accel).missing_features() if accel in ENGINES else {}
-    for feature in expect.requires:
-        if feature in missing:
-            return ProgramRun(name, accel, True, [], b"", None, "skipped", 0.0, skipped=missing[feature])
+    return next((missing[feature] for feature in expect.requires if feature in missing), None)
+
+
+def run_expectation(expect: Expectation, program: str, accel: str, kernel: str | None = None,
+                    timeout: float = DEFAULT_TIMEOUT, mem_size: int | None = None, firmware: str | None = None,
+                    inspect_disks=None) -> ProgramRun:
+    """Boot `program` with the tiny kernel (or `kernel`) and check the run against `expect`."""
+    skipped = missing_requirement(expect, accel)
+    if skipped:
+        return ProgramRun(expect.name, accel, True, [], b"", None, "skipped", 0.0, skipped=skipped)
     with scratch_disks(expect.disks) as disks:
         boot = {"rootfs": str(expect.root()), "program_args": expect.argv()} if expect.rootfs else \
-            {"initrd": str(paths.program_path(name)), "program_args": expect.args}
+            {"initrd": program, "program_args": expect.args}
         config = MachineConfig(kernel=kernel or str(paths.DEFAULT_KERNEL), accel=accel, stdin=expect.stdin or None,
                                timeout=timeout, firmware=firmware, disks=disks, **boot)
         if mem_size:
@@ -260,8 +276,9 @@ def run_program(name: str, accel: str, kernel: str | None = None, timeout: float
         problems.append(f"exit status {result.exit_status} ({result.reason}: {result.detail}), expected {expect.status}")
     if not expect.matches(serial):
         problems.append(f"output {serial[-300:]!r}, expected {expect.output[-300:]!r}")
-    return ProgramRun(name, result.engine, not problems, problems, serial, result.exit_status,
-                      result.reason, result.stats["total_seconds"])
+    return ProgramRun(expect.name, result.engine, not problems, problems, serial, result.exit_status,
+                      result.reason, result.stats["total_seconds"], detail=result.detail,
+                      cpu_report=result.cpu_report)
 
 
 @dataclass

@@ -53,12 +53,13 @@ def _reaper(root: str, argv: list, parent_alive: int) -> int:
     parent is gone (its PID is not visible from inside the namespace)."""
     import select
 
+    from .container.paths_in_root import resolve
     from .host import container_calls as calls
     from .host.process import set_parent_death_signal
     set_parent_death_signal(signal.SIGKILL)
     if select.select([parent_alive], [], [], 0)[0]:     # the caller was killed before the line above
         return SETUP_FAILED
-    calls.mount("proc", os.path.join(root, "proc"), "proc", calls.MS_NOSUID | calls.MS_NODEV | calls.MS_NOEXEC)
+    calls.mount("proc", resolve(root, "/proc"), "proc", calls.MS_NOSUID | calls.MS_NODEV | calls.MS_NOEXEC)
     program = os.fork()
     if program == 0:
         try:
@@ -75,6 +76,7 @@ def _reaper(root: str, argv: list, parent_alive: int) -> int:
 
 
 def main(args) -> int:
+    from .container.paths_in_root import resolve
     from .container.rootfs import make_mount_points
     from .host import container_calls as calls
     if len(args) < 2:
@@ -85,7 +87,7 @@ def main(args) -> int:
         make_mount_points(root)
         calls.unshare(calls.CLONE_NEWNS | calls.CLONE_NEWPID)
         calls.mount(None, "/", None, calls.MS_REC | calls.MS_PRIVATE)
-        calls.mount("/dev", os.path.join(root, "dev"), None, calls.MS_BIND | calls.MS_REC)
+        calls.mount("/dev", resolve(root, "/dev"), None, calls.MS_BIND | calls.MS_REC)
     except Exception as error:          # noqa: BLE001 - one line, as for any bad input
         print(f"host_run: {error}", file=sys.stderr)
         return SETUP_FAILED

@@ -29,6 +29,7 @@ from pathlib import Path
 from .. import paths
 from ..errors import ImageError, InputError
 from ..host import container_calls as libc
+from . import paths_in_root
 
 BIN_DIR = "bin"
 SKELETON = ("bin", "dev", "etc", "proc", "tmp")
@@ -42,7 +43,7 @@ DEV_TMPFS_OPTIONS = "mode=755,size=65536k"
 
 
 def check_rootfs(rootfs) -> str:
-    """The absolute, symlink-free path of ROOTFS, or InputError saying what is wrong with it."""
+    """The absolute, symlink-free path of ROOTFS, or InputError if it is not a directory."""
     path = os.path.realpath(os.fspath(rootfs))
     if not os.path.exists(path):
         raise InputError(f"root file system {rootfs}: no such directory")
@@ -57,15 +58,14 @@ def check_rootfs(rootfs) -> str:
 
 
 def make_mount_points(rootfs: str) -> None:
-    """The missing mount points, made in ROOTFS as runc makes them."""
+    """The missing mount points, made in ROOTFS as runc makes them (symbolic links resolved
+    inside ROOTFS, never out of it)."""
     for name in MOUNT_POINTS:
-        point = os.path.join(rootfs, name)
-        if not os.path.isdir(point):
-            try:
-                os.mkdir(point, 0o755)
-            except OSError as error:
-                raise InputError(f"cannot create the mount point /{name} in the root file system {rootfs}: "
-                                 f"{error.strerror}") from None
+        try:
+            paths_in_root.mkdir_all(rootfs, "/" + name)
+        except OSError as error:
+            raise InputError(f"cannot create the mount point /{name} in the root file system {rootfs}: "
+                             f"{error.strerror}") from None
 
 
 def mount_dev(dev: str) -> None:
@@ -85,7 +85,7 @@ def enter_rootfs(rootfs: str) -> None:
     libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
     libc.mount(rootfs, rootfs, None, libc.MS_BIND | libc.MS_REC)
     make_mount_points(rootfs)
-    mount_dev(os.path.join(rootfs, "dev"))
+    mount_dev(paths_in_root.resolve(rootfs, "/dev"))
     os.chdir(rootfs)
     try:
         libc.pivot_root(".", ".")

@@ -10,7 +10,7 @@ NULs after the name (readers take the name up to its first NUL; Linux checks onl
 last byte is a NUL), so the tiny kernel maps the data in place instead of copying it in
 ring 0. When the padding would make namesize exceed PATH_MAX, the file is left unaligned.
 """
-from dataclasses import dataclass
+from ..records import record
 
 MAGIC = b"070701"
 MAGIC_CRC = b"070702"           # same layout with a checksum, which Linux does not check either
@@ -28,7 +28,7 @@ class FormatError(ValueError):
     """A malformed archive: says where."""
 
 
-@dataclass
+@record
 class Entry:
     name: str
     mode: int
