@@ -90,7 +90,32 @@ def build_parser() -> Parser:
                                                            "data, time) to FILE")
     run.add_argument("--gdb", metavar="127.0.0.1:PORT", help="serve the GDB remote protocol on this loopback address")
     run.add_argument("--gdb-wait", action="store_true", help="with --gdb: hold the guest until gdb continues it")
+    add_control_options(run)
     run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    restore = commands.add_parser(
+        "restore", help="resume a VM saved in a snapshot, on either engine",
+        description="Resume the VM saved in directory SNAPSHOT (by --snapshot-file and Ctrl-A s, the control "
+                    "socket's `snapshot`, or Machine.snapshot) where it was saved, on KVM or unicorn, whichever "
+                    "saved it. Its RAM is mapped from the snapshot's memory file and read as the guest touches it; "
+                    "the file is never written, so a snapshot can be restored any number of times. The exit "
+                    "status and the rest of the serial output are those of the run it was saved from.",
+        epilog=exit_status_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    restore.add_argument("snapshot", metavar="SNAPSHOT", help="a snapshot directory")
+    restore.add_argument("--accel", choices=ACCELERATORS, default=default_accel(),
+                         help=f"CPU engine to resume on (default: %(default)s, env {ACCEL_ENV})")
+    restore.add_argument("--serial", default="stdio", metavar="stdio|file:PATH|none",
+                         help="where guest serial output goes (default: %(default)s)")
+    restore.add_argument("--disk", action="append", default=None, metavar="PATH",
+                         help="the saved disks' new paths, in order (default: where they were)")
+    restore.add_argument("--force", action="store_true",
+                         help="use disks whose size or modification time changed since the snapshot")
+    restore.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="stop the guest after this long")
+    restore.add_argument("--idle", choices=IDLE_POLICIES, default=None,
+                         help="unicorn's idle policy (default: the snapshot's)")
+    restore.add_argument("--stats", action="store_true", help="print exit counts and timings on stderr")
+    add_control_options(restore)
+    restore.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     test = commands.add_parser("test", help="run guest test programs and check their expected output",
                                description="Boot the kernel with each PROGRAM (default: all with a .expect file) "
@@ -133,7 +158,7 @@ def build_parser() -> Parser:
 
     bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
     bench.add_argument("which", choices=("exits", "startup", "density", "interrupts", "engines", "boot", "blk",
-                                         "linux"),
+                                         "linux", "snapshot"),
                        help="exits: port-I/O exits/s through the VMM vs a bare KVM loop; "
                             "interrupts: host CPU of a sleeping guest and timer interrupts delivered per engine; "
                             "blk: virtio-blk MB/s and IOPS from a guest, per engine, against the host and QEMU; "
@@ -143,18 +168,31 @@ def build_parser() -> Parser:
                             "(instructions/s on `compute`, port-I/O round trips/s, whole-VM `hello`); "
                             "boot: firmware vs direct PVH boot per engine, and fw_cfg with and without DMA; "
                             "linux: Debian's kernel to its init script and to power-off, per engine and under "
-                            "QEMU microvm TCG")
+                            "QEMU microvm TCG; snapshot: time to save, and to restore to running and to exit per "
+                            "engine pair, against a cold boot in-process and a cold `vmm run`")
     bench.add_argument("--runs", type=int, default=None,
-                       help="runs (default: exits 5, startup 10, density 3, engines 5, boot 5, linux 3)")
+                       help="runs (default: exits 5, startup 10, density 3, engines 5, boot 5, linux 3, snapshot 10)")
     bench.add_argument("--count", type=int, default=None,
                        help="exits: exits per run (default 20000); density: instances at once (default 4); "
                             "engines: MiB for `compute` (default 4); boot: MiB the padded program grows by (default 4)")
     bench.add_argument("--json", metavar="PATH", default=None,
-                       help="startup, density, engines, boot, linux: also write results as JSON")
+                       help="startup, density, engines, boot, linux, snapshot: also write results as JSON")
     bench.add_argument("--nested", action="store_true",
                        help="exits: run it in a nested kvm_amd (QEMU TCG guest; `make nested-image` builds it)")
     bench.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
+
+
+def add_control_options(parser) -> None:
+    parser.add_argument("--control", metavar="PATH",
+                        help="serve a control socket at PATH (mode 0600): line-delimited JSON requests "
+                             "pause, resume, snapshot (with a path), stats and quit")
+    parser.add_argument("--snapshot-file", metavar="PATH",
+                        help="where Ctrl-A s (and a control `snapshot` without a path) saves the VM, which then "
+                             "goes on; a {n} in PATH numbers the snapshots, else each replaces the last")
+    parser.add_argument("--snapshot-dirty", action="store_true",
+                        help="KVM: keep a dirty-page log, so that each snapshot after the first writes only the "
+                             "pages changed since the one before (it must stay where it is)")
 
 
 def split_program_args(argv):
@@ -166,7 +204,6 @@ def split_program_args(argv):
 
 
 def command_run(args, program_args) -> int:
-    from .terminal import Terminal
     from .debug.session import DebugOptions
     from .machine import Machine
     initrd = args.initrd
@@ -181,12 +218,89 @@ def command_run(args, program_args) -> int:
         firmware=args.bios or (str(paths.DEFAULT_FIRMWARE) if args.firmware else None), disks=args.disk)
     debug = DebugOptions(trace=args.trace, trace_limit=args.trace_limit, trace_exits=args.trace_exits,
                          stats=args.stats, recent_exits=RECENT_EXITS_IN_REPORTS, gdb=args.gdb, gdb_wait=args.gdb_wait)
-    with Machine(config, debug=debug) as vm, Terminal(sys.stdin.fileno(), vm.send_input, vm.stop):
-        address = vm.debug.listening()
-        if address:
-            print(f"vmm: gdb stub listening on {address}" + (" (waiting for gdb)" if args.gdb_wait else ""),
-                  file=sys.stderr)
-        result = vm.run()
+    if args.gdb and (args.control or args.snapshot_file or args.snapshot_dirty):
+        raise UsageError("--gdb cannot be combined with --control or the snapshot options")
+    with Machine(config, debug=debug) as vm:
+        result = run_with_console(vm, args)
+    return report(result, args)
+
+
+def command_restore(args) -> int:
+    from .debug.session import DebugOptions
+    from .machine import Machine
+    debug = DebugOptions(stats=args.stats, recent_exits=RECENT_EXITS_IN_REPORTS)
+    with Machine.restore(args.snapshot, accel=args.accel, serial=args.serial, disks=args.disk, timeout=args.timeout,
+                         force=args.force, idle=args.idle, debug=debug) as vm:
+        result = run_with_console(vm, args)
+    return report(result, args)
+
+
+def run_with_console(vm, args):
+    """vm.run() with the terminal as its console, and the control socket and Ctrl-A s if asked."""
+    from .terminal import Terminal
+    snapshot_file = check_snapshot_template(args.snapshot_file)
+    if args.snapshot_dirty:
+        vm.track_dirty_pages()
+    on_snapshot = ConsoleSnapshots(vm, snapshot_file)
+    control = None
+    if args.control:
+        from .control.server import ControlServer
+        control = ControlServer(args.control, vm, on_snapshot.next_path)
+    try:
+        with Terminal(sys.stdin.fileno(), vm.send_input, vm.stop, on_snapshot=on_snapshot):
+            address = vm.debug.listening()
+            if address:
+                print(f"vmm: gdb stub listening on {address}" + (" (waiting for gdb)" if getattr(args, "gdb_wait", False)
+                                                                  else ""), file=sys.stderr)
+            return vm.run()
+    finally:
+        if control is not None:
+            control.close()
+
+
+def check_snapshot_template(path):
+    """--snapshot-file PATH, where {n} (the only field) numbers the snapshots."""
+    if path is None:
+        return None
+    try:
+        path.format(n=0)
+    except (KeyError, IndexError, ValueError):
+        raise UsageError(f"--snapshot-file {path!r}: the only field it may hold is {{n}}") from None
+    return path
+
+
+class ConsoleSnapshots:
+    """Ctrl-A s: save the VM to --snapshot-file and go on (the terminal's input thread calls it)."""
+
+    def __init__(self, vm, template):
+        self._vm = vm
+        self._template = template
+        self._count = 0
+
+    def next_path(self):
+        """Where the next snapshot goes: --snapshot-file, its {n} the number of snapshots so far."""
+        if self._template is None:
+            return None
+        path = self._template.format(n=self._count)
+        self._count += 1
+        return path
+
+    def __call__(self) -> None:
+        path = self.next_path()
+        if path is None:
+            print("vmm: Ctrl-A s saves a snapshot only with --snapshot-file PATH", file=sys.stderr)
+            return
+        try:
+            saved = self._vm.snapshot(path)
+        except VmmError as error:
+            print(f"vmm: snapshot not saved: {error}", file=sys.stderr)
+            return
+        kind = f"diff on {saved.base}, " if saved.diff else ""
+        print(f"vmm: snapshot saved to {saved.path} ({kind}{saved.memory_bytes / (1 << 20):.1f} MiB of RAM written, "
+              f"paused {saved.seconds * 1000:.0f} ms)", file=sys.stderr)
+
+
+def report(result, args) -> int:
     if result.reason not in (DEBUG_EXIT, HALT):
         print(f"vmm: {describe(result)}", file=sys.stderr)
         if result.cpu_report:
@@ -287,6 +401,11 @@ def command_bench(args) -> int:
             raise UsageError("--count is for `bench exits`, `density`, `engines` and `boot`")
         from .bench import startup
         return startup.main(runs=10 if runs is None else runs, json_path=args.json)
+    if args.which == "snapshot":
+        if count is not None or args.nested:
+            raise UsageError("`bench snapshot` takes --runs and --json")
+        from .bench import snapshot
+        return snapshot.main(runs=snapshot.DEFAULT_RUNS if runs is None else runs, json_path=args.json)
     if args.which == "linux":
         if count is not None:
             raise UsageError("`bench linux` takes --runs and --json")
@@ -315,6 +434,8 @@ def main(argv=None) -> int:
             return UsageError.exit_status
         if args.command == "run":
             return command_run(args, program_args)
+        if args.command == "restore" and not program_args:
+            return command_restore(args)
         if args.command == "container":
             return command_container(args, program_args)
         if program_args:

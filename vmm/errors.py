@@ -48,8 +48,9 @@ class GuestTimeout(VmmError):
 # The table the README documents, in order.
 EXIT_STATUSES = [
     (UsageError.exit_status, "bad command-line arguments or option values"),
-    (ImageError.exit_status, "malformed kernel, program or firmware image, or one that does not fit in RAM"),
-    (InputError.exit_status, "a kernel, program or disk file is missing or unreadable"),
+    (ImageError.exit_status, "malformed kernel, program or firmware image, or one that does not fit in RAM; "
+                             "a snapshot that is corrupt, truncated, of a newer format, or whose disks changed"),
+    (InputError.exit_status, "a kernel, program, disk or snapshot is missing or unreadable"),
     (AcceleratorUnavailable.exit_status, "the CPU engine is unavailable (/dev/kvm absent or not permitted, KVM too old), "
                                          "or a container cannot be made here (not root, a namespace kind or "
                                          "cgroup controller missing)"),

@@ -54,7 +54,7 @@ from ..kvm.vcpu import (EXIT_REASON_U32, IMMEDIATE_EXIT_OFFSET, IO_COUNT_U32, IO
                         MMIO_LEN_U32)
 from ..kvm.structs import KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES, KVM_PIT_SPEAKER_DUMMY, KvmRun
 from . import kvm_features, kvm_setup, kvm_state
-from .base import (EMULATION_FAILURE, ENTRY_FAILURE, HALT, INTERNAL_ERROR, INTERRUPTED, SHUTDOWN,
+from .base import (EMULATION_FAILURE, ENTRY_FAILURE, HALT, INTERNAL_ERROR, INTERRUPTED, PAUSED, SHUTDOWN,
                    SYSTEM_EVENT, TIMEOUT, Engine, Outcome, RunControl, deadline_after)
 from .kvm_halt import HaltWatch
 
@@ -72,6 +72,7 @@ IOAPIC_PINS = 24            # GSIs of KVM's default routing; more would need KVM
 
 class KvmEngine(Engine):
     name = "kvm"
+    snapshot_module = "kvm_snapshot"
 
     _probe_result = ...             # cached per process: None or the reason
     _tsc_khz = None
@@ -326,6 +327,8 @@ class KvmEngine(Engine):
     def _after_kick(self, deadline):
         """The EINTR path: HALT if the vCPU sits in a HLT with interrupts off (in-kernel
         irqchip; see HLT in the module docstring), TIMEOUT past the deadline, else None."""
+        if self.control.pause_requested:
+            return self._outcome(PAUSED, "paused")
         halted = False
         if self._halt_watch is not None:
             halted = self._vcpu.get_mp_state() == kc.KVM_MP_STATE_HALTED
