@@ -147,6 +147,11 @@ class Machine:
         try:
             self.memory = self._cleanup.enter_context(
                 snapshot.memory() if snapshot is not None else GuestMemory(config.mem_size))
+            # A restore: the engine's share of the host's work (KVM: the VM and its vCPU), on
+            # another thread while the devices load their state. A boot keeps the plain path.
+            prepared = engine_cls.prepare(self.memory) if snapshot is not None else None
+            if prepared is not None:
+                self._cleanup.callback(prepared.discard)
             self.control = RunControl()
             self.ports = PortBus()
             self.mmio = MmioBus()
@@ -178,7 +183,8 @@ class Machine:
                     self.fw_cfg.register(self.ports)
                 self.cpuid = snapshot.cpuid()
             engine_ports, engine_mmio = self.debug.wrap_buses(self.ports, self.mmio)
-            self.engine = engine_cls(self.memory, engine_ports, engine_mmio, self.control, self.cpuid)
+            self.engine = engine_cls(self.memory, engine_ports, engine_mmio, self.control, self.cpuid,
+                                     **({"prepared": prepared} if prepared is not None else {}))
             self._cleanup.callback(self.engine.close)
             if snapshot is None:
                 self.engine.set_state(boot_state)

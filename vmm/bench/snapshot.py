@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 from .. import paths
 from ..errors import UsageError
@@ -147,15 +148,18 @@ class RestoreRow(Row):
         try:
             ready = time.monotonic()
             resident = resident_bytes(vm.memory.host_address)
+            started += time.monotonic() - ready     # (reading smaps is not the restore's time)
+            ready = time.monotonic()
             tap = _Tap(vm)
             result = vm.run()
             ended = time.monotonic()
+            resident_after = resident_bytes(vm.memory.host_address)
         finally:
             vm.close()
         if before + result.serial != expected_output() or result.exit_status != 0:
             raise RunFailed(f"{self.label}: {result.reason} ({result.detail}), output {result.serial[-80:]!r}")
         return {"restore": ready - started, "running": tap.first - started, "exit": ended - started,
-                "resident": resident, "ram": vm.config.mem_size}
+                "resident": resident, "resident_after": resident_after, "ram": vm.config.mem_size}
 
 
 class ColdRow(Row):
@@ -243,7 +247,7 @@ def run(runs=DEFAULT_RUNS, warmup=1, engines=ENGINES, progress=None) -> dict:
     folder = tempfile.mkdtemp(prefix="pyvmm-bench-snapshot-")
     try:
         snapshots, errors = take_snapshots(engines, folder)
-        context = {"snapshots": snapshots, "snapshot_errors": errors, "spawner": build_spawner(folder)}
+        context = {"snapshots": snapshots, "snapshot_errors": errors, "spawner": build_spawner(Path(folder))}
         rows = all_rows(engines)
         state = interleave(rows, runs, warmup, context, progress, part="snapshot")
     finally:
@@ -283,13 +287,14 @@ def format_report(result: dict) -> str:
     body = []
     for name, row in rows.items():
         if name.startswith("restore/") or name.startswith("cold/"):
-            resident = row.get("resident")
+            resident, after = row.get("resident"), row.get("resident_after")
             body.append([row["label"], status_text(row, notes), spread(row.get("restore"), 1000),
                          spread(row.get("running"), 1000, "{:.2f}"), spread(row.get("exit"), 1000),
-                         "" if resident is None else f"{resident['median'] / (1 << 20):.2f} of "
+                         "" if resident is None else f"{resident['median'] / (1 << 20):.2f} / "
+                                                     f"{after['median'] / (1 << 20):.2f} of "
                                                      f"{row['ram']['median'] / (1 << 20):.0f}"])
     lines.append(table(["in this process", "status", "Machine.restore ms", "to running ms", "to exit ms",
-                        "RAM resident MiB"], body, align="<<>>>>"))
+                        "RAM resident MiB (restored / at exit)"], body, align="<<>>>>"))
     lines.append("to running: the guest's first serial byte after the snapshot point (cold boot: its first byte).")
     lines.append("")
     body = [[row["label"], status_text(row, notes), spread(row.get("exit"), 1000)]

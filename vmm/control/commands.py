@@ -28,21 +28,23 @@ class Commands:
         self._table = {"pause": self.pause, "resume": self.resume, "snapshot": self.snapshot,
                        "stats": self.stats, "quit": self.quit}
 
-    def handle(self, request) -> dict:
-        """The reply to one decoded request (never raises)."""
+    def handle(self, request) -> tuple:
+        """(the reply to one decoded request, what to do once it is sent, or None); never raises."""
         if not isinstance(request, dict):
-            return {"error": "a request is a JSON object, like {\"cmd\": \"stats\"}"}
+            return {"error": "a request is a JSON object, like {\"cmd\": \"stats\"}"}, None
         command = self._table.get(request.get("cmd"))
         if command is None:
-            return {"error": f"unknown command {request.get('cmd')!r}: use one of {', '.join(self._table)}"}
+            return {"error": f"unknown command {request.get('cmd')!r}: use one of {', '.join(self._table)}"}, None
         try:
-            return {"ok": True, **command(request)}
+            reply = command(request)
         except BadRequest as error:
-            return {"error": str(error)}
+            return {"error": str(error)}, None
         except VmmError as error:
-            return {"error": str(error)}
+            return {"error": str(error)}, None
         except Exception as error:                  # a bug: the VM and the server go on
-            return {"error": f"internal error: {type(error).__name__}: {error}"}
+            return {"error": f"internal error: {type(error).__name__}: {error}"}, None
+        after = reply.pop("after", None)
+        return {"ok": True, **reply}, after
 
     def pause(self, request) -> dict:
         self.machine.pause()
@@ -70,8 +72,8 @@ class Commands:
                 "uptime_seconds": round(time.monotonic() - machine.created, 3)}
 
     def quit(self, request) -> dict:
-        self.machine.stop(QUIT_DETAIL, status=0)
-        return {}
+        """The VM stops once the reply is out (its end closes this socket)."""
+        return {"after": lambda: self.machine.stop(QUIT_DETAIL, status=0)}
 
     def _state(self) -> str:
         gate = self.machine.gate

@@ -64,7 +64,12 @@ class ControlServer:
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
                     if line.strip():
-                        connection.sendall(self._reply(line))
+                        reply, after = self._reply(line)
+                        try:
+                            connection.sendall(reply)
+                        finally:                # a whole request is done, read or not
+                            if after is not None:
+                                after()
                 if len(buffer) > MAX_LINE:
                     connection.sendall(_encode({"error": f"request longer than {MAX_LINE} bytes"}))
                     return
@@ -75,12 +80,13 @@ class ControlServer:
                 self._connections.discard(connection)
             connection.close()
 
-    def _reply(self, line: bytes) -> bytes:
+    def _reply(self, line: bytes) -> tuple:
         try:
             request = json.loads(line)
         except (ValueError, RecursionError):
-            return _encode({"error": "malformed request: not a JSON object on one line"})
-        return _encode(self.commands.handle(request))
+            return _encode({"error": "malformed request: not a JSON object on one line"}), None
+        reply, after = self.commands.handle(request)
+        return _encode(reply), after
 
     def close(self) -> None:
         with self._lock:

@@ -46,6 +46,14 @@ class Engine:
         return {}
 
     @classmethod
+    def prepare(cls, memory):
+        """Start, on another thread, what the engine will need from the host (KVM: the VM with
+        `memory` mapped, and its vCPU), so that it overlaps the machine's own set-up; None if
+        nothing is worth it. The result goes to the constructor as `prepared`, and has discard().
+        `memory`'s regions must be final (no ROM added after)."""
+        return None
+
+    @classmethod
     def tsc_khz(cls) -> int:
         """The rate of the TSC the guest will read, for the CPUID timing leaf."""
         raise NotImplementedError
