@@ -4,7 +4,8 @@ how another thread pauses it (PauseGate).
 Shared by engines and devices, so that neither has to import the other.
 """
 import threading
-from dataclasses import dataclass
+
+from .records import record
 
 from .errors import VmmError
 
@@ -27,7 +28,7 @@ PAUSED = "paused"                   # the debugger paused the guest
 CRASHES = frozenset({SHUTDOWN, EMULATION_FAILURE, ENTRY_FAILURE, INTERNAL_ERROR, ENGINE_ERROR})
 
 
-@dataclass
+@record
 class Outcome:
     reason: str
     status: int | None = None       # the guest's debug-exit status, if it wrote one

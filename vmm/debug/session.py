@@ -16,16 +16,14 @@ run() is engine.run()), so the exit path costs exactly what it costs without vmm
 except for the ring of recent exits when `recent_exits` > 0 (one extra call and a few list
 stores per port or MMIO exit, about 2% of a KVM exit here).
 """
-from dataclasses import dataclass
+from ..records import record
 
 from ..errors import UsageError
-from . import exits
-from .report import format_cpu_state, format_crash_report
 
 DEFAULT_TRACE_LIMIT = 1_000_000
 
 
-@dataclass
+@record
 class DebugOptions:
     trace: str | None = None            # --trace FILE: every instruction
     trace_limit: int = DEFAULT_TRACE_LIMIT  # --trace-limit N (instruction lines and exit lines)
@@ -58,8 +56,11 @@ class DebugSession:
     def __init__(self, options: DebugOptions | None = None):
         self.options = options or DebugOptions()
         self.options.validate()
-        self.ring = exits.ExitRing(self.options.recent_exits) if self.options.recent_exits else None
-        self.histogram = exits.ExitHistogram() if self.options.stats else None
+        self.ring = self.histogram = None
+        if self.options.recent_exits or self.options.stats:
+            from . import exits         # (only when asked for: start-up is benchmarked)
+            self.ring = exits.ExitRing(self.options.recent_exits) if self.options.recent_exits else None
+            self.histogram = exits.ExitHistogram() if self.options.stats else None
         self.exit_trace = None
         self.tracer = None
         self.gdb_server = None
@@ -68,6 +69,9 @@ class DebugSession:
     # --- before the engine exists ------------------------------------------------------------------
     def wrap_buses(self, ports, mmio):
         """The buses to hand the engine: the same ones unless exits are observed."""
+        if not self.options.active:
+            return ports, mmio
+        from . import exits
         if self.options.trace_exits:
             self.exit_trace = exits.ExitTraceWriter.open(self.options.trace_exits, self.options.trace_limit)
         self._observer = exits.combine([self.ring, self.histogram, self.exit_trace])
@@ -111,6 +115,7 @@ class DebugSession:
     # --- after the run -------------------------------------------------------------------------------
     def crash_report(self, view) -> str:
         """The crash report of the vCPU `view` shows (an engine's debug interface)."""
+        from .report import format_crash_report
         return format_crash_report(view, self.ring)
 
     def histogram_text(self, ports=None, mmio=None, top: int = 20) -> str:
@@ -130,4 +135,4 @@ class DebugSession:
             self.gdb_server.close()
 
 
-__all__ = ["DebugOptions", "DebugSession", "format_cpu_state", "format_crash_report"]
+__all__ = ["DebugOptions", "DebugSession"]

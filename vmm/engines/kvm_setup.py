@@ -26,10 +26,8 @@ def create_vm(memory, irqchip: bool = True) -> tuple:
     regions (map_memory: before the irqchip, after which each slot costs KVM milliseconds),
     KVM's in-kernel interrupt controllers and PIT (with `irqchip`; both before any vCPU),
     and vCPU 0. Everything made is closed again if a step fails."""
-    kvm = Kvm()
-    vm = None
+    kvm, vm = open_vm()                 # (the probe's VM, if still unused)
     try:
-        vm = kvm.create_vm()
         vm.set_tss_addr(layout.KVM_TSS_ADDR)
         vm.set_identity_map_addr(layout.KVM_IDENTITY_MAP_ADDR)
         map_memory(kvm, vm, memory)
@@ -38,8 +36,7 @@ def create_vm(memory, irqchip: bool = True) -> tuple:
             vm.create_pit2(KVM_PIT_SPEAKER_DUMMY)
         return kvm, vm, vm.create_vcpu(0)
     except BaseException:
-        if vm is not None:
-            vm.close()
+        vm.close()
         kvm.close()
         raise
 
@@ -111,7 +108,45 @@ def set_boot_fpu(vcpu) -> None:
     vcpu.set_fpu(fpu)
 
 
+_probe_vm = None                # (Kvm, Vm) made by measure_tsc_khz, for the next open_vm()
+_probe_vm_lock = threading.Lock()
+
+
 def measure_tsc_khz() -> int:
-    """KVM_GET_TSC_KHZ of a throwaway vCPU (which also proves KVM works here)."""
-    with Kvm(required=kc.REQUIRED_CAPABILITIES + kc.IRQCHIP_CAPABILITIES) as kvm, kvm.create_vm() as vm:
-        return vm.create_vcpu(0).get_tsc_khz()
+    """KVM_GET_TSC_KHZ, from a VM made for the purpose (which also proves KVM works here).
+    That VM is kept for the next engine (open_vm): making and destroying one costs about
+    2 ms, a tenth of a `vmm run`. Where only a vCPU answers (Linux before 6.0), a throwaway
+    vCPU does, and that VM goes (a vCPU must not exist before the engine's irqchip)."""
+    global _probe_vm
+    kvm = Kvm(required=kc.REQUIRED_CAPABILITIES + kc.IRQCHIP_CAPABILITIES)
+    try:
+        vm = kvm.create_vm()
+    except BaseException:
+        kvm.close()
+        raise
+    try:
+        khz = vm.get_tsc_khz()
+    except KvmError:
+        with kvm, vm:
+            return vm.create_vcpu(0).get_tsc_khz()
+    with _probe_vm_lock:
+        spare, _probe_vm = _probe_vm, (kvm, vm)
+    if spare is not None:
+        for handle in reversed(spare):
+            handle.close()
+    return khz
+
+
+def open_vm() -> tuple:
+    """(Kvm, Vm) for a new engine: the probe's VM if no engine took it yet, else new ones."""
+    global _probe_vm
+    with _probe_vm_lock:
+        spare, _probe_vm = _probe_vm, None
+    if spare is not None:
+        return spare
+    kvm = Kvm()
+    try:
+        return kvm, kvm.create_vm()
+    except BaseException:
+        kvm.close()
+        raise

@@ -70,7 +70,7 @@ def thaw_clock(engine) -> None:
 
 
 def _save_fpu(uc) -> dict:
-    from unicorn import x86_const as x
+    from . import unicorn_lib as x
     fsw = uc.reg_read(x.UC_X86_REG_FPSW)
     top = (fsw & FSW_TOP_MASK) >> FSW_TOP_SHIFT
     st = []
@@ -84,7 +84,7 @@ def _save_fpu(uc) -> dict:
 
 
 def _load_fpu(uc, fpu: dict) -> None:
-    from unicorn import x86_const as x
+    from . import unicorn_lib as x
     top = (fpu["fsw"] & FSW_TOP_MASK) >> FSW_TOP_SHIFT
     uc.reg_write(x.UC_X86_REG_FPSW, fpu["fsw"] & 0xFFFF)
     uc.reg_write(x.UC_X86_REG_FPCW, fpu["fcw"] & 0xFFFF)

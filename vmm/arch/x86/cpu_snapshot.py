@@ -14,8 +14,7 @@ first), `ftw` the abridged tag (one bit per physical register, 1 = valid). KVM's
 that image; unicorn keeps the full tag word and physical registers, and
 unicorn_snapshot.py converts. There is no XSAVE state: our CPUID offers no AVX or XSAVE.
 """
-import dataclasses
-
+from ...records import asdict
 from .cpu_state import FPU_CONTROL_WORD_RESET, MXCSR_RESET, GENERAL_REGISTERS, SEGMENT_REGISTERS, CpuState, Segment
 from . import msrs
 
@@ -36,7 +35,7 @@ class CpuFormatError(ValueError):
 
 
 def cpu_state_to_json(state: CpuState) -> dict:
-    return dataclasses.asdict(state)
+    return asdict(state)
 
 
 def cpu_state_from_json(data) -> CpuState:
@@ -49,7 +48,7 @@ def cpu_state_from_json(data) -> CpuState:
         for name in ("rip", "rflags", "gdt_base", "gdt_limit", "idt_base", "idt_limit", "cr0", "cr2", "cr3",
                      "cr4", "efer"):
             setattr(state, name, _int(data[name], name))
-        fields = [f.name for f in dataclasses.fields(Segment)]
+        fields = Segment.__record_fields__
         for name in SEGMENT_REGISTERS:
             setattr(state, name, Segment(**{f: _int(data[name][f], f"{name}.{f}") for f in fields}))
     except (KeyError, TypeError) as exc:
