@@ -153,6 +153,12 @@ def test_vmm_run_with_control_then_vmm_restore(tmp_path, kernel_path):
     restore = vmm("restore", snapshot, "--accel", "unicorn", stdin=subprocess.PIPE)
     out, err = restore.communicate(b"from the restore\n", timeout=WAIT)
     assert (restore.returncode, out) == (0, b"echo: from the restore\n"), err
+    memory = os.path.join(snapshot, "memory")
+    os.truncate(memory, os.path.getsize(memory) // 2)       # a snapshot cut short: one line, status 65
+    restore = vmm("restore", snapshot, "--accel", "unicorn", stdin=subprocess.PIPE)
+    out, err = restore.communicate(b"", timeout=WAIT)
+    lines = err.decode().strip().splitlines()
+    assert (restore.returncode, out, len(lines)) == (65, b"", 1) and "truncated" in lines[0], err
 
 
 @pytest.mark.parametrize("args,status,text", [

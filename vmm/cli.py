@@ -84,6 +84,9 @@ def command_run(args, program_args) -> int:
 
 
 def command_restore(args) -> int:
+    if args.accel == "unicorn":
+        from .engines.unicorn_library import preload
+        preload()
     from .debug.session import DebugOptions
     from .machine import Machine
     debug = DebugOptions(stats=args.stats, recent_exits=RECENT_EXITS_IN_REPORTS)
@@ -342,12 +345,12 @@ def main(argv=None) -> int:
 
 def launch() -> None:
     """The `vmm` command (the launcher and `python -m vmm` call this): main(), then exit. After
-    a `vmm run` everything is already closed (VM, files, terminal mode), so the process ends
+    a `vmm run` or `vmm restore` everything is already closed (VM, files, terminal mode), so the process ends
     at once with os._exit instead of tearing down its ~120 modules, which takes about a tenth
     of the run's instructions; other commands exit normally (their atexit handlers may matter)."""
     argv = sys.argv[1:]
     status = main(argv)
-    if argv[:1] == ["run"]:
+    if argv[:1] in (["run"], ["restore"]):
         import os
         for stream in (sys.stdout, sys.stderr):
             try:
