@@ -1,10 +1,20 @@
 """This process and its children: the C heap's free memory, which pages of a mapping are
-resident, and a child's death signal."""
+resident, a child's death signal, and the other prctl(2) settings the OCI runtime makes
+(capabilities' bounding and ambient sets, no_new_privs, keep-caps across setuid, child
+subreaper). Numbers from <linux/prctl.h>."""
 import ctypes
 
 from .libc import check, libc, prototype
 
 PR_SET_PDEATHSIG = 1            # <linux/prctl.h>
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 # prctl(2) is variadic; on x86-64 integer arguments pass the same way as for a fixed
 # prototype, so a fixed one is safe.
@@ -35,3 +45,7 @@ def resident_pages(address: int, length: int, page_size: int) -> int:
 def set_parent_death_signal(signum: int) -> None:
     """The kernel sends `signum` to this process when its parent thread exits (kept across execve)."""
     check(_prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    return check(_prctl(option, arg2, arg3, arg4, arg5), f"prctl({option})")
