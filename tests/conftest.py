@@ -21,6 +21,9 @@ from vmm.machine import ENGINES as _ENGINE_MODULES
 from vmm.machine import probe
 
 ENGINES = list(_ENGINE_MODULES)          # "kvm", "unicorn"
+# A project of its own, with a program that fails on purpose: test_pytest_plugin.py and
+# test_wheel.py run it in a copy and check its report.
+collect_ignore = ["sample_project"]
 KVM_MARKERS = ("kvm_feature", "kvm_lacks")
 
 
@@ -33,7 +36,7 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if "requires_kvm" in item.fixturenames or any(item.get_closest_marker(m) for m in KVM_MARKERS):
+        if "requires_kvm" in getattr(item, "fixturenames", ()) or any(item.get_closest_marker(m) for m in KVM_MARKERS):
             item.add_marker(pytest.mark.kvm)
 
 

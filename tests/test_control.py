@@ -150,9 +150,10 @@ def test_vmm_run_with_control_then_vmm_restore(tmp_path, kernel_path):
     client.close()
     out, err = run.communicate(timeout=WAIT)
     assert run.returncode == 0 and not os.path.exists(control), err
-    restore = vmm("restore", snapshot, "--accel", "unicorn", stdin=subprocess.PIPE)
+    restore = vmm("restore", snapshot, "--accel", "unicorn", "--stats", stdin=subprocess.PIPE)
     out, err = restore.communicate(b"from the restore\n", timeout=WAIT)
     assert (restore.returncode, out) == (0, b"echo: from the restore\n"), err
+    assert b"engine: unicorn" in err and b"exits:" in err, err
     memory = os.path.join(snapshot, "memory")
     os.truncate(memory, os.path.getsize(memory) // 2)       # a snapshot cut short: one line, status 65
     restore = vmm("restore", snapshot, "--accel", "unicorn", stdin=subprocess.PIPE)

@@ -80,7 +80,7 @@ def command_run(args, program_args) -> int:
         result = run_with_console(vm, args)
         ran = time.monotonic()
     closed = time.monotonic()
-    return report(result, args, imported, ran, closed)
+    return report(result, args, config, imported, ran, closed)
 
 
 def command_restore(args) -> int:
@@ -93,10 +93,11 @@ def command_restore(args) -> int:
     imported = time.monotonic()
     with Machine.restore(args.snapshot, accel=args.accel, serial=args.serial, disks=args.disk, timeout=args.timeout,
                          force=args.force, idle=args.idle, debug=debug) as vm:
+        config = vm.config
         result = run_with_console(vm, args)
         ran = time.monotonic()
     closed = time.monotonic()
-    return report(result, args, imported, ran, closed)
+    return report(result, args, config, imported, ran, closed)
 
 
 def run_with_console(vm, args):
@@ -164,14 +165,14 @@ class ConsoleSnapshots:
               f"paused {saved.seconds * 1000:.0f} ms)", file=sys.stderr)
 
 
-def report(result, args, imported: float, ran: float, closed: float) -> int:
+def report(result, args, config, imported: float, ran: float, closed: float) -> int:
     """The run's end on stderr (unless the guest exited or halted), --stats, and the exit status."""
     if result.reason not in (DEBUG_EXIT, HALT):
         print(f"vmm: {describe(result)}", file=sys.stderr)
         if result.cpu_report:
             print(result.cpu_report, file=sys.stderr)
     if args.stats:
-        print_stats(result.stats, phases(result.stats, imported, ran, closed))
+        print_stats(result.stats, config, phases(result.stats, imported, ran, closed))
     return result.exit_status
 
 
@@ -198,9 +199,12 @@ def describe(result) -> str:
     return f"{result.reason}: {result.detail}"
 
 
-def print_stats(stats, times=()) -> None:
+def print_stats(stats, config, times=()) -> None:
+    from .about import run_ids
     out = sys.stderr
+    print(f"vmm (pyvmm) {paths.package_version()}; artefacts from the {paths.SOURCE}", file=out)
     print(f"engine: {stats['engine']} ({stats['engine_choice']})", file=out)
+    print(f"build ids: {run_ids(config)}", file=out)
     print(f"kernel: {stats['kernel_format']}; command line: {stats['cmdline']}", file=out)
     exits = stats["exits"]
     print(f"exits: {sum(exits.values())} total", file=out)

@@ -145,6 +145,8 @@ class ProgramRun:
     reason: str
     seconds: float
     skipped: str = ""           # why the program could not be judged on this engine
+    detail: str = ""            # how the run ended, in words (RunResult.detail)
+    cpu_report: str = ""        # the registers and code, if the guest crashed or timed out
 
 
 @contextmanager
@@ -176,15 +178,28 @@ def _changed_read_only_disks(specs) -> list:
 
 def run_program(name: str, accel: str, kernel: str | None = None, timeout: float = DEFAULT_TIMEOUT,
                 mem_size: int | None = None, firmware: str | None = None, inspect_disks=None) -> ProgramRun:
-    """Boot `name` on `accel` (through `firmware` if given) and check it against its .expect file.
-    `inspect_disks(paths)`, if given, sees the scratch disks' files after the run."""
-    expect = load_expectation(name)
+    """Boot the built program `name` on `accel` (through `firmware` if given) and check it
+    against its .expect file. `inspect_disks(paths)`, if given, sees the scratch disks' files
+    after the run."""
+    return run_expectation(load_expectation(name), str(paths.program_path(name)), accel, kernel=kernel,
+                           timeout=timeout, mem_size=mem_size, firmware=firmware, inspect_disks=inspect_disks)
+
+
+def missing_requirement(expect: Expectation, accel: str) -> str | None:
+    """Why engine `accel` cannot judge this program (a feature it `requires:` is missing), or None."""
     missing = engine_class(accel).missing_features() if accel in ENGINES else {}
-    for feature in expect.requires:
-        if feature in missing:
-            return ProgramRun(name, accel, True, [], b"", None, "skipped", 0.0, skipped=missing[feature])
+    return next((missing[feature] for feature in expect.requires if feature in missing), None)
+
+
+def run_expectation(expect: Expectation, program: str, accel: str, kernel: str | None = None,
+                    timeout: float = DEFAULT_TIMEOUT, mem_size: int | None = None, firmware: str | None = None,
+                    inspect_disks=None) -> ProgramRun:
+    """Boot `program` with the tiny kernel (or `kernel`) and check the run against `expect`."""
+    skipped = missing_requirement(expect, accel)
+    if skipped:
+        return ProgramRun(expect.name, accel, True, [], b"", None, "skipped", 0.0, skipped=skipped)
     with scratch_disks(expect.disks) as disks:
-        config = MachineConfig(kernel=kernel or str(paths.DEFAULT_KERNEL), initrd=str(paths.program_path(name)),
+        config = MachineConfig(kernel=kernel or str(paths.DEFAULT_KERNEL), initrd=program,
                                program_args=expect.args, accel=accel, stdin=expect.stdin or None, timeout=timeout,
                                firmware=firmware, disks=disks)
         if mem_size:
@@ -203,8 +218,9 @@ def run_program(name: str, accel: str, kernel: str | None = None, timeout: float
         problems.append(f"exit status {result.exit_status} ({result.reason}: {result.detail}), expected {expect.status}")
     if serial != expect.output:
         problems.append(f"output {serial[-300:]!r}, expected {expect.output[-300:]!r}")
-    return ProgramRun(name, result.engine, not problems, problems, serial, result.exit_status,
-                      result.reason, result.stats["total_seconds"])
+    return ProgramRun(expect.name, result.engine, not problems, problems, serial, result.exit_status,
+                      result.reason, result.stats["total_seconds"], detail=result.detail,
+                      cpu_report=result.cpu_report)
 
 
 def available_engines() -> list:
