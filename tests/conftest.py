@@ -12,6 +12,7 @@ kvm_amd, a KVM with hardware semantics; on a host with VT-x or AMD-V `make test`
 And `host_speed`: the test asserts the host's CPU cost or latency, which means nothing where the
 host CPU itself is emulated (QEMU's TCG, as in the nested run); skipped there.
 """
+import os
 import shutil
 
 import pytest
@@ -128,3 +129,22 @@ def requires_kvm():
     reason = _probe("kvm")
     if reason is not None:
         pytest.skip(f"KVM unavailable: {reason}")
+
+
+HOST_STATE_LOCK = "/run/pyvmm-tests-host-state.lock"
+
+
+@pytest.fixture(scope="module")
+def host_state_to_ourselves():
+    """Hold, for a whole test module, the host-wide state its leftover checks read: the mount
+    table, podman's containers, /run/vmm-oci, the cgroup tree. Two suites running at once (two
+    checkouts on one machine) would otherwise see each other's containers as leftovers. A
+    POSIX lock through os.lockf, released when the module ends or the process dies."""
+    try:
+        handle = open(HOST_STATE_LOCK, "a")
+    except OSError:                 # a read-only /run (the nested run's 9p root): nobody to share with
+        yield
+        return
+    with handle:
+        os.lockf(handle.fileno(), os.F_LOCK, 0)        # waits for the other suite's module
+        yield
