@@ -30,6 +30,11 @@ class AcceleratorUnavailable(VmmError):
     exit_status = 69            # EX_UNAVAILABLE
 
 
+class OutputError(VmmError):
+    """Output the user asked for could not be written (a full disk, an I/O error, a closed pipe)."""
+    exit_status = 74            # EX_IOERR
+
+
 class GuestMemoryError(VmmError):
     """An access outside guest RAM (a guest-supplied address that is not RAM)."""
     exit_status = 70

@@ -13,7 +13,8 @@ ELF_MAGIC = b"\x7fELF"
 ELFCLASS32, ELFCLASS64 = 1, 2
 ELFDATA2LSB = 1
 EM_386, EM_X86_64 = 3, 62
-PT_LOAD, PT_NOTE = 1, 4
+ET_EXEC, ET_DYN = 2, 3
+PT_LOAD, PT_INTERP, PT_NOTE = 1, 3, 4
 
 # e_ident is 16 bytes; then the class-specific rest of the header.
 EHDR = {ELFCLASS32: struct.Struct("<HHIIIIIHHHHHH"), ELFCLASS64: struct.Struct("<HHIQQQIHHHHHH")}
@@ -55,7 +56,7 @@ class ElfImage:
         header = EHDR[self.elf_class]
         if len(data) < 16 + header.size:
             self._fail("is truncated inside its ELF header")
-        (_, machine, _, self.entry, phoff, _, _, _, phentsize, phnum, _, _, _) = header.unpack_from(data, 16)
+        (self.elf_type, machine, _, self.entry, phoff, _, _, _, phentsize, phnum, _, _, _) = header.unpack_from(data, 16)
         expected_machine = EM_X86_64 if self.elf_class == ELFCLASS64 else EM_386
         if machine != expected_machine:
             self._fail(f"is for machine {machine}, not {'x86-64' if self.elf_class == ELFCLASS64 else 'i386'}")
@@ -66,13 +67,16 @@ class ElfImage:
             self._fail("is truncated inside its program headers")
         self.segments = []
         self.notes = []
+        self.interpreter = None             # PT_INTERP: the dynamic linker a program asks for
         for i in range(phnum):
             kind, offset, vaddr, paddr, filesz, memsz = self._phdr(phdr, phoff + i * phentsize)
-            if kind not in (PT_LOAD, PT_NOTE):
+            if kind not in (PT_LOAD, PT_NOTE, PT_INTERP):
                 continue
             if offset + filesz > len(data):
                 self._fail(f"is truncated: program header {i} points past the end of the file")
-            if kind == PT_LOAD:
+            if kind == PT_INTERP:
+                self.interpreter = data[offset:offset + filesz].rstrip(b"\0").decode(errors="replace")
+            elif kind == PT_LOAD:
                 if memsz < filesz:
                     self._fail("has a segment whose memory size is smaller than its file size")
                 if memsz:
