@@ -7,18 +7,18 @@ import argparse
 import os
 import sys
 
-from . import paths
-from . import layout
+from . import layout, paths, signals, standard_streams
 from .config import (ACCELERATORS, DEFAULT_CMDLINE, IDLE_POLICIES, LINUX_CMDLINE, LINUX_MEM_SIZE, MachineConfig,
-                     format_size, parse_size)
+                     check_timeout, format_size, parse_size)
 from .debug.session import DEFAULT_TRACE_LIMIT
 from .errors import EXIT_STATUSES, UsageError, VmmError
-from .outcome import CRASHES, DEBUG_EXIT, HALT, TIMEOUT
+from .outcome import CRASHES, DEBUG_EXIT, HALT, OUTPUT_ERROR, TIMEOUT
 
-ACCEL_ENV = "VMM_ACCEL"
+ACCEL_ENV = "VMM_ACCEL"             # selects the default engine (the test suite sets it)
 # Exits remembered for crash reports by `vmm run` (about 2% of a KVM exit each); the API
 # and the benchmarks keep none unless asked.
-RECENT_EXITS_IN_REPORTS = 16         # selects the default engine (the test suite sets it)
+RECENT_EXITS_IN_REPORTS = 16
+TESTS_FAILED = 1                    # `vmm test`: at least one program failed
 
 
 def default_accel() -> str:
@@ -75,7 +75,9 @@ def build_parser() -> Parser:
     run.add_argument("--disk", action="append", default=[], metavar="PATH[,ro]",
                      help="a virtio-blk disk backed by a host file (repeatable: vda, vdb, ...); "
                           "make one with `truncate -s 16M disk.img`")
-    run.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="stop the guest after this long")
+    run.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                     help="stop the guest after this long (exit status 72); with --gdb it bounds the whole "
+                          "debugging session, waiting for gdb included")
     run.add_argument("--idle", choices=IDLE_POLICIES, default="sleep",
                      help="unicorn: when the guest waits for its next timer, sleep until then (default), or skip "
                           "the guest's clock there at once (scripts and tests run faster; the guest's clock runs "
@@ -163,20 +165,31 @@ def split_program_args(argv):
     return argv, []
 
 
+def refuse_empty(**options) -> None:
+    """An option given as '' names nothing: a usage error, never silently the default."""
+    for name, value in options.items():
+        if value is not None and not value:
+            raise UsageError(f"--{name.replace('_', '-')} is empty")
+
+
 def command_run(args, program_args) -> int:
     from .terminal import Terminal
     from .debug.session import DebugOptions
     from .machine import Machine
+    if args.kernel == "":
+        raise UsageError("KERNEL is empty: give a kernel file, or leave it out for the tiny kernel")
+    refuse_empty(initrd=args.initrd, bios=args.bios, serial=args.serial)
     initrd = args.initrd
     if initrd is None and args.kernel is None:
         initrd = paths.DEFAULT_PROGRAM          # the tiny kernel's default program
     config = MachineConfig(
-        kernel=args.kernel or str(paths.DEFAULT_KERNEL),
-        initrd=str(paths.program_path(initrd)) if initrd else None,
+        kernel=args.kernel if args.kernel is not None else str(paths.DEFAULT_KERNEL),
+        initrd=str(paths.program_path(initrd)) if initrd is not None else None,
         cmdline=args.cmdline, program_args=program_args,
         mem_size=parse_size(args.mem) if args.mem is not None else None,
         accel=args.accel, serial=args.serial, timeout=args.timeout, idle=args.idle,
-        firmware=args.bios or (str(paths.DEFAULT_FIRMWARE) if args.firmware else None), disks=args.disk)
+        firmware=args.bios if args.bios is not None else (str(paths.DEFAULT_FIRMWARE) if args.firmware else None),
+        disks=args.disk)
     debug = DebugOptions(trace=args.trace, trace_limit=args.trace_limit, trace_exits=args.trace_exits,
                          stats=args.stats, recent_exits=RECENT_EXITS_IN_REPORTS, gdb=args.gdb, gdb_wait=args.gdb_wait)
     with Machine(config, debug=debug) as vm, Terminal(sys.stdin.fileno(), vm.send_input, vm.stop):
@@ -199,6 +212,8 @@ def describe(result) -> str:
         return f"guest crashed ({result.reason}): {result.detail}"
     if result.reason == TIMEOUT:
         return f"guest timed out: {result.detail}"
+    if result.reason == OUTPUT_ERROR:
+        return f"error: {result.detail}"
     return f"{result.reason}: {result.detail}"
 
 
@@ -233,8 +248,12 @@ def command_test(args) -> int:
         accels = [args.accel]
     if args.jobs < 1:
         raise UsageError("-j must be at least 1")
-    _, failed = run_suite(names, accels, jobs=args.jobs, timeout=args.timeout or DEFAULT_TIMEOUT)
-    return 1 if failed else 0
+    if args.timeout is not None:
+        check_timeout(args.timeout)
+    from .scratch import sweep
+    sweep()                                     # scratch disks an earlier, killed run left
+    _, failed, _ = run_suite(names, accels, jobs=args.jobs, timeout=args.timeout or DEFAULT_TIMEOUT)
+    return TESTS_FAILED if failed else 0
 
 
 def command_container(args, program_args) -> int:
@@ -242,16 +261,20 @@ def command_container(args, program_args) -> int:
         if program_args:
             raise UsageError("`--` arguments are only for `vmm container run`")
         from .container import build_rootfs
-        print(build_rootfs(args.directory, args.programs))
+        sys.stdout.buffer.write(os.fsencode(build_rootfs(args.directory, args.programs)) + b"\n")
         return 0
     argv = list(args.program) + list(program_args)
     if not argv:
         raise UsageError("no program given: vmm container run ROOTFS [options] -- PROGRAM [ARGS...]")
     from .container import run_container
+    from .container.cgroups import sweep_leftovers
+    sweep_leftovers()                           # cgroups an earlier, killed run left
     return run_container(args.rootfs, argv, memory=args.memory, cpu_shares=args.cpu_shares, hostname=args.hostname)
 
 
 def command_bench(args) -> int:
+    from .scratch import sweep
+    sweep()                                     # work folders an earlier, killed run left
     def at_least_one(name, value):
         if value is not None and value < 1:
             raise UsageError(f"--{name} must be at least 1")
@@ -296,24 +319,46 @@ def command_bench(args) -> int:
     return density.main(count=4 if count is None else count, runs=3 if runs is None else runs, json_path=args.json)
 
 
+def check_standard_streams(args) -> None:
+    """A command whose console or output is a closed descriptor gets a usage error, not a
+    traceback or a write into whatever file took the descriptor's number."""
+    closed = standard_streams.closed
+    needs_input = args.command == "run" or (args.command == "container" and args.action == "run")
+    needs_output = not (args.command == "run" and args.serial != "stdio")
+    if needs_input and 0 in closed:
+        raise UsageError("standard input is closed: give the console an input (</dev/null for none)")
+    if needs_output and 1 in closed:
+        raise UsageError("standard output is closed: give it a file (>/dev/null to discard it)"
+                         + (" or use --serial none" if args.command == "run" else ""))
+
+
+def dispatch(argv, program_args) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        build_parser().print_help()
+        return UsageError.exit_status
+    check_standard_streams(args)
+    if args.command == "run":
+        return command_run(args, program_args)
+    if args.command == "container":
+        return command_container(args, program_args)
+    if program_args:
+        raise UsageError("`--` arguments are only for `vmm run` and `vmm container run`")
+    if args.command == "test":
+        return command_test(args)
+    return command_bench(args)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     argv, program_args = split_program_args(argv)
     debug = "--debug" in argv
+    standard_streams.plug()
     try:
-        args = build_parser().parse_args(argv)
-        if args.command is None:
-            build_parser().print_help()
-            return UsageError.exit_status
-        if args.command == "run":
-            return command_run(args, program_args)
-        if args.command == "container":
-            return command_container(args, program_args)
-        if program_args:
-            raise UsageError("`--` arguments are only for `vmm run` and `vmm container run`")
-        if args.command == "test":
-            return command_test(args)
-        return command_bench(args)
+        with signals.handled(), standard_streams.checked_stdout():
+            status = dispatch(argv, program_args)
+            standard_streams.flush()
+            return status
     except VmmError as error:
         if debug:
             raise

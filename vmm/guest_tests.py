@@ -9,16 +9,18 @@ end of the file.
 and deleted after it: writable ones zero-filled, read-only ones filled with disk_pattern(),
 which the run must leave unchanged.
 """
-import concurrent.futures
 import os
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import paths
 from .config import DiskSpec, MachineConfig, parse_size
 from .errors import ImageError, InputError, UsageError
-from .machine import ENGINES, Machine, engine_class, probe
+from .machine import Machine, choose_engine, probe
+from .outcome import INTERRUPTED
+from .scratch import scratch_folder
+from .signals import Terminated
+from .workers import run_forked
 
 # The one line the firmware prints before the kernel runs (firmware/main.c); the output after
 # it must be the same as with the direct PVH boot.
@@ -147,8 +149,9 @@ class ProgramRun:
 
 @contextmanager
 def scratch_disks(needs):
-    """Disk images for `needs` in a temporary folder, as [DiskSpec]; deleted afterwards."""
-    with tempfile.TemporaryDirectory(prefix="vmm-disks-") as folder:
+    """Disk images for `needs` in a scratch folder (vmm/scratch.py), as [DiskSpec]; deleted
+    afterwards, also after a signal."""
+    with scratch_folder("disks") as folder:
         specs = []
         for index, need in enumerate(needs):
             path = os.path.join(folder, f"vd{chr(ord('a') + index)}.img")
@@ -177,10 +180,11 @@ def run_program(name: str, accel: str, kernel: str | None = None, timeout: float
     """Boot `name` on `accel` (through `firmware` if given) and check it against its .expect file.
     `inspect_disks(paths)`, if given, sees the scratch disks' files after the run."""
     expect = load_expectation(name)
-    missing = engine_class(accel).missing_features() if accel in ENGINES else {}
+    engine = choose_engine(accel)[0]    # "auto" too: its engine's features decide, as in the suite
+    missing = engine.missing_features()
     for feature in expect.requires:
         if feature in missing:
-            return ProgramRun(name, accel, True, [], b"", None, "skipped", 0.0, skipped=missing[feature])
+            return ProgramRun(name, engine.name, True, [], b"", None, "skipped", 0.0, skipped=missing[feature])
     with scratch_disks(expect.disks) as disks:
         config = MachineConfig(kernel=kernel or str(paths.DEFAULT_KERNEL), initrd=str(paths.program_path(name)),
                                program_args=expect.args, accel=accel, stdin=expect.stdin or None, timeout=timeout,
@@ -211,26 +215,33 @@ def available_engines() -> list:
 
 def _run_safely(name, accel, timeout):
     try:
-        return run_program(name, accel, timeout=timeout)
+        run = run_program(name, accel, timeout=timeout)
+    except Terminated:
+        raise                       # a signal ends the whole suite (after cleanup)
     except Exception as error:      # one broken program must not stop the others
         return ProgramRun(name, accel, False, [f"{type(error).__name__}: {error}"], b"", None, "error", 0.0)
+    if run.reason == INTERRUPTED:
+        raise KeyboardInterrupt     # Ctrl-C stopped the VM: it stops the suite too
+    return run
 
 
 def run_suite(names, accels, jobs=1, timeout=DEFAULT_TIMEOUT, report=print):
     """Run every program on every engine; with several engines, also require identical
-    output and status across them. Returns (passed, failed)."""
-    tasks = [(name, accel) for name in names for accel in accels]
-    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs)) if jobs > 1 else _Inline() as pool:
-        futures = [pool.submit(_run_safely, name, accel, timeout) for name, accel in tasks]
-        runs = [f.result() for f in futures]
+    output and status across them. Reports `N passed, N failed, N skipped` (a program
+    counts once: skipped when no engine could judge it). Returns (passed, failed, skipped)."""
+    tasks = [(name, accel, timeout) for name in names for accel in accels]
+    if jobs > 1:
+        runs = run_forked(_run_safely, tasks, jobs)
+    else:
+        runs = [_run_safely(*task) for task in tasks]
     passed = failed = skipped = 0
     for name in names:
         for run in runs:
             if run.name == name and run.skipped:
-                skipped += 1
-                report(f"SKIP {name} ({run.engine}): {run.skipped}")
+                report(f"SKIP {name} ({run.engine}: {run.skipped})")
         mine = [r for r in runs if r.name == name and not r.skipped]
         if not mine:
+            skipped += 1
             continue
         problems = [f"[{r.engine}] {p}" for r in mine for p in r.problems]
         first = mine[0]
@@ -248,22 +259,8 @@ def run_suite(names, accels, jobs=1, timeout=DEFAULT_TIMEOUT, report=print):
         else:
             passed += 1
             report(f"PASS {name} ({engines})")
-    report(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
-    return passed, failed
-
-
-class _Inline:
-    """A stand-in executor that runs tasks in this process, one after another."""
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def submit(self, fn, *args):
-        future = concurrent.futures.Future()
-        future.set_result(fn(*args))
-        return future
+    report(f"{passed} passed, {failed} failed, {skipped} skipped")
+    return passed, failed, skipped
 
 
 def default_jobs() -> int:

@@ -19,11 +19,13 @@ import errno
 import itertools
 import math
 import os
+import re
 import signal
 import time
 from collections import namedtuple
 
 from ..errors import UsageError, VmmError
+from ..host.process import alive
 from .errors import ContainerUnavailable
 
 V1_CONTROLLERS = frozenset(("blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "hugetlb", "memory",
@@ -165,6 +167,32 @@ def probe(memory=True, cpu=True) -> str | None:
     return None
 
 
+_LEFTOVER = re.compile(re.escape(NAME_PREFIX) + r"(\d+)-\d+")
+
+
+def sweep_leftovers() -> list:
+    """Remove the cgroups pyvmm-<pid>-<n> whose launcher <pid> is gone (it was SIGKILLed before
+    it could remove them), where this process would make its own; returns their paths."""
+    try:
+        found, own = hierarchies(_read("/proc/self/mountinfo")), own_cgroups(_read("/proc/self/cgroup"))
+    except OSError:
+        return []
+    parents = {own_dir(h, own) for h in found} | {h.mountpoint for h in found if h.version == 2}
+    removed = []
+    for parent in sorted(parents):
+        try:
+            names = os.listdir(parent)
+        except OSError:
+            continue
+        for name in names:
+            match = _LEFTOVER.fullmatch(name)
+            if match and not alive(int(match.group(1))):
+                path = os.path.join(parent, name)
+                if _remove_dir(path) is None:
+                    removed.append(path)
+    return removed
+
+
 class Cgroup:
     """One container's cgroup, a directory in each hierarchy used. Create, attach, remove."""
 
@@ -184,6 +212,7 @@ class Cgroup:
     def create(cls, memory=None, cpu_shares=None) -> "Cgroup":
         """A new cgroup with these limits (memory in bytes, CPU shares as in cgroup v1)."""
         check_limits(memory, cpu_shares)
+        sweep_leftovers()
         wanted = [name for name, value in (("memory", memory), ("cpu", cpu_shares)) if value is not None]
         layout = plan(wanted, hierarchies(_read("/proc/self/mountinfo")), own_cgroups(_read("/proc/self/cgroup")))
         while True:

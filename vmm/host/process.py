@@ -1,5 +1,6 @@
-"""This process and its children: the C heap's free memory, and a child's death signal."""
+"""This process and others: the C heap's free memory, a child's death signal, whether a process lives."""
 import ctypes
+import os
 
 from .libc import check, libc, prototype
 
@@ -22,3 +23,14 @@ def malloc_trim() -> None:
 def set_parent_death_signal(signum: int) -> None:
     """The kernel sends `signum` to this process when its parent thread exits (kept across execve)."""
     check(_prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists (as far as this process can tell: another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
