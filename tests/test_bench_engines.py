@@ -69,11 +69,22 @@ def test_compute_rows(engines_cli):
     # The software engine and the floor always run here (unicorn is a dependency).
     for name in ("vmm-unicorn", "raw-unicorn", "host"):
         assert by_name[name]["status"] == "ok", by_name[name]
+    instructions = compute["instructions"]
     for row in compute["rows"]:
-        if row["status"] == "ok":
-            assert len(row["samples"]) == 1 and row["base_seconds"]["min"] > 0
-    if by_name["qemu-tcg"]["status"] == "ok" and compute["instructions"]:
-        assert compute["goal"]["ratio"] is not None
+        if row["status"] != "ok":
+            continue
+        assert len(row["samples"]) == 1 and row["base_seconds"]["min"] > 0
+        net = row["samples"][0]["gross"] - row["samples"][0]["base"]
+        if instructions and net > 0:        # the rate is the host's own division of the samples
+            assert row["instructions_per_second"]["median"] == pytest.approx(instructions / net)
+        else:                               # no rate, and the row says why
+            assert row["instructions_per_second"] is None and (row["rate_note"] or not instructions)
+    rates = {name: by_name[name]["instructions_per_second"] for name in ("vmm-unicorn", "qemu-tcg")}
+    if all(rates.values()):
+        assert compute["goal"]["ratio"] == pytest.approx(rates["vmm-unicorn"]["median"] / rates["qemu-tcg"]["median"])
+        assert compute["goal"]["met"] == (compute["goal"]["ratio"] >= 0.5)
+    else:
+        assert compute["goal"]["ratio"] is None and compute["goal"]["note"]
 
 
 def test_pio_rows(engines_cli):

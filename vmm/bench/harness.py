@@ -141,7 +141,7 @@ def spread(summary, scale=1.0, fmt="{:.1f}") -> str:
 def goal_text(goal: dict) -> str:
     """`goal: WHAT: 56.0%, met` for a {"what", "ratio", "met"} goal (ratio None: a row is missing)."""
     if goal["ratio"] is None:
-        return f"goal: {goal['what']}: not measurable (a row is missing)"
+        return f"goal: {goal['what']}: not measurable ({goal.get('note') or 'a row is missing'})"
     return f"goal: {goal['what']}: {goal['ratio']:.1%}, {'met' if goal['met'] else 'NOT met'}"
 
 
