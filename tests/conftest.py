@@ -1,4 +1,11 @@
-"""Shared test helpers: which engines can run here, the built guest kernel, QEMU, KVM."""
+"""Shared test helpers: which engines can run here, the built guest kernel, QEMU, KVM.
+
+An engine that cannot run here makes its tests skip, with the reason, unless the run says it
+expects the engine: VMM_EXPECT_ENGINES=kvm,unicorn (CI sets it, .ci/run) turns a missing
+expected engine into a failed run before any test starts. An engine whose own module does
+not import is a bug, never a reason to skip: the ImportError goes up.
+"""
+import os
 import shutil
 
 import pytest
@@ -8,13 +15,30 @@ from vmm.machine import ENGINES as _ENGINE_MODULES
 from vmm.machine import probe
 
 ENGINES = list(_ENGINE_MODULES)          # "kvm", "unicorn"
+EXPECT_ENV = "VMM_EXPECT_ENGINES"
+
+
+def expected_engines() -> list:
+    """The engines VMM_EXPECT_ENGINES lists (comma-separated; empty: none)."""
+    names = [name.strip() for name in os.environ.get(EXPECT_ENV, "").split(",") if name.strip()]
+    unknown = [name for name in names if name not in ENGINES]
+    if unknown:
+        raise pytest.UsageError(f"{EXPECT_ENV} names unknown engines {unknown}; the engines are {ENGINES}")
+    return names
 
 
 def _probe(name: str) -> str | None:
-    try:
-        return probe(name)
-    except ImportError as error:         # an engine module not written yet
-        return f"engine {name} not importable: {error}"
+    """None if engine `name` can run here, else why not (probe() in vmm/machine.py)."""
+    return probe(name)
+
+
+def pytest_configure(config):
+    """A run that expects an engine this machine cannot give fails at once, saying why."""
+    missing = {name: _probe(name) for name in expected_engines()}
+    missing = {name: reason for name, reason in missing.items() if reason is not None}
+    if missing:
+        raise pytest.UsageError(f"{EXPECT_ENV}={os.environ[EXPECT_ENV]}, but "
+                                + "; ".join(f"{name} cannot run here: {reason}" for name, reason in missing.items()))
 
 
 def engine_params():
@@ -25,6 +49,13 @@ def engine_params():
         marks = [pytest.mark.skip(reason=f"{name} unavailable: {reason}")] if reason else []
         params.append(pytest.param(name, marks=marks, id=name))
     return params
+
+
+def skip_unless_engine(name: str) -> None:
+    """For a module or test about one engine: skip, with the reason, where it cannot run."""
+    reason = _probe(name)
+    if reason is not None:
+        pytest.skip(f"{name} unavailable: {reason}", allow_module_level=True)
 
 
 @pytest.fixture
