@@ -10,12 +10,14 @@ and deleted after it: writable ones zero-filled, read-only ones filled with disk
 which the run must leave unchanged.
 """
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import paths
 from .config import DiskSpec, MachineConfig, parse_size
 from .errors import ImageError, InputError, UsageError
+from .loader.elf import symbol_address
 from .machine import Machine, choose_engine, probe
 from .outcome import INTERRUPTED
 from .scratch import scratch_folder
@@ -27,6 +29,7 @@ from .workers import run_forked
 FIRMWARE_BANNER = b"pyvmm firmware\n"
 DEFAULT_TIMEOUT = 120.0      # seconds per program: generous, ring-0 code is emulated on nested KVM
 ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "r": "\r", "0": "\0"}
+SYMBOL = re.compile(rb"\{symbol:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass
@@ -125,9 +128,23 @@ def parse_expectation(name: str, text: str) -> Expectation:
 def load_expectation(name: str) -> Expectation:
     path = paths.PROGRAMS_SOURCE / f"{name}.expect"
     try:
-        return parse_expectation(name, path.read_text())
+        expect = parse_expectation(name, path.read_text())
     except FileNotFoundError:
         raise InputError(f"no expectation file {path} for program {name}") from None
+    expect.output = resolve_symbols(name, expect.output)
+    return expect
+
+
+def resolve_symbols(name: str, output: bytes) -> bytes:
+    """{symbol:NAME} in the expected output becomes the address of NAME in the built program
+    (hex, as the kernel prints it): what depends on the compiler is looked up, not pinned."""
+    def address(match):
+        symbol = match.group(1).decode()
+        value = symbol_address(paths.program_path(name).read_bytes(), symbol)
+        if value is None:
+            raise ImageError(f"{name}.expect names {{symbol:{symbol}}}, which the built program does not define")
+        return hex(value).encode()
+    return SYMBOL.sub(address, output)
 
 
 def all_programs() -> list:

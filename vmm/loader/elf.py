@@ -128,3 +128,32 @@ class ElfImage:
     def extent(self):
         """(lowest paddr, highest paddr + memsz) of the loadable segments."""
         return (min(s.paddr for s in self.segments), max(s.paddr + s.memsz for s in self.segments))
+
+
+SHDR64 = struct.Struct("<IIQQQQIIQQ")     # name type flags addr offset size link info addralign entsize
+SYM64 = struct.Struct("<IBBHQQ")          # name info other shndx value size
+SHT_SYMTAB = 2
+
+
+def symbol_address(data: bytes, name: str) -> int | None:
+    """The value of symbol `name` in an ELF64's .symtab (for tests that name an address by
+    its label, such as fault.expect's faulting RIP), or None if there is no such symbol."""
+    if data[:4] != ELF_MAGIC or len(data) < 64 or data[4] != ELFCLASS64:
+        return None
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    if shentsize < SHDR64.size or shoff + shnum * shentsize > len(data):
+        return None
+    sections = [SHDR64.unpack_from(data, shoff + i * shentsize) for i in range(shnum)]
+    wanted = name.encode()
+    for _, kind, _, _, offset, size, link, _, _, _ in sections:
+        if kind != SHT_SYMTAB or link >= shnum:
+            continue
+        strings_at, strings_size = sections[link][4], sections[link][5]
+        for at in range(offset, min(offset + size, len(data)) - SYM64.size + 1, SYM64.size):
+            name_at, _, _, _, value, _ = SYM64.unpack_from(data, at)
+            start = strings_at + name_at
+            end = data.find(b"\0", start, strings_at + strings_size)
+            if end >= 0 and data[start:end] == wanted:
+                return value
+    return None
