@@ -83,14 +83,12 @@ def test_device_that_needs_a_reset_fails_the_request_with_eio(engine, kernel_pat
     def broken_write(self, sector, pieces):
         raise QueueError("test: the device gives up")
     monkeypatch.setattr(VirtioBlock, "_write", broken_write)
-    started = time.monotonic()
     result = boot(engine, "blk", [one_mib_disk])
     assert result.exit_status == 1, result.serial.decode(errors="replace")
     out = result.serial.decode()
     assert "blk: serial pyvmm-vda\n" in out          # reads went through before
     assert "blk: FAIL pwrite64 16 sectors at 4096 (EIO)\n" in out
-    assert "blk: FAIL pread64 them back: match (EIO)\n" in out   # broken for good
-    assert time.monotonic() - started < 30
+    assert "blk: FAIL pread64 them back: match (EIO)\n" in out   # broken for good (and no hang: no timeout)
 
 
 @pytest.mark.parametrize("engine", engine_params())
