@@ -1,5 +1,17 @@
 """Shared test helpers: which engines can run here, the built guest kernel, QEMU, KVM.
 
+Markers for the KVM engine's tests (`make test-nested` runs `pytest -m kvm` in a nested
+kvm_amd, a KVM with hardware semantics; on a host with VT-x or AMD-V `make test` runs them all):
+  - kvm: the test drives the KVM engine. Added by itself to the kvm param of engine_params()
+    and to every test that uses the requires_kvm fixture or one of the two markers below;
+    any other test joins the nested selection with `@pytest.mark.kvm`.
+  - kvm_feature(*names): needs KVM with these features (vmm/engines/kvm_features.py); skipped,
+    with the reason, where KVM is missing or lacks one (on kvm_pvm, say).
+  - kvm_lacks(name): exercises the workaround for a KVM without `name` (kvm_pvm's); skipped
+    where KVM has it.
+And `host_speed`: the test asserts the host's CPU cost or latency, which means nothing where the
+host CPU itself is emulated (QEMU's TCG, as in the nested run); skipped there.
+
 An engine that cannot run here makes its tests skip, with the reason, unless the run says it
 expects the engine: VMM_EXPECT_ENGINES=kvm,unicorn (CI sets it, .ci/run) turns a missing
 expected engine into a failed run before any test starts. An engine whose own module does
@@ -15,6 +27,7 @@ from vmm.machine import ENGINES as _ENGINE_MODULES
 from vmm.machine import probe
 
 ENGINES = list(_ENGINE_MODULES)          # "kvm", "unicorn"
+KVM_MARKERS = ("kvm_feature", "kvm_lacks")
 EXPECT_ENV = "VMM_EXPECT_ENGINES"
 
 
@@ -27,13 +40,12 @@ def expected_engines() -> list:
     return names
 
 
-def _probe(name: str) -> str | None:
-    """None if engine `name` can run here, else why not (probe() in vmm/machine.py)."""
-    return probe(name)
-
-
 def pytest_configure(config):
-    """A run that expects an engine this machine cannot give fails at once, saying why."""
+    config.addinivalue_line("markers", "kvm: drives the KVM engine (the selection make test-nested runs)")
+    config.addinivalue_line("markers", "kvm_feature(*names): needs a KVM with these features (skips without)")
+    config.addinivalue_line("markers", "kvm_lacks(name): tests a workaround for a KVM without `name`")
+    config.addinivalue_line("markers", "host_speed: asserts host CPU cost or latency (skipped on an emulated CPU)")
+    # A run that expects an engine this machine cannot give fails at once, saying why.
     missing = {name: _probe(name) for name in expected_engines()}
     missing = {name: reason for name, reason in missing.items() if reason is not None}
     if missing:
@@ -41,12 +53,69 @@ def pytest_configure(config):
                                 + "; ".join(f"{name} cannot run here: {reason}" for name, reason in missing.items()))
 
 
-def engine_params():
-    """One pytest param per engine, skipped (with the reason) where it cannot run."""
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "requires_kvm" in item.fixturenames or any(item.get_closest_marker(m) for m in KVM_MARKERS):
+            item.add_marker(pytest.mark.kvm)
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("host_speed") and emulated_host_cpu():
+        pytest.skip(f"measures the host's speed, and this host's CPU is emulated ({emulated_host_cpu()})")
+    marks = [mark for name in KVM_MARKERS for mark in item.iter_markers(name)]
+    if not marks:
+        return
+    reason = _probe("kvm")
+    if reason is not None:
+        pytest.skip(f"KVM unavailable: {reason}")
+    skip = kvm_feature_skip(_missing_kvm_features(), marks)
+    if skip:
+        pytest.skip(skip)
+
+
+def emulated_host_cpu(cpuinfo="/proc/cpuinfo") -> str | None:
+    """The CPU's model name if it says QEMU's TCG emulates it (QEMU's own models do), else None."""
+    try:
+        with open(cpuinfo) as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        return None
+    return model if "TCG" in model else None
+
+
+def _missing_kvm_features() -> dict:
+    from vmm.engines.kvm import KvmEngine
+    return KvmEngine.missing_features()
+
+
+def kvm_feature_skip(missing: dict, marks) -> str | None:
+    """Why a test with these kvm_feature/kvm_lacks marks cannot run on a KVM that lacks
+    `missing` ({feature: reason}), or None if it can."""
+    for mark in marks:
+        for feature in mark.args:
+            if mark.name == "kvm_feature" and feature in missing:
+                return f"needs KVM with {feature}: {missing[feature]}"
+            if mark.name == "kvm_lacks" and feature not in missing:
+                return f"tests how the VMM copes with a KVM without {feature}, and this KVM has it"
+    return None
+
+
+def _probe(name: str) -> str | None:
+    """None if engine `name` can run here, else why not (probe() in vmm/machine.py)."""
+    return probe(name)
+
+
+def engine_params(kvm_features=()):
+    """One pytest param per engine, skipped (with the reason) where it cannot run. The kvm
+    param is marked `kvm`, and with kvm_features `kvm_feature(*kvm_features)`."""
     params = []
     for name in ENGINES:
         reason = _probe(name)
         marks = [pytest.mark.skip(reason=f"{name} unavailable: {reason}")] if reason else []
+        if name == "kvm":
+            marks.append(pytest.mark.kvm)
+            if kvm_features:
+                marks.append(pytest.mark.kvm_feature(*kvm_features))
         params.append(pytest.param(name, marks=marks, id=name))
     return params
 

@@ -6,6 +6,7 @@ from vmm.arch.x86.cpu_state import CpuState, Segment
 from vmm.debug import disasm
 from vmm.debug.exits import ExitRing, observe_buses
 from vmm.debug.report import format_crash_report
+from vmm.engines import kvm_features
 from vmm.engines.base import DebugView
 from vmm.memory import GuestMemory
 from vmm.outcome import SHUTDOWN
@@ -116,7 +117,7 @@ def test_a_part_that_fails_does_not_hide_the_others(memory):
     assert "mode: long (64-bit)" in report
 
 
-@pytest.mark.parametrize("engine_name", engine_params())
+@pytest.mark.parametrize("engine_name", engine_params(kvm_features=(kvm_features.REGISTERS_AFTER_SHUTDOWN,)))
 def test_report_of_a_real_triple_fault(engine_name):
     """ud2 with no IDT: a triple fault on both engines; the report shows the ud2 and the exits."""
     ring = ExitRing(4)

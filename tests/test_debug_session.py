@@ -4,6 +4,7 @@ import pytest
 
 from vmm.config import MachineConfig
 from vmm.debug.session import DebugOptions, DebugSession
+from vmm.engines import kvm_features
 from vmm.errors import UsageError
 from vmm import machine
 from vmm.machine import Machine
@@ -30,7 +31,7 @@ def test_default_options_change_nothing():
     assert not session.options.active and session.listening() is None
 
 
-@pytest.mark.parametrize("engine_name", engine_params())
+@pytest.mark.parametrize("engine_name", engine_params(kvm_features=(kvm_features.STEP_MODE_SWITCH,)))
 def test_trace_exit_trace_and_histogram_on_a_kernel_run(engine_name, kernel_path, tmp_path, monkeypatch):
     options = DebugOptions(trace=str(tmp_path / "insns"), trace_limit=500, trace_exits=str(tmp_path / "exits"),
                            stats=True, recent_exits=4)

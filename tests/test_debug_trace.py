@@ -9,6 +9,7 @@ import pytest
 from vmm import paths
 from vmm.config import MachineConfig
 from vmm.debug.trace import InstructionTracer, attach_tracer
+from vmm.engines import kvm_features
 from vmm.machine import Machine
 from vmm.outcome import DEBUG_EXIT
 
@@ -73,6 +74,7 @@ def test_limit_stops_tracing_not_the_guest(engine_name):
     assert lines[-2] == "# trace limit of 4 instructions reached: tracing stopped, the guest went on"
 
 
+@pytest.mark.kvm_feature(kvm_features.STEP_MODE_SWITCH)
 def test_both_engines_trace_the_same_kernel_boot(kernel_path, tmp_path):
     """The real kernel's boot (32-bit entry, the switch to long mode, kmain's set-up, all in
     ring 0) is traced the same on both engines, instruction for instruction, up to the first

@@ -19,7 +19,7 @@ from vmm.arch.x86 import long_mode, pvh
 from vmm.arch.x86.cpu_state import RFLAGS_IF, TYPE_CODE_XR_ACCESSED, CpuState, Segment
 from vmm.arch.x86.cpuid import build_table
 from vmm.devices.bus import MmioBus, PortBus
-from vmm.engines import base
+from vmm.engines import base, kvm_features
 from vmm.engines.base import Outcome, RunControl
 from vmm.machine import engine_class
 from vmm.memory import GuestMemory
@@ -221,7 +221,12 @@ def test_triple_fault_is_shutdown(engine_name):
     with guest(engine_name, b"\x0f\x0b") as g:          # ud2, with no IDT (limit 0)
         outcome = g.engine.run(5)
         assert outcome.reason == base.SHUTDOWN
-        assert outcome.rip == ENTRY and "triple fault" in outcome.detail
+        if kvm_features.REGISTERS_AFTER_SHUTDOWN in engine_class(engine_name).missing_features():
+            # kvm_amd INITs the vCPU on a shutdown intercept: no reset-vector rip passed off as the fault's
+            assert outcome.rip is None and outcome.detail.startswith("triple fault (rip unknown: KVM on AMD")
+            assert g.engine.get_state().rip == 0xFFF0
+        else:
+            assert outcome.rip == ENTRY and "triple fault" in outcome.detail
 
 
 def test_a_stop_requested_by_a_device_drops_later_io(engine_name):

@@ -40,6 +40,7 @@ def test_program_through_firmware_meets_its_expectation(name, engine, kernel_pat
     assert run.passed, "\n".join(run.problems)
 
 
+@pytest.mark.kvm
 @pytest.mark.parametrize("name", PROGRAMS)
 def test_engines_agree_byte_for_byte(name, kernel_path):
     from conftest import ENGINES

@@ -17,6 +17,7 @@ from vmm.kvm import constants as kc
 from vmm.kvm import ioctl_numbers as r
 from vmm.kvm import structs as s
 from vmm.kvm import system
+from vmm.kvm import vcpu as vcpu_module
 from vmm.kvm.ioctl import KVMIO, _IO, _IOR, _IOW, _IOWR
 
 VMM_SOURCE = Path(__file__).resolve().parent.parent / "vmm"
@@ -185,6 +186,22 @@ def test_open_errors_map_to_accelerator_unavailable(monkeypatch, err, text):
     with pytest.raises(AcceleratorUnavailable) as info:
         system.open_kvm_device()
     assert str(info.value) == text
+
+
+@pytest.mark.parametrize("updates_nent", [True, False], ids=["recent-kernel", "linux-6.1"])
+def test_get_cpuid2_counts_entries_on_every_kernel(monkeypatch, updates_nent):
+    """Linux 6.1 (Debian 12) returns KVM_GET_CPUID2's entries without setting `nent`; the
+    entries then end at the first sentinel the kernel did not overwrite."""
+    def fake_ioctl(fd, request, buf, name):
+        for i in range(3):
+            buf.entries[i] = s.KvmCpuidEntry2(function=i, index=0, eax=i + 10)
+        if updates_nent:
+            buf.nent = 3
+        return 0
+    monkeypatch.setattr(vcpu_module, "ioctl", fake_ioctl)
+    vcpu = object.__new__(vcpu_module.Vcpu)
+    vcpu.fd = -1
+    assert [(e.function, e.eax) for e in vcpu.get_cpuid2()] == [(0, 10), (1, 11), (2, 12)]
 
 
 # --- against the live /dev/kvm -----------------------------------------------------------------

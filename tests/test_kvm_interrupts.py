@@ -195,6 +195,7 @@ def test_hlt_with_interrupts_off_ends_the_run_at_once():
         assert outcome.reason == base.HALT and outcome.rip == bench.CODE + 2      # (not the timeout)
 
 
+@pytest.mark.host_speed
 def test_sleeping_guest_costs_little_host_cpu():
     """1 s in HLT woken 100 times a second by the PIT: the host pays for the ticks only."""
     result = bench.sleep_cost("kvm", seconds=1.0, hz=100)

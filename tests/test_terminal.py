@@ -3,6 +3,7 @@ and the terminal mode restored afterwards."""
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import termios
@@ -83,5 +84,34 @@ def test_sigterm_restores_the_terminal(engine, kernel_path):
         assert termios.tcgetattr(terminal_fd) == before
     finally:
         proc.kill()
+        os.close(main_fd)
+        os.close(terminal_fd)
+
+
+def test_sigterm_right_after_the_switch_to_raw_mode_still_restores(monkeypatch):
+    """The handlers are in place before the terminal goes raw: a SIGTERM in between (a slow
+    start, as in the nested test run, made this window visible) ends the VM the usual way."""
+    from vmm import terminal
+    main_fd, terminal_fd = pty.openpty()
+    before = termios.tcgetattr(terminal_fd)
+    quits = []
+    real_tcsetattr = termios.tcsetattr
+    sent = []
+
+    def tcsetattr(fd, when, mode):
+        real_tcsetattr(fd, when, mode)
+        if not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)         # the first call: the switch to raw mode
+
+    monkeypatch.setattr(terminal.termios, "tcsetattr", tcsetattr)
+    previous = signal.signal(signal.SIGTERM, lambda *args: quits.append("before the terminal's handler"))
+    try:
+        with terminal.Terminal(terminal_fd, feed=lambda data: None, quit=lambda why, status: quits.append(status)):
+            pass
+        assert quits == [128 + signal.SIGTERM]
+        assert termios.tcgetattr(terminal_fd) == before
+    finally:
+        signal.signal(signal.SIGTERM, previous)
         os.close(main_fd)
         os.close(terminal_fd)

@@ -153,6 +153,7 @@ def test_nonsense_and_empty_slots_on_the_command_line(engine, kernel_path):
                              + load_expectation("rng").output)
 
 
+@pytest.mark.kvm
 def test_vmm_run_with_a_disk_from_the_command_line(kernel_path, tmp_path):
     """`vmm run --initrd blk --disk PATH` with a disk made by `truncate -s 1M`."""
     disk = tmp_path / "d.img"

@@ -153,6 +153,8 @@ def build_parser() -> Parser:
                             "engines: MiB for `compute` (default 4); boot: MiB the padded program grows by (default 4)")
     bench.add_argument("--json", metavar="PATH", default=None,
                        help="startup, density, engines, boot, linux: also write results as JSON")
+    bench.add_argument("--nested", action="store_true",
+                       help="exits: run it in a nested kvm_amd (QEMU TCG guest; `make nested-image` builds it)")
     bench.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
@@ -280,11 +282,17 @@ def command_bench(args) -> int:
             raise UsageError(f"--{name} must be at least 1")
         return value
     runs, count = at_least_one("runs", args.runs), at_least_one("count", args.count)
+    if args.nested and args.which != "exits":
+        raise UsageError("--nested is for `bench exits`")
     if args.which == "exits":
         if args.json:
             raise UsageError("--json is for `bench startup`, `density`, `engines` and `boot`")
+        runs, count = 5 if runs is None else runs, 20000 if count is None else count
+        if args.nested:
+            from .bench import nested
+            return nested.main(["bench", "exits", "--runs", str(runs), "--count", str(count)])
         from .bench import exits
-        return exits.main(runs=5 if runs is None else runs, count=20000 if count is None else count)
+        return exits.main(runs=runs, count=count)
     if args.which == "blk":
         if args.json or count is not None:
             raise UsageError("`bench blk` takes only --runs")

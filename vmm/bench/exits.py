@@ -23,6 +23,7 @@ from ..kvm import Kvm, constants as kc
 from ..kvm.ioctl import raw_ioctl
 from ..kvm.ioctl_numbers import KVM_RUN
 from ..kvm.vcpu import EXIT_REASON_U32
+from ..kvm.vm import bare_real_mode_vcpu
 from ..memory import GuestMemory
 from .harness import FAILED, OK, Row, RunFailed, interleave, status_text, summary
 
@@ -57,12 +58,7 @@ def bare_kvm_loop(n_exits: int) -> float:
     """Exits per second of a minimal KVM_RUN loop (own VM, registers set by hand)."""
     with GuestMemory(MEM_SIZE) as memory, Kvm() as kvm, kvm.create_vm() as vm:
         memory.write(CODE_ADDR, GUEST_CODE)
-        vm.set_tss_addr(layout.KVM_TSS_ADDR)
-        vm.set_user_memory_region(0, 0, memory.size, memory.host_address)
-        vcpu = vm.create_vcpu(0)
-        sregs = vcpu.get_sregs()
-        sregs.cs.base, sregs.cs.selector = 0, 0
-        vcpu.set_sregs(sregs)
+        vcpu = bare_real_mode_vcpu(vm, memory, layout.KVM_TSS_ADDR)
         regs = vcpu.get_regs()
         state = _guest_state(n_exits)
         regs.rip, regs.rflags = state.rip, state.rflags

@@ -128,7 +128,8 @@ class EngineDebug(DebugView):
       read_memory(), write_memory(), translate()        memory by linear address (DebugView)
       run(single_step, breakpoints) -> Outcome          run until the next instruction
             (single_step) or an execution breakpoint at one of the linear addresses in
-            `breakpoints`, or until the VM ends. Breakpoints never modify guest memory. The
+            `breakpoints`, or until the VM ends. Between runs guest memory is as the guest left
+            it (KVM's int3 breakpoints are in place only while it runs). The
             debugger's own stops are Outcome(DEBUG_STOP) and Outcome(PAUSED) (vmm/outcome.py):
             the VM goes on after them; every other outcome ended it.
       pause()               any thread: a run() in progress returns PAUSED soon, at an

@@ -3,10 +3,15 @@ KVM_SET_GUEST_DEBUG and KVM_EXIT_DEBUG. It is the engine's debug hook while it r
 (on_debug_exit, on_kick: KvmEngine calls them on its slow paths only); everything else
 reaches it through KvmEngine.debug().
 
-  - Breakpoints: the vCPU's debug registers (KVM_GUESTDBG_USE_HW_BP), four at most; with more,
-    running single-steps and compares RIP (slow, but correct). Not int3: on this host
-    (kvm_pvm) an int3 in ring 0 ends in an emulation failure, and one in ring 3 goes to the
-    guest's own #BP handler (measured).
+  - Breakpoints, by what this KVM provides (engines/kvm_features.py): where KVM reports int3
+    (SW_BREAKPOINTS: VT-x, AMD-V), an int3 at each address for the length of a run
+    (engines/kvm_breakpoints.py: memory reads between runs see the guest's own bytes), a guest's
+    own int3 handed back to it (KVM_GUESTDBG_INJECT_BP). Elsewhere (kvm_pvm: an int3 in ring 0
+    is an emulation failure, one in ring 3 goes to the guest's #BP handler; KVM nested in QEMU
+    7.2's TCG) and for addresses that take no int3: the vCPU's debug registers
+    (KVM_GUESTDBG_USE_HW_BP), four at most; with more, or where they do not fire either
+    (HW_BREAKPOINTS missing: that TCG again), running single-steps and compares RIP (slow, and
+    only as sure as KVM's steps: see _scan_run).
   - Stepping: KVM_GUESTDBG_SINGLESTEP, with KVM_GUESTDBG_BLOCKIRQ where KVM has it, so that a
     step goes to the next instruction and not into an interrupt handler (as QEMU's gdbstub).
   - pause(): a kick; the EINTR path asks on_kick, which answers PAUSED.
@@ -18,12 +23,15 @@ reaches it through KvmEngine.debug().
 from ..arch.x86 import paging as x86_paging
 from ..arch.x86.cpu_state import CR0_PE, EFER_LMA
 from ..arch.x86.debug_registers import BREAKPOINT_REGISTERS, DR6_BREAKPOINTS, DR7_FIXED, DR7_G0, DR7_GE
+from ..arch.x86.exceptions import BP
 from ..debug import disasm
 from ..debug.trace import direct_target, is_branch
 from ..kvm import constants as kc
 from ..kvm import structs as ks
 from ..outcome import DEBUG_STOP, PAUSED, Outcome
+from . import kvm_features
 from .base import EngineDebug
+from .kvm_breakpoints import SoftBreakpoints
 
 MAX_HW_BREAKPOINTS = BREAKPOINT_REGISTERS
 MAX_UNSEEN = 3                  # instructions the tracer may fill in between two step exits
@@ -52,10 +60,14 @@ def guest_debug_control(single_step: bool, breakpoints) -> tuple:
 class KvmDebug(EngineDebug):
     def __init__(self, engine):
         super().__init__(engine)
-        self._scan = frozenset()            # breakpoints matched by single-stepping (more than 4)
+        self._scan = frozenset()            # breakpoints matched by single-stepping
         self._halted_at = None              # RIP after a HLT the guest was paused in
         support = max(0, engine._kvm.check_extension(kc.KVM_CAP_SET_GUEST_DEBUG2))
         self._block_irq = bool(support & ks.KVM_GUESTDBG_BLOCKIRQ)
+        missing = engine.missing_features()
+        self.soft = None if kvm_features.SW_BREAKPOINTS in missing else SoftBreakpoints(self.memory)
+        self.debug_registers = kvm_features.HW_BREAKPOINTS not in missing
+        self._guest_debug = (0, [0] * 8)   # what the current run was given (for re-injection)
 
     # --- registers and memory ------------------------------------------------------------------
     def read_fpu(self) -> dict:
@@ -83,15 +95,35 @@ class KvmDebug(EngineDebug):
         engine = self.engine
         engine.set_debug_hook(self)
         self._rewind_hlt()
-        control, debugreg = guest_debug_control(single_step, breakpoints)
+        rest = frozenset(breakpoints)
+        if self.soft is not None and rest and not single_step:
+            rest = frozenset(self.soft.insert(self.paging(), rest, unpaged=not self.debug_registers))
+        scan = bool(rest) and not single_step and (len(rest) > MAX_HW_BREAKPOINTS or not self.debug_registers)
+        control, debugreg = guest_debug_control(single_step or scan, () if scan else rest)
         if single_step and self._block_irq:
             control |= ks.KVM_GUESTDBG_BLOCKIRQ     # a step goes to the next instruction, not an ISR
-        many = len(breakpoints) > MAX_HW_BREAKPOINTS and not single_step
-        self._scan = frozenset(breakpoints) if many else frozenset()
-        engine._vcpu.set_guest_debug(control, debugreg)
-        if single_step:
-            return self._step()
-        return engine.run(None)
+        if self.soft is not None and self.soft.inserted:
+            control |= ks.KVM_GUESTDBG_ENABLE | ks.KVM_GUESTDBG_USE_SW_BP
+        self._scan = rest if scan else frozenset()
+        self._guest_debug = (control, debugreg)
+        try:
+            engine._vcpu.set_guest_debug(control, debugreg)
+            if single_step:
+                return self._step()
+            if scan:
+                return self._scan_run()
+            return engine.run(None)
+        finally:
+            if self.soft is not None:
+                self.soft.remove()
+
+    def _scan_run(self) -> Outcome:
+        """Run by single-steps, comparing RIP. KVM steps with the guest's TF, which is lost now
+        and then (where the guest reloads RFLAGS: iretq, syscall; kvm_pvm after an OUT; kvm_amd
+        without NRIPS at the switch to long mode): the guest would then run on unseen, so the
+        step is set again after every port or MMIO write."""
+        vcpu = self.engine._vcpu
+        return self.engine.run(None, after_write=lambda: vcpu.set_guest_debug(*self._guest_debug))
 
     def _step(self) -> Outcome:
         """One instruction. On this host (kvm_pvm) the step's KVM_EXIT_DEBUG is lost after
@@ -137,6 +169,13 @@ class KvmDebug(EngineDebug):
     # --- the engine's debug hook ---------------------------------------------------------------
     def on_debug_exit(self, exception: int, pc: int, dr6: int):
         """KVM_EXIT_DEBUG at linear `pc`: a stop, or None to go on."""
+        if exception == BP:
+            if self.soft is not None and pc in self.soft.inserted:
+                return Outcome(DEBUG_STOP, detail=f"breakpoint at {pc:#x}", rip=pc)
+            # The guest's own int3 (KVM_GUESTDBG_USE_SW_BP takes them all): hand it back.
+            control, debugreg = self._guest_debug
+            self.engine._vcpu.set_guest_debug(control | ks.KVM_GUESTDBG_INJECT_BP, debugreg)
+            return None
         if self._scan and pc not in self._scan:
             if self.pause_pending():
                 return Outcome(PAUSED, detail=f"paused at {pc:#x}", rip=pc)

@@ -12,6 +12,9 @@ from .structs import (KvmCpuidEntry2, KvmFpu, KvmGuestDebug, KvmLapicState, KvmM
 LAPIC_LVT_LINT0 = 0x350     # xAPIC register offset and mask bit (Intel SDM vol. 3A, 11.4.1, 11.5.1)
 LAPIC_LVT_MASKED = 1 << 16
 
+KVM_MAX_CPUID_ENTRIES = 256           # arch/x86/include/asm/kvm_host.h
+_CPUID_SENTINEL = 0xFFFF_FFFF         # no CPUID entry has this function and subleaf
+
 # Byte offset of kvm_run.immediate_exit, for the views below.
 IMMEDIATE_EXIT_OFFSET = KvmRun.immediate_exit.offset
 # Where an exit loop finds kvm_run's fields, as indexes into the Vcpu's u8/u16/u32/u64 views
@@ -128,13 +131,24 @@ class Vcpu(FdOwner):
             buf.entries[i] = entry
         ioctl(self.fd, r.KVM_SET_CPUID2, buf, "KVM_SET_CPUID2")
 
-    def get_cpuid2(self, max_entries: int = 256) -> list:
+    def get_cpuid2(self) -> list:
         """KVM_GET_CPUID2: the CPUID entries the vCPU actually has (KVM may have changed
-        some of those given to KVM_SET_CPUID2), as a list of KvmCpuidEntry2."""
-        buf = cpuid2_class(max_entries)()
-        buf.nent = max_entries
+        some of those given to KVM_SET_CPUID2), as a list of KvmCpuidEntry2.
+
+        Older kernels (Debian 12's 6.1 among them) copy the entries but leave `nent` as the
+        caller set it, so the buffer is filled with sentinel entries first: the entries end
+        at the first sentinel still there (or at `nent`, where the kernel updates it)."""
+        buf = cpuid2_class(KVM_MAX_CPUID_ENTRIES)()
+        buf.nent = KVM_MAX_CPUID_ENTRIES
+        for entry in buf.entries:
+            entry.function = entry.index = _CPUID_SENTINEL
         ioctl(self.fd, r.KVM_GET_CPUID2, buf, "KVM_GET_CPUID2")
-        return [KvmCpuidEntry2.from_buffer_copy(entry) for entry in buf.entries[:buf.nent]]
+        entries = []
+        for entry in buf.entries[:buf.nent]:
+            if entry.function == entry.index == _CPUID_SENTINEL:
+                break
+            entries.append(KvmCpuidEntry2.from_buffer_copy(entry))
+        return entries
 
     def get_tsc_khz(self) -> int:
         return ioctl(self.fd, r.KVM_GET_TSC_KHZ, 0, "KVM_GET_TSC_KHZ")

@@ -116,3 +116,16 @@ class KvmIrqLine:
 
     def __repr__(self) -> str:
         return f"KvmIrqLine(gsi={self.gsi})"
+
+
+def bare_real_mode_vcpu(vm: Vm, memory, tss_addr: int):
+    """For the probes and benchmarks that drive KVM without the engine: `memory` (a
+    GuestMemory) as slot 0, the TSS pages at `tss_addr`, and vCPU 0 in real mode with a CS
+    base of 0, so that RIP is the code's guest-physical address."""
+    vm.set_tss_addr(tss_addr)
+    vm.set_user_memory_region(0, 0, memory.size, memory.host_address)
+    vcpu = vm.create_vcpu(0)
+    sregs = vcpu.get_sregs()
+    sregs.cs.base, sregs.cs.selector = 0, 0
+    vcpu.set_sregs(sregs)
+    return vcpu
