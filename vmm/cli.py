@@ -11,14 +11,13 @@ from . import layout, paths, signals, standard_streams
 from .config import (ACCELERATORS, DEFAULT_CMDLINE, IDLE_POLICIES, LINUX_CMDLINE, LINUX_MEM_SIZE, MachineConfig,
                      check_timeout, format_size, parse_size)
 from .debug.session import DEFAULT_TRACE_LIMIT
-from .errors import EXIT_STATUSES, UsageError, VmmError
+from .errors import EXIT_STATUSES, CHECKS_FAILED, UsageError, VmmError
 from .outcome import CRASHES, DEBUG_EXIT, HALT, OUTPUT_ERROR, TIMEOUT
 
 ACCEL_ENV = "VMM_ACCEL"             # selects the default engine (the test suite sets it)
 # Exits remembered for crash reports by `vmm run` (about 2% of a KVM exit each); the API
 # and the benchmarks keep none unless asked.
 RECENT_EXITS_IN_REPORTS = 16
-TESTS_FAILED = 1                    # `vmm test`: at least one program failed
 
 
 def default_accel() -> str:
@@ -33,7 +32,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def exit_status_epilog() -> str:
-    rows = "\n".join(f"  {status:>3}  {meaning}" for status, meaning in EXIT_STATUSES)
+    rows = "\n".join(f"  {status:>5}  {meaning}" for status, meaning in EXIT_STATUSES)
     return ("exit status: the guest's debug-exit status (0-255), 0 when it halts with interrupts off,\n"
             "or one of these for VMM errors:\n" + rows)
 
@@ -255,7 +254,7 @@ def command_test(args) -> int:
     from .scratch import sweep
     sweep()                                     # scratch disks an earlier, killed run left
     _, failed, _ = run_suite(names, accels, jobs=args.jobs, timeout=args.timeout or DEFAULT_TIMEOUT)
-    return TESTS_FAILED if failed else 0
+    return CHECKS_FAILED if failed else 0
 
 
 def command_container(args, program_args) -> int:

@@ -7,12 +7,12 @@ import re
 import shutil
 import struct
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 from .. import layout, paths
 from ..errors import InputError, VmmError
+from ..scratch import make_folder
 from . import startup
 from .harness import (goal_text, OK, Row, RunFailed, Unavailable, engine_unavailable, interleave, pct, ratio,
                       require_guest, spread, status_text, summary, table, ms)
@@ -293,7 +293,7 @@ def run_compute(runs: int = DEFAULT_RUNS, mib: int = DEFAULT_MIB, warmup: int = 
     program = paths.program_path(COMPUTE)
     require_guest(COMPUTE)
     rows = compute_rows() if rows is None else rows
-    workdir = Path(tempfile.mkdtemp(prefix="pyvmm-bench-engines-"))
+    workdir = Path(make_folder("bench-engines"))
     try:
         expected = subprocess.run([str(program), str(mib)], capture_output=True, timeout=RUN_TIMEOUT)
         base = subprocess.run([str(program), BASELINE_ARG], capture_output=True, timeout=RUN_TIMEOUT)

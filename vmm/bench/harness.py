@@ -15,6 +15,8 @@ import statistics
 import subprocess
 import sys
 
+from ..errors import CHECKS_FAILED
+
 OK, UNAVAILABLE, FAILED = "ok", "unavailable", "failed"
 KVM_MODULES = ("kvm", "kvm_intel", "kvm_amd", "kvm_pvm")
 CGROUP_V2_HYBRID = "/sys/fs/cgroup/unified"
@@ -197,7 +199,7 @@ def report(result: dict, text: str, json_path=None, failed: bool = False) -> int
         with open(json_path, "w") as file:
             json.dump(result, file, indent=2)
             file.write("\n")
-    return 1 if failed else 0
+    return CHECKS_FAILED if failed else 0
 
 
 # --- the machine ----------------------------------------------------------------------------------
