@@ -6,11 +6,11 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all build venv bytecode toolchain guest firmware run test test-tools bench peers clean \
+.PHONY: all build venv bytecode launcher toolchain guest firmware run test test-tools bench peers clean \
 	test-nested nested-image nested-tools
 
 all: build
-build: venv bytecode guest firmware
+build: venv bytecode launcher guest firmware
 
 # The venv holds the package (editable) with its test extras. The "compat" editable mode is a
 # plain path in a .pth file: the default mode installs an import finder that adds about 13 ms
@@ -21,6 +21,11 @@ $(STAMP): pyproject.toml
 	$(VPY) -m pip install --quiet --upgrade pip
 	$(VPY) -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
 	touch $@
+
+# The `vmm` command: pip's console script replaced by vmm/launcher.py's, which starts Python
+# with -I -S (no site, no .pth files, no PYTHON* variables): about 3 ms less per command.
+launcher: $(STAMP)
+	$(VPY) -m vmm.launcher $(VENV)/bin/vmm
 
 # Byte-compile the package once: where PYTHONDONTWRITEBYTECODE is set (as on these machines),
 # every `vmm` command would otherwise recompile it, about 40 ms of each start-up.

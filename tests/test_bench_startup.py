@@ -164,17 +164,30 @@ def test_harness_helpers():
 
 
 def test_density_smoke(tmp_path):
-    """`vmm bench density --count 2 --runs 1`: every mode present; the ones that ran are checked."""
+    """`vmm bench density --count 10 --runs 1`: every mode present; the ones that ran are
+    checked; in-process VMs report the guest RAM they hold and their cost beyond it."""
     path = tmp_path / "density.json"
-    proc = subprocess.run([sys.executable, "-m", "vmm", "bench", "density", "--count", "2", "--runs", "1",
+    proc = subprocess.run([sys.executable, "-m", "vmm", "bench", "density", "--count", "10", "--runs", "1",
                            "--json", str(path)], capture_output=True, stdin=subprocess.DEVNULL, timeout=600)
     assert path.exists(), proc.stderr.decode()[-2000:]
     result = json.loads(path.read_text())
-    assert [row["name"] for row in result["rows"]] == ["vm-threads", "vm-processes", "container-threads",
-                                                       "containers", "plain"]
+    assert [row["name"] for row in result["rows"]] == ["vm-threads-kvm", "vm-threads-unicorn", "bare-unicorn",
+                                                       "vm-processes", "container-threads", "containers", "plain"]
     assert not [row for row in result["rows"] if row["status"] == "failed"], result["rows"]
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     for row in result["rows"]:
+        assert row["instances"] == (10 if row["name"].startswith(("vm-threads", "bare")) else 2)
         if row["status"] == "ok":
             assert row["seconds"]["min"] > 0 and len(row["times"]) == 1
         assert row["label"] in proc.stdout.decode()
+    by_name = {row["name"]: row for row in result["rows"]}
+    assert by_name["vm-threads-unicorn"]["status"] == "ok"      # unicorn runs everywhere
+    for name in ("vm-threads-kvm", "vm-threads-unicorn"):
+        row = by_name[name]
+        if row["status"] == "ok":
+            guest = row["guest_ram_kib_per_instance"]["median"]
+            assert 64 < guest < 64 * 1024                       # hello touches some, not all, of 64 MiB
+            assert row["beyond_guest_ram_kib"]["median"] == pytest.approx(
+                row["memory_kib_per_instance"]["median"] - guest, abs=1)
+    assert [goal["what"].split(":")[0] for goal in result["goals"]] == [by_name["vm-threads-kvm"]["label"],
+                                                                          by_name["vm-threads-unicorn"]["label"]]

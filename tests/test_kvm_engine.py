@@ -159,3 +159,25 @@ def test_rare_exits_are_described():
         outcome = _decode(g, kc.KVM_EXIT_IRQ_WINDOW_OPEN, lambda run: None)
         assert outcome.reason == base.INTERNAL_ERROR and "7 (irq-window-open)" in outcome.detail
         assert g.engine.exit_counts()["irq-window-open"] == 1
+
+
+def test_the_probes_vm_becomes_the_next_engines(monkeypatch):
+    """KvmEngine.probe() proves KVM works with a VM of its own; the next engine takes that VM
+    instead of making (and the probe destroying) a second one."""
+    from vmm.engines import kvm_setup
+    from vmm.engines.kvm import KvmEngine
+    monkeypatch.setattr(kvm_setup, "_probe_vm", None)
+    monkeypatch.setattr(KvmEngine, "_probe_result", ...)
+    assert KvmEngine.probe() is None
+    spare = kvm_setup._probe_vm
+    if spare is None:
+        pytest.skip("this kernel answers KVM_GET_TSC_KHZ only on a vCPU (Linux before 6.0): no VM is kept")
+    with GuestMemory(RAM_SIZE) as memory:
+        engine = KvmEngine(memory, PortBus(), MmioBus(), RunControl(), build_table(KvmEngine.tsc_khz()))
+        try:
+            assert (engine._kvm, engine._vm) == spare and kvm_setup._probe_vm is None
+        finally:
+            engine.close()
+    with GuestMemory(RAM_SIZE) as memory, \
+            KvmEngine(memory, PortBus(), MmioBus(), RunControl(), build_table(KvmEngine.tsc_khz())) as engine:
+        assert engine._vm is not spare[1]               # the next one makes its own

@@ -1,5 +1,3 @@
-import sys
+from .cli import launch
 
-from .cli import main
-
-sys.exit(main())
+launch()

@@ -6,37 +6,37 @@ returns a RunResult. This is the public API:
         result = vm.run()
     print(result.serial.decode(), result.status)
 """
-import importlib
 import os
 import threading
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 
 from . import layout
-from .arch.x86.cpuid import FAMILY_MODEL_STEPPING, build_table
-from .arch.x86.reset import reset_state
+from .arch.x86.cpuid import build_table
+from .board import acpi_tables, add_pc_devices
 from .config import LINUX_CMDLINE, LINUX_MEM_SIZE, MachineConfig, format_size
 from .debug.session import DebugOptions, DebugSession
 from .devices.bus import MmioBus, PortBus
 from .devices.debug_exit import DebugExit
-from .devices.fw_cfg import FwCfg
 from .devices.irq import DeferredLine
-from .devices.virtio import MmioTransport, VirtioBlock, VirtioConsole, VirtioRng
 from .devices.uart import Uart16550
+from .devices.virtio.console import VirtioConsole
+from .devices.virtio.mmio import MmioTransport
+from .devices.virtio.rng import VirtioRng
 from .errors import AcceleratorUnavailable, GuestCrashed, GuestTimeout, ImageError, OutputError, UsageError, VmmError
-from .loader.bzimage import BzImage, is_bzimage, load_bzimage
-from .loader.detect import BZIMAGE, MULTIBOOT, PVH, kernel_format
+from .loader.detect import BZIMAGE, MULTIBOOT, PVH, is_bzimage, kernel_format
 from .loader.elf import ElfImage
-from .loader.multiboot import MultibootImage, load_multiboot
 from .loader.program import check_program
 from .loader.pvh import load_pvh
-from .board import acpi_tables, add_pc_devices
 from .memory import GuestMemory
 from .outcome import CRASHES, DEBUG_EXIT, INTERRUPTED, OUTPUT_ERROR, TIMEOUT, Outcome, RunControl
+from .records import field, record
 from .serial_sink import SerialSink
 from .user_files import InputFile, read_input
 
+# Only what a plain run of the tiny kernel uses is imported above: the engine, the Linux and
+# Multiboot loaders, the firmware's devices and virtio-blk are imported where they are used
+# (`vmm bench startup` counts the modules a run imports; tests/test_import_budget.py lists them).
 # Engines are imported only when chosen: unicorn costs start-up time that KVM runs need not pay.
 ENGINES = {"kvm": ("vmm.engines.kvm", "KvmEngine"), "unicorn": ("vmm.engines.unicorn", "UnicornEngine")}
 SIGINT_STATUS = 130
@@ -45,7 +45,7 @@ CLOSE_WAIT = 10.0               # seconds close() waits for a run in another thr
 
 def engine_class(name: str):
     module, cls = ENGINES[name]
-    return getattr(importlib.import_module(module), cls)
+    return getattr(__import__(module, fromlist=[cls]), cls)
 
 
 NO_KVM_ENV = "VMM_NO_KVM"         # set to 1: behave as if /dev/kvm were missing (CI's second run)
@@ -92,7 +92,7 @@ def check_firmware_image(path: str, image: bytes) -> None:
         raise ImageError(f"firmware {path} is {len(image)} bytes; its size must be a non-zero multiple of 64 KiB")
 
 
-@dataclass
+@record
 class RunResult:
     reason: str                 # an outcome reason (vmm/outcome.py)
     status: int | None          # what the guest wrote to the debug-exit port, if anything
@@ -145,7 +145,9 @@ class Machine:
             check_program(module)           # refuse a program the tiny kernel cannot run here, not in the guest
         if config.firmware and self.kernel_format != PVH:
             raise UsageError(f"--firmware boots PVH kernels only; boot this {self.kernel_format} kernel directly")
+        choosing = time.monotonic()
         engine_cls, self.accel_note = choose_engine(config.accel)
+        self.engine_seconds = time.monotonic() - choosing
 
         try:
             self.memory = self._cleanup.enter_context(GuestMemory(config.mem_size))
@@ -165,8 +167,10 @@ class Machine:
             if config.firmware:
                 boot_state = self._boot_through_firmware(kernel, module, cmdline)
             elif self.kernel_format == BZIMAGE:
+                from .loader.bzimage import load_bzimage
                 boot_state = load_bzimage(self.memory, kernel, module, cmdline, rsdp)
             elif self.kernel_format == MULTIBOOT:
+                from .loader.multiboot import load_multiboot
                 boot_state = load_multiboot(self.memory, kernel, module, cmdline)
             else:
                 boot_state = load_pvh(self.memory, kernel, module, cmdline, rsdp)
@@ -192,8 +196,10 @@ class Machine:
 
     def _parse_kernel(self, data: bytes):
         if self.kernel_format == BZIMAGE:
+            from .loader.bzimage import BzImage
             return BzImage(data)
         if self.kernel_format == MULTIBOOT:
+            from .loader.multiboot import MultibootImage
             return MultibootImage(data)
         return ElfImage(data, "kernel")
 
@@ -218,6 +224,8 @@ class Machine:
         entropy and the console. Returns the kernel parameters that announce them, in
         Linux's own syntax, so the same kernel also finds QEMU microvm's devices."""
         devices = []
+        if self.config.disks:
+            from .devices.virtio.blk import VirtioBlock
         for disk in self.config.disks:
             block = VirtioBlock(disk.path, read_only=disk.read_only)
             self._cleanup.callback(block.close)
@@ -239,6 +247,9 @@ class Machine:
     def _boot_through_firmware(self, kernel, module, cmdline):
         """Map the firmware below 4 GiB with its last 64 KiB shadowed at 0xF0000, give it
         the kernel through fw_cfg as QEMU does, and start the CPU from the reset vector."""
+        from .arch.x86.cpuid import FAMILY_MODEL_STEPPING
+        from .arch.x86.reset import reset_state
+        from .devices.fw_cfg import FwCfg
         image = read_input(self.config.firmware, "firmware", layout.FIRMWARE_MAX_SIZE,
                            f"the {layout.FIRMWARE_MAX_SIZE // layout.KiB} KiB the firmware may have")
         check_firmware_image(self.config.firmware, image)
@@ -303,6 +314,7 @@ class Machine:
                           "mmio_reads": self.mmio.unclaimed_reads, "mmio_writes": self.mmio.unclaimed_writes},
             "serial_bytes": self.serial.total_bytes,
             "setup_seconds": self.ready - self.created,
+            "engine_seconds": self.engine_seconds,      # of setup_seconds: importing and probing the engine
             "first_serial_byte_seconds": None if first is None else first - self.created,
             "total_seconds": ended - self.created,
             "run_seconds": ended - started,

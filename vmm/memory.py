@@ -84,6 +84,12 @@ class GuestMemory:
     def read_u64(self, gpa: int) -> int:
         return int.from_bytes(self.read(gpa, 8), "little")
 
+    def resident_bytes(self) -> int:
+        """How much of guest RAM the host holds in memory: the pages the guest or the VMM
+        touched (for the density benchmark's per-VM memory)."""
+        from .host.process import resident_pages
+        return resident_pages(self.host_address, self.size, PAGE_SIZE) * PAGE_SIZE
+
     # --- host-side writes that may hold code -----------------------------------------------
     def on_write(self, listener) -> None:
         """Call listener(gpa, length) after each host-side write (software engines drop

@@ -2,7 +2,7 @@
 
 Shared by engines and devices, so that neither has to import the other.
 """
-from dataclasses import dataclass
+from .records import record
 
 # Outcome reasons, as the API and the CLI report them.
 DEBUG_EXIT = "debug-exit"           # the guest wrote its status to the debug-exit port
@@ -24,7 +24,7 @@ PAUSED = "paused"                   # the debugger paused the guest
 CRASHES = frozenset({SHUTDOWN, EMULATION_FAILURE, ENTRY_FAILURE, INTERNAL_ERROR, ENGINE_ERROR})
 
 
-@dataclass
+@record
 class Outcome:
     reason: str
     status: int | None = None       # the guest's debug-exit status, if it wrote one

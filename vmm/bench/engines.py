@@ -35,9 +35,10 @@ missing stays in its table, saying why; a row whose run goes wrong says that ins
    exit) and `vmm run` (process launch to exit), with QEMU (TCG and KVM) as the peers;
    the rows and their timing are vmm/bench/startup.py's.
 
-Goals (from the issue): compute on vmm-unicorn at least 50% of QEMU TCG's instructions per
-second; port I/O through the VMM at least 50% of the bare loop, judged against the raw-callback
-loop (bare-raw: the kind of callback the engine installs), with the slower hook_add loop beside it.
+Goals: compute on vmm-unicorn at least 50% of QEMU TCG's instructions per second (the first
+issue's) and at least 90% of raw-unicorn's (issue 16); port I/O through the VMM at least 50% of
+the raw ctypes callback loop (the kind of callback the engine installs; the binding's hook_add
+loop, whose wrappers cost more, is reported beside it).
 
     vmm bench engines [--runs 5] [--count MIB] [--json PATH]
 """
@@ -187,7 +188,7 @@ def run_pio(runs: int = DEFAULT_RUNS, count: int = DEFAULT_PIO_COUNT, warmup: in
     goal = by_name.get("vmm-unicorn", {}).get("ratio_to_bare_raw")
     against_hook = by_name.get("vmm-unicorn", {}).get("ratio_to_bare_hook")
     return {"part": "pio", "count": count, "runs": runs, "warmup_rounds": warmup, "order": "interleaved round-robin",
-            "goal": {"what": "vmm-unicorn >= 50% of the bare raw-callback loop", "ratio": goal,
+            "goal": {"what": "vmm-unicorn >= 50% of the raw ctypes callback loop", "ratio": goal,
                      "met": None if goal is None else goal >= 0.5},
             "against_hook_loop": against_hook,
             "rows": out}
@@ -231,7 +232,8 @@ def run_hello(runs: int = DEFAULT_RUNS, warmup: int = 1, rows=None, progress=Non
     def adapter(_part, round_number, warmup_, runs_):
         if progress:
             progress("hello", round_number, warmup_, runs_)
-    result = startup.run(runs=runs, warmup=warmup, rows=hello_rows() if rows is None else rows, progress=adapter)
+    result = startup.run(runs=runs, warmup=warmup, rows=hello_rows() if rows is None else rows, progress=adapter,
+                         budget=False)
     out = []
     for row in result["rows"]:
         out.append({key: row[key] for key in ("name", "label", "kind", "command", "status", "reason",

@@ -16,6 +16,9 @@ reports that failure instead of a time):
   crun, runc      `crun run` / `runc run` on an OCI bundle made here around the same ROOTFS
   plain           posix_spawn of the program itself: the floor
 
+After the table: where `vmm run` spends its start-up per engine (the modules it imports and
+their time, its --stats phases) and the issue's goals, from startup_budget.py.
+
 Timing: wall time from just before the process is spawned to just after it is reaped (wait4),
 both taken by the small C spawner (bench/process.py) that starts every process row; for the in-process
 rows, from Machine creation to the guest's exit (run() returning; close() is not counted), and
@@ -44,6 +47,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -51,6 +55,7 @@ from pathlib import Path
 from .. import paths
 from ..errors import UsageError
 from ..scratch import make_folder
+from . import startup_budget
 from .harness import (CGROUP_V2_HYBRID, FAILED, OK, UNAVAILABLE, Row, RunFailed, Unavailable, bars, describe_machine,
                       engine_unavailable, interleave, is_hybrid_cgroup_host, progress_printer, ratio, report,
                       require_guest, summary, table)
@@ -337,9 +342,10 @@ def all_rows() -> list:
 
 # --- the benchmark ---------------------------------------------------------------------------
 
-def run(runs: int = 10, warmup: int = 1, rows=None, progress=None) -> dict:
+def run(runs: int = 10, warmup: int = 1, rows=None, progress=None, budget: bool = True) -> dict:
     """Measure every row `runs` times, interleaved, after `warmup` uncounted rounds; returns
-    the result (see assemble). The bundle, root file system and spawner live in a temporary
+    the result (see assemble), with the import budget and the goals unless `budget` is
+    False. The bundle, root file system and spawner live in a temporary
     directory, removed at the end."""
     if runs < 1:
         raise UsageError("--runs must be at least 1")
@@ -363,6 +369,11 @@ def run(runs: int = 10, warmup: int = 1, rows=None, progress=None) -> dict:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result = assemble(rows, state, runs, warmup)
+    if budget:
+        if progress:
+            print("  import budget and phases of vmm run ...", file=sys.stderr, flush=True)
+        result["budget"] = startup_budget.measure(runs=min(runs, 3))
+        result["goals"] = startup_budget.goals(result["rows"])
     result["process_timing"] = ("by the C spawner: posix_spawn to wait4, CLOCK_MONOTONIC" if context["spawner"]
                                 else "by this process: posix_spawn to wait4 (no C compiler for the spawner)")
     return result
@@ -453,6 +464,9 @@ def format_report(result: dict) -> str:
                  "+N: growth of the benchmark process's own RSS up to guest exit (in-process rows).")
     lines.append(f"x fastest VM: against {result['fastest_vm']}, the fastest row that starts a VM as a process."
                  if result["fastest_vm"] else "x fastest VM: no row that starts a VM as a process succeeded.")
+    if "budget" in result:
+        lines.append("")
+        lines.append(startup_budget.format_budget(result["budget"], result["goals"]))
     lines.append("")
     lines.append("median launch-to-exit:")
     lines.append(bars([(row["label"], row["seconds"]["median"] * 1000 if row["seconds"] else None,

@@ -16,18 +16,14 @@ run() is engine.run()), so the exit path costs exactly what it costs without vmm
 except for the ring of recent exits when `recent_exits` > 0 (one extra call and a few list
 stores per port or MMIO exit, about 2% of a KVM exit here).
 """
-import threading
-from dataclasses import dataclass
+from ..records import record
 
 from ..errors import UsageError
-from ..outcome import TIMEOUT, Outcome
-from . import exits
-from .report import format_cpu_state, format_crash_report
 
 DEFAULT_TRACE_LIMIT = 1_000_000
 
 
-@dataclass
+@record
 class DebugOptions:
     trace: str | None = None            # --trace FILE: every instruction
     trace_limit: int = DEFAULT_TRACE_LIMIT  # --trace-limit N (instruction lines and exit lines)
@@ -63,8 +59,11 @@ class DebugSession:
     def __init__(self, options: DebugOptions | None = None):
         self.options = options or DebugOptions()
         self.options.validate()
-        self.ring = exits.ExitRing(self.options.recent_exits) if self.options.recent_exits else None
-        self.histogram = exits.ExitHistogram() if self.options.stats else None
+        self.ring = self.histogram = None
+        if self.options.recent_exits or self.options.stats:
+            from . import exits         # (only when asked for: start-up is benchmarked)
+            self.ring = exits.ExitRing(self.options.recent_exits) if self.options.recent_exits else None
+            self.histogram = exits.ExitHistogram() if self.options.stats else None
         self.exit_trace = None
         self.tracer = None
         self.trace_feed = None              # owns the engine's trace callback until close()
@@ -76,6 +75,9 @@ class DebugSession:
     # --- before the engine exists ------------------------------------------------------------------
     def wrap_buses(self, ports, mmio):
         """The buses to hand the engine: the same ones unless exits are observed."""
+        if not self.options.active:
+            return ports, mmio
+        from . import exits
         if self.options.trace_exits:
             self.exit_trace = exits.ExitTraceWriter.open(self.options.trace_exits, self.options.trace_limit,
                                                          self._output_failed)
@@ -124,6 +126,8 @@ class DebugSession:
             return engine.run(timeout)
         if timeout is None:
             return self.gdb_server.serve()
+        import threading
+        from ..outcome import TIMEOUT, Outcome
         deadline = threading.Timer(timeout, engine.control.request_stop,
                                    (Outcome(TIMEOUT, detail=f"--timeout of {timeout:g} s passed while debugging"),))
         deadline.daemon = True
@@ -136,6 +140,7 @@ class DebugSession:
     # --- after the run -------------------------------------------------------------------------------
     def crash_report(self, view) -> str:
         """The crash report of the vCPU `view` shows (an engine's debug interface)."""
+        from .report import format_crash_report
         return format_crash_report(view, self.ring)
 
     def histogram_text(self, ports=None, mmio=None, top: int = 20) -> str:
@@ -158,4 +163,4 @@ class DebugSession:
             self.gdb_server.close()
 
 
-__all__ = ["DebugOptions", "DebugSession", "format_cpu_state", "format_crash_report"]
+__all__ = ["DebugOptions", "DebugSession"]

@@ -9,7 +9,6 @@ Not modelled: the periodic, alarm and update interrupts (register C always reads
 Linux uses only when a program asks /dev/rtc for them. Source: the Motorola MC146818A
 datasheet; QEMU hw/rtc/mc146818rtc.c is a readable peer.
 """
-import calendar
 import time
 
 INDEX, DATA = 0, 1
@@ -104,6 +103,7 @@ class CmosRtc:
                 REG_YEAR: encode(t.tm_year % 100), REG_CENTURY: encode(t.tm_year // 100)}
 
     def _set_time(self, fields: dict) -> None:
+        import calendar                        # (here: it costs every VM's start-up milliseconds)
         b = self._ram[REG_B]
         decode = (lambda v: v) if b & B_BINARY else from_bcd
         hour_field = fields[REG_HOURS]

@@ -125,8 +125,7 @@ class KvmEngine(Engine):
             raise VmmError(f"KvmEngine: {e}") from None
         self._holds_kick_handler = True
         try:
-            self._kvm = Kvm()
-            self._vm = self._kvm.create_vm()
+            self._kvm, self._vm = kvm_setup.open_vm()      # (the probe's VM, if still unused)
             self._vm.set_tss_addr(layout.KVM_TSS_ADDR)
             self._vm.set_identity_map_addr(layout.KVM_IDENTITY_MAP_ADDR)   # before any vCPU
             kvm_setup.map_memory(self._kvm, self._vm, memory)

@@ -24,14 +24,11 @@ from ..arch.x86 import paging as x86_paging
 from ..arch.x86.cpu_state import CR0_PE, EFER_LMA
 from ..arch.x86.debug_registers import BREAKPOINT_REGISTERS, DR6_BREAKPOINTS, DR7_FIXED, DR7_G0, DR7_GE
 from ..arch.x86.exceptions import BP
-from ..debug import disasm
-from ..debug.trace import direct_target, is_branch
 from ..kvm import constants as kc
 from ..kvm import structs as ks
 from ..outcome import DEBUG_STOP, PAUSED, Outcome
 from . import kvm_features
 from .base import EngineDebug
-from .kvm_breakpoints import SoftBreakpoints
 
 MAX_HW_BREAKPOINTS = BREAKPOINT_REGISTERS
 MAX_UNSEEN = 3                  # instructions the tracer may fill in between two step exits
@@ -64,10 +61,29 @@ class KvmDebug(EngineDebug):
         self._halted_at = None              # RIP after a HLT the guest was paused in
         support = max(0, engine._kvm.check_extension(kc.KVM_CAP_SET_GUEST_DEBUG2))
         self._block_irq = bool(support & ks.KVM_GUESTDBG_BLOCKIRQ)
-        missing = engine.missing_features()
-        self.soft = None if kvm_features.SW_BREAKPOINTS in missing else SoftBreakpoints(self.memory)
-        self.debug_registers = kvm_features.HW_BREAKPOINTS not in missing
+        self._breakpoint_kinds = None       # (soft, debug_registers), found on first use
         self._guest_debug = (0, [0] * 8)   # what the current run was given (for re-injection)
+
+    # --- which breakpoints this KVM has: asked only by a debugger ---------------------------------
+    def _kinds(self) -> tuple:
+        """Finding out runs a probe VM (kvm_features.missing), which a run that only observes
+        its exits (vmm run's ring of recent exits for crash reports) must not pay for."""
+        if self._breakpoint_kinds is None:
+            from .kvm_breakpoints import SoftBreakpoints
+            missing = self.engine.missing_features()
+            soft = None if kvm_features.SW_BREAKPOINTS in missing else SoftBreakpoints(self.memory)
+            self._breakpoint_kinds = (soft, kvm_features.HW_BREAKPOINTS not in missing)
+        return self._breakpoint_kinds
+
+    @property
+    def soft(self):
+        """The int3 breakpoints (kvm_breakpoints.SoftBreakpoints) where KVM reports int3, else None."""
+        return self._kinds()[0]
+
+    @property
+    def debug_registers(self) -> bool:
+        """Whether debug-register breakpoints stop the guest here."""
+        return self._kinds()[1]
 
     # --- registers and memory ------------------------------------------------------------------
     def read_fpu(self) -> dict:
@@ -145,6 +161,7 @@ class KvmDebug(EngineDebug):
                 control.stop = None
 
     def _mnemonic_at_pc(self) -> str:
+        from ..debug import disasm          # (the debugger's own imports wait for the debugger)
         state = self.read_state()
         pc = x86_paging.linear_address(state, state.cs, state.rip)
         code, _ = x86_paging.read(x86_paging.Paging.of(state), self.memory, pc, disasm.MAX_INSN)
@@ -217,6 +234,7 @@ class KvmTraceFeed:
         self.engine._vcpu.set_guest_debug(ks.KVM_GUESTDBG_ENABLE | ks.KVM_GUESTDBG_SINGLESTEP)
 
     def _log(self, pc: int) -> bool:
+        from ..debug import disasm
         paging, bits = self._debug.code_context()
         tracer = self.tracer
         if tracer.is_gap(pc):
@@ -231,6 +249,8 @@ class KvmTraceFeed:
         docstring): [(address, bytes)] from `start` if straight-line code from there (at most
         MAX_UNSEEN instructions, the last one possibly a direct branch) leads to `pc`; else []
         (a real gap: an exception or interrupt entry)."""
+        from ..debug import disasm
+        from ..debug.trace import direct_target, is_branch
         chain = []
         address = start
         for _ in range(MAX_UNSEEN):

@@ -1,6 +1,7 @@
 """Building a KVM vCPU the way the engine needs it: guest memory slots, our CPUID table,
 the boot MSRs and a reset FPU (engines/kvm.py calls these once, at construction)."""
 import errno
+import threading
 
 from ..arch.x86 import msrs
 from ..arch.x86.cpu_state import FPU_CONTROL_WORD_RESET, MXCSR_RESET
@@ -50,7 +51,45 @@ def set_boot_fpu(vcpu) -> None:
     vcpu.set_fpu(fpu)
 
 
+_probe_vm = None                # (Kvm, Vm) made by measure_tsc_khz, for the next open_vm()
+_probe_vm_lock = threading.Lock()
+
+
 def measure_tsc_khz() -> int:
-    """KVM_GET_TSC_KHZ of a throwaway vCPU (which also proves KVM works here)."""
-    with Kvm(required=kc.REQUIRED_CAPABILITIES + kc.IRQCHIP_CAPABILITIES) as kvm, kvm.create_vm() as vm:
-        return vm.create_vcpu(0).get_tsc_khz()
+    """KVM_GET_TSC_KHZ, from a VM made for the purpose (which also proves KVM works here).
+    That VM is kept for the next engine (open_vm): making and destroying one costs about
+    2 ms, a tenth of a `vmm run`. Where only a vCPU answers (Linux before 6.0), a throwaway
+    vCPU does, and that VM goes (a vCPU must not exist before the engine's irqchip)."""
+    global _probe_vm
+    kvm = Kvm(required=kc.REQUIRED_CAPABILITIES + kc.IRQCHIP_CAPABILITIES)
+    try:
+        vm = kvm.create_vm()
+    except BaseException:
+        kvm.close()
+        raise
+    try:
+        khz = vm.get_tsc_khz()
+    except KvmError:
+        with kvm, vm:
+            return vm.create_vcpu(0).get_tsc_khz()
+    with _probe_vm_lock:
+        spare, _probe_vm = _probe_vm, (kvm, vm)
+    if spare is not None:
+        for handle in reversed(spare):
+            handle.close()
+    return khz
+
+
+def open_vm() -> tuple:
+    """(Kvm, Vm) for a new engine: the probe's VM if no engine took it yet, else new ones."""
+    global _probe_vm
+    with _probe_vm_lock:
+        spare, _probe_vm = _probe_vm, None
+    if spare is not None:
+        return spare
+    kvm = Kvm()
+    try:
+        return kvm, kvm.create_vm()
+    except BaseException:
+        kvm.close()
+        raise

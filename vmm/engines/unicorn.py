@@ -50,12 +50,12 @@ thread raised it) and the slice ends before the next block. At the loop head, wi
   with a timeout at the next timer deadline or the run's. No thread spins. HLT with IF=0
   ends the run with HALT.
 """
-import dataclasses
 import threading
 import time
 
 from ..arch.x86.cpu_state import RFLAGS_IF
 from ..layout import PAGE_SIZE
+from ..records import replace
 from .base import ENGINE_ERROR, HALT, SHUTDOWN, TIMEOUT, Engine, Outcome, deadline_after
 from .host_timers import Wakeup, make_watchdog
 
@@ -69,12 +69,12 @@ class UnicornEngine(Engine):
     @classmethod
     def probe(cls) -> str | None:
         try:
-            import unicorn
-        except ImportError as exc:
-            return f"the unicorn Python package is not installed ({exc})"
-        version = getattr(unicorn, "__version__", "0")
-        if not version.startswith("2."):
-            return f"unicorn {version} is installed; the unicorn engine needs unicorn 2.x"
+            from . import unicorn_lib
+        except (ImportError, OSError) as exc:
+            return f"the unicorn package's library cannot be loaded ({exc})"
+        major, minor = unicorn_lib.version()
+        if major != unicorn_lib.UC_API_MAJOR:
+            return f"unicorn {major}.{minor} is installed; the unicorn engine needs unicorn 2.x"
         from . import unicorn_layout
         try:
             unicorn_layout.layout()
@@ -85,17 +85,21 @@ class UnicornEngine(Engine):
     @classmethod
     def tsc_khz(cls) -> int:
         """The guest's TSC rate. RDTSC reads the guest clock (guest_clock.py) at this rate,
-        which is the host TSC's, measured once against the monotonic clock (two reads 20 ms
-        apart) and rounded to whole MHz, so that a guest sees the TSC it would see on KVM."""
+        which is the host TSC's, measured against the monotonic clock (two reads 20 ms apart)
+        and rounded to whole MHz, so that a guest sees the TSC it would see on KVM; measured
+        once per host boot (vmm/host/facts.py), as the rate cannot change before the next."""
         if cls._measured_tsc_khz is None:
-            cls._measured_tsc_khz = _measure_tsc_khz()
+            from ..host.facts import boot_id, remembered
+            boot = boot_id()
+            cls._measured_tsc_khz = (int(remembered(f"tsc-khz boot={boot}", lambda: str(_measure_tsc_khz())))
+                                     if boot else _measure_tsc_khz())
         return cls._measured_tsc_khz
 
     def __init__(self, memory, ports, mmio, control, cpuid):
         super().__init__(memory, ports, mmio, control, cpuid)
-        from unicorn import Uc, UcError, UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ
-        from unicorn import x86_const as x
         from . import unicorn_binding as binding
+        from . import unicorn_lib as x
+        from .unicorn_lib import UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, Uc, UcError
         from .unicorn_layout import layout
         from .guest_clock import GuestClock
         from .pc_platform import PcPlatform
@@ -339,9 +343,9 @@ class UnicornEngine(Engine):
     def _stop_outcome(self) -> Outcome:
         stop = self.control.stop
         if stop.rip is None:
-            stop = dataclasses.replace(stop, rip=self._rip)
+            stop = replace(stop, rip=self._rip)
         if not stop.detail:
-            stop = dataclasses.replace(stop, detail=f"{stop.reason} at rip={stop.rip:#x}")
+            stop = replace(stop, detail=f"{stop.reason} at rip={stop.rip:#x}")
         return stop
 
     def _engine_error(self, error) -> Outcome:
@@ -413,8 +417,7 @@ class UnicornEngine(Engine):
 
 
 def _measure_tsc_khz() -> int:
-    from unicorn import Uc, UC_ARCH_X86, UC_MODE_64
-    from unicorn.x86_const import UC_X86_REG_RAX, UC_X86_REG_RDX
+    from .unicorn_lib import UC_ARCH_X86, UC_MODE_64, UC_X86_REG_RAX, UC_X86_REG_RDX, Uc
     uc = Uc(UC_ARCH_X86, UC_MODE_64)
     uc.mem_map(0, PAGE_SIZE)
     uc.mem_write(0, b"\x0f\x31")                        # rdtsc
@@ -426,9 +429,12 @@ def _measure_tsc_khz() -> int:
         tsc = (uc.reg_read(UC_X86_REG_RDX) << 32) | (uc.reg_read(UC_X86_REG_RAX) & 0xFFFF_FFFF)
         return (before + after) / 2, tsc
 
-    sample()                                            # translate the block first
-    t0, tsc0 = sample()
-    time.sleep(0.02)
-    t1, tsc1 = sample()
+    try:
+        sample()                                        # translate the block first
+        t0, tsc0 = sample()
+        time.sleep(0.02)
+        t1, tsc1 = sample()
+    finally:
+        uc.close()
     khz = (tsc1 - tsc0) * 1e6 / (t1 - t0)               # ticks per millisecond
     return max(1000, round(khz / 1000) * 1000)

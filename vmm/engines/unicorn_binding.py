@@ -1,7 +1,7 @@
-"""All of the unicorn engine's pointer work: the one module that reaches below unicorn 2.1.4's
-Python API with ctypes. The rest of the engine (unicorn.py and the modules it names) calls
-the functions and classes here and never handles a pointer. The measurements behind every
-workaround are in the shared notes, unicorn-2.1.4.md.
+"""All of the unicorn engine's pointer work, on top of libunicorn's C API (unicorn_lib.py).
+The rest of the engine (unicorn.py and the modules it names) calls the functions and classes
+here and never handles a pointer. The measurements behind every workaround are in the shared
+notes, unicorn-2.1.4.md.
 
 - Hidden CPU state (`HiddenState`). The public API cannot set a segment's hidden part in a
   64-bit engine, cannot raise the privilege level, does not expose an exception's error
@@ -18,10 +18,9 @@ workaround are in the shared notes, unicorn-2.1.4.md.
   address into the block.) Whether a run ended that way or by HLT is read from
   uc_struct.stop_request. The pointer can also name a callback that decides per block
   (`StopSwitch.watch`).
-- Callbacks without the binding's wrappers (`RawHooks`, `FastRegisters`): the Python binding
-  wraps every callback in two extra Python frames, and port I/O is the exit hot path, so the
-  engine registers plain ctypes callbacks with the C library, using the binding's own ctypes
-  types. An exception raised at a callback's very first bytecode (a signal: Ctrl-C often
+- Plain ctypes callbacks (`RawHooks`, `FastRegisters`): unicorn's Python binding wraps every
+  callback in two extra Python frames, and port I/O is the exit hot path, so the engine
+  registers plain ctypes callbacks with the C library. An exception raised at a callback's very first bytecode (a signal: Ctrl-C often
   lands there) escapes its `try:`; ctypes hands it to sys.unraisablehook, and ours gives it
   back to the callback's owner.
 - No `until` address (`no_exit_address`): at the end of every emu_start, unicorn drops the
@@ -34,15 +33,10 @@ import struct
 import sys
 import weakref
 
+from . import unicorn_lib as uc_lib
+from .unicorn_lib import UC_ERR_OK, UC_HOOK_BLOCK, UcError
+
 SEGMENT_CACHE = struct.Struct("<I4xQII")    # SegmentCache: u32 selector, u64 base, u32 limit, u32 flags
-
-
-def _binding():
-    """The internals of unicorn's Python binding (2.1.x) this module uses: the C library and
-    the binding's ctypes callback types."""
-    from unicorn.unicorn_py3 import unicorn as core
-    from unicorn.unicorn_py3.arch import intel
-    return core, intel
 
 
 class Unsupported(Exception):
@@ -51,15 +45,14 @@ class Unsupported(Exception):
 
 def _c_function(name) -> int:
     """The address of an exported libunicorn function."""
-    return ctypes.cast(getattr(_binding()[0].uclib, name), ctypes.c_void_p).value
+    return ctypes.cast(getattr(uc_lib.lib, name), ctypes.c_void_p).value
 
 
 def _hook_add(uc, htype, cfunc, begin=1, end=0, *extra, user_data=None) -> int:
     """uc_hook_add with a ctypes callback (or a C function's address) that the caller keeps
     alive; returns the hook handle, which is the address of unicorn's struct hook."""
-    from unicorn import UcError, UC_ERR_OK
     handle = ctypes.c_size_t()
-    status = _binding()[0].uclib.uc_hook_add(uc._uch, ctypes.byref(handle), htype, cfunc,
+    status = uc_lib.lib.uc_hook_add(uc._uch, ctypes.byref(handle), htype, cfunc,
                                              ctypes.c_void_p(user_data), ctypes.c_uint64(begin),
                                              ctypes.c_uint64(end), *extra)
     if status != UC_ERR_OK:
@@ -85,7 +78,6 @@ def bool_at(address: int):
 def block_hook_at_c_function(uc, name: str, user_data=None) -> tuple:
     """A UC_HOOK_BLOCK whose callback is libunicorn's own function `name`: (handle, address
     of the function)."""
-    from unicorn import UC_HOOK_BLOCK
     callback = _c_function(name)
     return _hook_add(uc, UC_HOOK_BLOCK, ctypes.c_void_p(callback), 1, 0, user_data=user_data), callback
 
@@ -204,14 +196,13 @@ class StopSwitch:
     """Stops the CPU before the next translated block starts (module docstring)."""
 
     def __init__(self, uc, lay):
-        from unicorn import UC_HOOK_BLOCK
         self._idle, self._stop = _c_function("uc_errno"), _c_function("uc_emu_stop")
         handles = [_hook_add(uc, UC_HOOK_BLOCK, ctypes.c_void_p(self._idle)) for _ in range(2)]
         self._callback = ctypes.c_void_p.from_address(handles[0] + lay.hook_callback)
         if self._callback.value != self._idle:
             raise Unsupported("unicorn's struct hook layout changed")
         self._stop_request = ctypes.c_bool.from_address(uc._uch.value + lay.stop_request)
-        self._emu_stop, self._uch = _binding()[0].uclib.uc_emu_stop, uc._uch
+        self._emu_stop, self._uch = uc_lib.lib.uc_emu_stop, uc._uch
 
     def arm(self):
         """Safe from any thread and any callback: one aligned pointer store."""
@@ -247,7 +238,7 @@ class FastRegisters:
     __slots__ = ("_read", "_write", "_uch", "_value", "_ref")
 
     def __init__(self, uc):
-        lib = _binding()[0].uclib
+        lib = uc_lib.lib
         self._read, self._write = lib.uc_reg_read, lib.uc_reg_write
         self._uch = uc._uch
         self._value = ctypes.c_uint64()
@@ -266,10 +257,15 @@ class RawHooks:
     """Python functions registered as plain ctypes callbacks of one Uc. Each callback stays
     alive as long as the Uc (release() after uc_close); an exception that escapes one (see
     the module docstring) goes to `on_error(exc)`."""
-    _INSNS = {"in": "IN", "out": "OUT", "cpuid": "CPUID", "syscall": "SYSCALL", "rdtsc": "RDTSC", "rdtscp": "RDTSCP"}
-    # RDTSC and RDTSCP hooks are CPUID-shaped (return 1 to skip unicorn's own); the Python
-    # binding refuses them, but unicorn's C side takes them (shared notes, section 8).
-    _CFUNC_OF = {"RDTSC": "CPUID", "RDTSCP": "CPUID"}
+    # instruction: (its UC_X86_INS_ number, the callback type). RDTSC and RDTSCP hooks are
+    # CPUID-shaped (return 1 to skip unicorn's own); the Python binding refuses them, but
+    # unicorn's C side takes them (shared notes, section 8).
+    _INSNS = {"in": (uc_lib.UC_X86_INS_IN, uc_lib.HOOK_INSN_IN_CFUNC),
+              "out": (uc_lib.UC_X86_INS_OUT, uc_lib.HOOK_INSN_OUT_CFUNC),
+              "cpuid": (uc_lib.UC_X86_INS_CPUID, uc_lib.HOOK_INSN_CPUID_CFUNC),
+              "syscall": (uc_lib.UC_X86_INS_SYSCALL, uc_lib.HOOK_INSN_SYSCALL_CFUNC),
+              "rdtsc": (uc_lib.UC_X86_INS_RDTSC, uc_lib.HOOK_INSN_CPUID_CFUNC),
+              "rdtscp": (uc_lib.UC_X86_INS_RDTSCP, uc_lib.HOOK_INSN_CPUID_CFUNC)}
 
     def __init__(self, uc, on_error):
         self.uc = uc
@@ -288,55 +284,45 @@ class RawHooks:
     def insn(self, name: str, function) -> int:
         """UC_HOOK_INSN for "in" (returns the value), "out", "cpuid", "rdtsc" and "rdtscp"
         (return 1 to skip unicorn's own) or "syscall"."""
-        from unicorn import UC_HOOK_INSN
-        from unicorn import x86_const as x
-        core, intel = _binding()
-        insn = self._INSNS[name]
-        cfunc = self._wrap(getattr(intel, f"HOOK_INSN_{self._CFUNC_OF.get(insn, insn)}_CFUNC"), function)
-        return _hook_add(self.uc, UC_HOOK_INSN, cfunc, 1, 0, ctypes.c_int(getattr(x, f"UC_X86_INS_{insn}")))
+        insn, cfunc_type = self._INSNS[name]
+        return _hook_add(self.uc, uc_lib.UC_HOOK_INSN, self._wrap(cfunc_type, function), 1, 0, ctypes.c_int(insn))
 
     def interrupt(self, function) -> int:
         """UC_HOOK_INTR: function(uc, vector, user_data) for every exception and INT n."""
-        from unicorn import UC_HOOK_INTR
-        return _hook_add(self.uc, UC_HOOK_INTR, self._wrap(_binding()[0].HOOK_INTR_CFUNC, function))
+        return _hook_add(self.uc, uc_lib.UC_HOOK_INTR, self._wrap(uc_lib.HOOK_INTR_CFUNC, function))
 
     def invalid_instruction(self, function) -> int:
         """UC_HOOK_INSN_INVALID (#UD): function(uc, user_data) -> True (handled)."""
-        from unicorn import UC_HOOK_INSN_INVALID
-        return _hook_add(self.uc, UC_HOOK_INSN_INVALID,
-                         self._wrap(_binding()[0].HOOK_INSN_INVALID_CFUNC, function))
+        return _hook_add(self.uc, uc_lib.UC_HOOK_INSN_INVALID, self._wrap(uc_lib.HOOK_INSN_INVALID_CFUNC, function))
 
     def invalid_memory(self, function) -> int:
         """Unmapped reads, writes and fetches, and writes to read-only memory:
         function(uc, access, address, size, value, user_data) -> True to retry."""
-        import unicorn as u
-        kinds = (u.UC_HOOK_MEM_READ_UNMAPPED | u.UC_HOOK_MEM_WRITE_UNMAPPED | u.UC_HOOK_MEM_FETCH_UNMAPPED
-                 | u.UC_HOOK_MEM_WRITE_PROT)
-        return _hook_add(self.uc, kinds, self._wrap(_binding()[0].HOOK_MEM_INVALID_CFUNC, function))
+        kinds = (uc_lib.UC_HOOK_MEM_READ_UNMAPPED | uc_lib.UC_HOOK_MEM_WRITE_UNMAPPED
+                 | uc_lib.UC_HOOK_MEM_FETCH_UNMAPPED | uc_lib.UC_HOOK_MEM_WRITE_PROT)
+        return _hook_add(self.uc, kinds, self._wrap(uc_lib.HOOK_MEM_INVALID_CFUNC, function))
 
     def code(self, function, begin: int = 1, end: int = 0) -> int:
         """UC_HOOK_CODE on [begin, end]: function(uc, address, size, user_data)."""
-        from unicorn import UC_HOOK_CODE
-        return _hook_add(self.uc, UC_HOOK_CODE, self._wrap(_binding()[0].HOOK_CODE_CFUNC, function), begin, end)
+        return _hook_add(self.uc, uc_lib.UC_HOOK_CODE, self._wrap(uc_lib.HOOK_CODE_CFUNC, function), begin, end)
 
     def block_callback(self, function) -> int:
         """The C address of function(uc, address, size, user_data) as a block callback, for
         StopSwitch.watch()."""
-        return ctypes.cast(self._wrap(_binding()[0].HOOK_CODE_CFUNC, function), ctypes.c_void_p).value
+        return ctypes.cast(self._wrap(uc_lib.HOOK_CODE_CFUNC, function), ctypes.c_void_p).value
 
     def mmio(self, start: int, size: int, read, write) -> None:
         """uc_mmio_map of [start, start+size): read(uc, offset, size, user_data) -> int,
         write(uc, offset, size, value, user_data)."""
-        from unicorn import UcError, UC_ERR_OK
-        core = _binding()[0]
-        read_cfunc, write_cfunc = self._wrap(core.MMIO_READ_CFUNC, read), self._wrap(core.MMIO_WRITE_CFUNC, write)
-        status = core.uclib.uc_mmio_map(self.uc._uch, start, size, read_cfunc, None, write_cfunc, None)
+        read_cfunc = self._wrap(uc_lib.MMIO_READ_CFUNC, read)
+        write_cfunc = self._wrap(uc_lib.MMIO_WRITE_CFUNC, write)
+        status = uc_lib.lib.uc_mmio_map(self.uc._uch, start, size, read_cfunc, None, write_cfunc, None)
         if status != UC_ERR_OK:
             raise UcError(status)
 
     def remove(self, handle: int) -> None:
         """uc_hook_del; unicorn frees the hook lazily, so its callback is kept until release()."""
-        _binding()[0].uclib.uc_hook_del(self.uc._uch, ctypes.c_size_t(handle))
+        uc_lib.lib.uc_hook_del(self.uc._uch, ctypes.c_size_t(handle))
 
     def release(self) -> None:
         """After uc_close: the callbacks may go."""
@@ -371,17 +357,17 @@ def no_exit_address(uc) -> None:
 
 
 def close_uc(uc) -> None:
-    """uc_close now, not whenever the binding's reference cycles are collected (each Uc
-    reserves a 1 GiB translation buffer); the hooks go with it."""
-    finalizer = getattr(uc, "_Uc__finalizer", None)
-    if finalizer is not None:
-        finalizer()
+    """uc_close now, not whenever the object is collected (each Uc reserves a 1 GiB
+    translation buffer); the hooks go with it. Takes our Uc or the Python binding's."""
+    close = getattr(uc, "close", None) or getattr(uc, "_Uc__finalizer", None)
+    if close is not None:
+        close()
 
 
 def tb_invalidate_phys_range():
     """libunicorn's exported tb_invalidate_phys_range(uc, start, end) for x86-64 (start and
     end are RAM offsets), or None if this build does not export it."""
-    function = getattr(_binding()[0].uclib, "tb_invalidate_phys_range_x86_64", None)
+    function = getattr(uc_lib.lib, "tb_invalidate_phys_range_x86_64", None)
     if function is not None:
         function.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64]
         function.restype = None

@@ -32,7 +32,7 @@ class UnicornDebug(EngineDebug):
     # --- registers -----------------------------------------------------------------------------
     def read_fpu(self) -> dict:
         """xmm0-15, mxcsr and the x87 control and status words (the x87 registers as zeros)."""
-        from unicorn import x86_const as x
+        from . import unicorn_lib as x
         uc = self.engine._uc
         xmm = [uc.reg_read(x.UC_X86_REG_XMM0 + i).to_bytes(16, "little") for i in range(16)]
         return {"st": [bytes(10)] * 8, "fctrl": uc.reg_read(x.UC_X86_REG_FPCW),

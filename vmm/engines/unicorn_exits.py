@@ -61,7 +61,7 @@ class ExitHooks:
     exits they handle."""
 
     def __init__(self, uc, hooks, memory, ports, mmio, control, cpuid, delivery, code_cache, run_end, clock):
-        from unicorn import x86_const as x
+        from . import unicorn_lib as x
         self._uc, self._hooks, self._memory = uc, hooks, memory
         self._ports, self._mmio, self._control = ports, mmio, control
         self._run_end = run_end
@@ -152,7 +152,7 @@ class ExitHooks:
         registered (or registered after we started). Map its page as a bus window and let
         the access retry; the bus answers all-ones and counts it, as on a PC. Fetches from
         there and writes into a ROM end the run with an engine error."""
-        from unicorn import UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE_PROT
+        from .unicorn_lib import UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE_PROT
         run_end = self._run_end
         try:
             if access == UC_MEM_FETCH_UNMAPPED:

@@ -8,7 +8,7 @@ engines, once per process (layout()), so that a different unicorn build fails lo
 UnicornEngine.probe() instead of corrupting a guest.
 """
 import struct
-from dataclasses import dataclass
+from ..records import record
 
 from ..arch.x86.exceptions import GP
 from ..arch.x86.msrs import IA32_EFER
@@ -34,7 +34,7 @@ HF_LMA = 1 << 14
 HF_CS64 = 1 << 15
 
 
-@dataclass(frozen=True)
+@record
 class Layout:
     """Byte offsets into a uc_context blob (relative to the start of CPUX86State, except
     `header`), into struct uc_struct and into struct hook."""
@@ -69,25 +69,44 @@ _layout = None
 
 
 def layout() -> Layout:
-    """The calibrated Layout, measured once per process. Raises Unsupported."""
+    """The calibrated Layout, measured once per libunicorn file (vmm/host/facts.py remembers
+    it between runs: calibrating takes six throwaway engines). Raises Unsupported."""
     global _layout
     if _layout is None:
-        _layout = calibrate()
+        from ..host.facts import file_identity, remembered
+        from .unicorn_lib import LIBRARY_PATH
+
+        def measure():
+            found = calibrate()
+            return " ".join(f"{name}={getattr(found, name)}" for name in Layout.__record_fields__)
+        text = remembered(f"unicorn-layout lib={file_identity(LIBRARY_PATH)}", measure)
+        try:
+            _layout = Layout(**{name: int(value) for name, _, value in
+                                (item.partition("=") for item in text.split())})
+        except (TypeError, ValueError):     # a garbled line: calibrate again
+            _layout = calibrate()
     return _layout
 
 
 def calibrate() -> Layout:
     """Check the fixed CPUX86State offsets (the struct's first fields have no configuration-
     dependent members before them) and find the others by experiment."""
-    from unicorn import Uc, UcError, UC_ARCH_X86, UC_MODE_64, UC_HOOK_INTR
-    from unicorn import x86_const as x
+    from . import unicorn_lib as x
+    from .unicorn_lib import UC_ARCH_X86, UC_HOOK_INTR, UC_MODE_64, Uc, UcError
+    engines = []
+
+    def new_uc():
+        engines.append(Uc(UC_ARCH_X86, UC_MODE_64))
+        return engines[-1]
     try:
-        binding._binding()
-        return _calibrate(lambda: Uc(UC_ARCH_X86, UC_MODE_64), UC_HOOK_INTR, x)
+        return _calibrate(new_uc, UC_HOOK_INTR, x)
     except (ImportError, AttributeError, UcError, ValueError, AssertionError, IndexError,
             struct.error) as exc:
         raise Unsupported(f"unicorn's internal x86 layout is not the one this VMM knows "
                           f"(calibration failed: {exc!r}); the unicorn engine needs unicorn 2.1.4") from exc
+    finally:
+        for engine in engines:
+            engine.close()
 
 
 def _calibrate(new_uc, hook_intr, x) -> Layout:
@@ -140,7 +159,7 @@ def _intr_snapshot(new_uc, hook_intr, code: bytes, gdt=None):
     u.mem_map(0, 0x10000)
     u.mem_write(0x1000, code)
     if gdt:
-        from unicorn import x86_const as x
+        from . import unicorn_lib as x
         u.reg_write(x.UC_X86_REG_GDTR, (0, 0x7000, gdt, 0))
     before = bytes(u.context_save())
     seen = {}
@@ -180,7 +199,7 @@ def _find_stop_request(new_uc) -> int:
     stop_request`. Find emu_counter by running an endless loop with count=K (it ends at K+1,
     next to emu_count = K), then check that the byte 21 bytes on is 1 after a run stopped by
     uc_emu_stop and 0 after a run that ended by HLT."""
-    from unicorn import UC_HOOK_CODE
+    from .unicorn_lib import UC_HOOK_CODE
     u = new_uc()
     u.mem_map(0, 0x10000)
     u.mem_write(0x1000, bytes([0x48, 0xFF, 0xC0, 0xEB, 0xFB]))     # 1: inc rax; jmp 1b

@@ -14,7 +14,7 @@ from .unicorn_layout import (HF_ADDSEG, HF_CPL_MASK, HF_CS32, HF_CS64, HF_LMA, H
 
 def load_state(uc, hs, state: CpuState) -> None:
     """Load `state` into the CPU of `uc` through its blob `hs`."""
-    from unicorn import x86_const as x
+    from . import unicorn_lib as x
     # Control registers through QEMU's own update paths (hidden PE/LMA/FPU flags, TLB).
     uc.reg_write(x.UC_X86_REG_CR0, state.cr0 & ~CR0_PG)      # leaves long mode if paging was on
     hs.save()
@@ -45,7 +45,7 @@ def load_state(uc, hs, state: CpuState) -> None:
 
 
 def read_state(uc, hs) -> CpuState:
-    from unicorn import x86_const as x
+    from . import unicorn_lib as x
     hs.save()
     state = CpuState(regs={name: hs.reg(REG_INDEX[name]) for name in GENERAL_REGISTERS})
     state.rip = hs.eip
@@ -65,8 +65,7 @@ def read_state(uc, hs) -> CpuState:
 
 def flush_tlb(uc) -> None:
     """Drop every cached translation (after the page tables or CR3 changed under unicorn)."""
-    from unicorn.unicorn_const import UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE
-    uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+    uc.ctl_flush_tlb()
 
 
 def recompute_segment_hflags(hs, rflags=0) -> None:

@@ -46,8 +46,8 @@ class InterruptDelivery:
     """Delivers exceptions and interrupts the way the CPU does, for one engine (module doc)."""
 
     def __init__(self, uc, memory, hs, regs, code_cache):
-        from unicorn import x86_const
-        self.x = x86_const
+        from . import unicorn_lib
+        self.x = unicorn_lib
         self.uc = uc
         self.memory = memory
         self.hs = hs                    # the engine's HiddenState

@@ -1,4 +1,5 @@
-"""This process and others: the C heap's free memory, a child's death signal, whether a process lives."""
+"""This process and others: the C heap's free memory, which pages of a mapping are resident,
+a child's death signal, and whether a process lives."""
 import ctypes
 import os
 
@@ -18,6 +19,18 @@ def malloc_trim() -> None:
     trim = getattr(libc, "malloc_trim", None)
     if trim is not None:
         trim(0)
+
+
+_mincore = prototype("mincore", ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+
+
+def resident_pages(address: int, length: int, page_size: int) -> int:
+    """How many pages of [address, address+length) (page-aligned, mapped) are in memory:
+    mincore(2), one byte per page whose bit 0 says so."""
+    pages = (length + page_size - 1) // page_size
+    vector = (ctypes.c_ubyte * pages)()
+    check(_mincore(address, length, vector), "mincore")
+    return sum(byte & 1 for byte in bytes(vector))
 
 
 def set_parent_death_signal(signum: int) -> None:

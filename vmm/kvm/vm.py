@@ -30,6 +30,11 @@ class Vm(FdOwner):
         ioctl(self.fd, r.KVM_SET_IDENTITY_MAP_ADDR, value, "KVM_SET_IDENTITY_MAP_ADDR")
         return True
 
+    def get_tsc_khz(self) -> int:
+        """KVM_GET_TSC_KHZ on the VM: the rate its vCPUs' TSCs will count at (a VM ioctl since
+        Linux 6.0; before, KvmError with ENOTTY, and only a vCPU answers)."""
+        return ioctl(self.fd, r.KVM_GET_TSC_KHZ, 0, "KVM_GET_TSC_KHZ")
+
     def set_user_memory_region(self, slot: int, guest_phys_addr: int, memory_size: int,
                                userspace_addr: int, flags: int = 0) -> None:
         region = KvmUserspaceMemoryRegion(slot=slot, flags=flags, guest_phys_addr=guest_phys_addr,

@@ -11,18 +11,13 @@ from ..arch.x86 import boot_params as bp
 from ..arch.x86 import pvh
 from ..arch.x86.identity_map import identity_tables
 from ..errors import ImageError, UsageError
+from .detect import is_bzimage
 
 MIN_IMAGE = bp.OFF_INIT_SIZE + 4       # the header fields we read end here
 # At the real-mode reset vector (layout.REAL_MODE_RESET_VECTOR), what a BIOS would do on a
 # restart: reset the machine. mov al, 0xFE; out 0x64, al (the i8042's reset pulse); cli; hlt.
 RESET_STUB = bytes([0xB0, 0xFE, 0xE6, 0x64, 0xFA, 0xF4])
 OFF_SYSSIZE = 0x1F4                    # u32: the protected-mode code's size in 16-byte units
-
-
-def is_bzimage(data: bytes) -> bool:
-    """The boot sector signature and the "HdrS" magic (QEMU's -kernel tests the same)."""
-    return (len(data) >= bp.OFF_HEADER + 4 and data[bp.OFF_BOOT_FLAG:bp.OFF_BOOT_FLAG + 2] == b"\x55\xaa"
-            and data[bp.OFF_HEADER:bp.OFF_HEADER + 4] == bp.HDRS_MAGIC)
 
 
 class BzImage:

@@ -5,7 +5,7 @@ segments to find the PVH entry point. Every malformed input raises ImageError wi
 line saying what is wrong. Source: the System V ABI, "ELF header" and "Program header".
 """
 import struct
-from dataclasses import dataclass
+from ..records import record
 
 from ..errors import ImageError
 
@@ -24,7 +24,7 @@ PHDR64 = struct.Struct("<IIQQQQQQ")       # type flags offset vaddr paddr filesz
 NOTE_HEADER = struct.Struct("<III")       # namesz descsz type
 
 
-@dataclass
+@record
 class LoadSegment:
     """A PT_LOAD program header: `filesz` bytes of the file at `offset` go to memory at
     `paddr` (physical) / `vaddr` (virtual), zero-filled up to `memsz`."""
@@ -35,7 +35,7 @@ class LoadSegment:
     memsz: int
 
 
-@dataclass
+@record
 class Note:
     name: bytes
     type: int

@@ -4,7 +4,7 @@ Boot protocols describe their entry state once, as a CpuState; each engine appli
 its own way (KVM_SET_REGS/SREGS, or unicorn register writes) and reads it back the same way
 for crash reports. Bit names follow the Intel SDM, volume 3, chapter 2.
 """
-from dataclasses import dataclass, field
+from ...records import field, record
 
 # CR0 (SDM 3A 2.5)
 CR0_PE = 1 << 0      # protection enable
@@ -72,7 +72,7 @@ def descriptor_limit(low: int, high: int) -> int:
     return (limit << 12) | 0xFFF if high & DESC_G else limit
 
 
-@dataclass
+@record
 class Segment:
     """A segment register with its hidden part (what KVM's struct kvm_segment holds)."""
     selector: int = 0
@@ -114,7 +114,7 @@ def gdt_descriptor(base: int, limit: int, access: int, flags: int) -> int:
             | (((limit >> 16) & 0xF) << 48) | (flags << 52) | (((base >> 24) & 0xFF) << 56))
 
 
-@dataclass
+@record
 class CpuState:
     regs: dict = field(default_factory=lambda: {name: 0 for name in GENERAL_REGISTERS})
     rip: int = 0xFFF0

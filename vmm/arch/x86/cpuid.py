@@ -7,7 +7,7 @@ follow the convention Linux documents in Documentation/virt/kvm/x86/cpuid.rst an
 VMware introduced for 0x40000010 (TSC and APIC bus frequency in kHz). Leaves 0x15 and 0x16
 tell the same rates the way Intel CPUs do, which is where a stock Linux kernel looks.
 """
-from dataclasses import dataclass
+from ...records import record
 
 from ... import layout
 
@@ -48,7 +48,7 @@ def _regs_of(text: bytes):
     return [int.from_bytes(text[i:i + 4], "little") for i in (0, 4, 8)]
 
 
-@dataclass
+@record
 class CpuidEntry:
     function: int
     index: int

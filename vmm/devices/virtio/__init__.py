@@ -13,9 +13,15 @@ A machine wires one device to one slot:
     transport = MmioTransport(dev, memory, irq=line_setter)
     mmio_bus.register(VIRTIO_MMIO_BASE + n * VIRTIO_MMIO_SLOT_SIZE, VIRTIO_MMIO_SLOT_SIZE, transport)
 """
-from .blk import VirtioBlock
-from .console import VirtioConsole
-from .mmio import MmioTransport
-from .rng import VirtioRng
+_EXPORTS = {"VirtioBlock": "blk", "VirtioConsole": "console", "MmioTransport": "mmio", "VirtioRng": "rng"}
+
+
+def __getattr__(name):
+    """The device classes, each imported on first use (a VM without a disk never loads blk.py)."""
+    if name in _EXPORTS:
+        import importlib
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["MmioTransport", "VirtioBlock", "VirtioConsole", "VirtioRng"]

@@ -10,7 +10,7 @@ Linux's virtio_mmio driver matches) with its register window and interrupt: that
 Debian's kernels, which have no virtio_mmio.device= support built in, find our devices.
 """
 import struct
-from dataclasses import dataclass, field
+from ....records import field, record
 
 from . import aml
 
@@ -49,14 +49,14 @@ DSDT_REVISION = 2                      # 64-bit integers in AML
 SLEEP_TYPE_S5 = 5                      # the SLP_TYP value _S5 names; AcpiPm powers off on it
 
 
-@dataclass
+@record
 class VirtioMmioSlot:
     base: int
     size: int
     gsi: int
 
 
-@dataclass
+@record
 class AcpiConfig:
     """What the tables describe; addresses and ports come from vmm/layout.py via the machine."""
     base: int                          # where the tables are placed (the RSDP first)
