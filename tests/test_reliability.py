@@ -183,6 +183,14 @@ def test_a_fifo_is_refused_without_blocking(tmp_path, option):
     one_line(vmm("run", *args), 66, str(fifo))
 
 
+def test_bench_json_output_is_checked_before_the_benchmark_runs(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    one_line(vmm("bench", "startup", "--json", str(fifo)), 66, str(fifo), "FIFO")
+    one_line(vmm("bench", "startup", "--json", str(tmp_path / "missing" / "r.json")), 66, "does not exist")
+    one_line(vmm("bench", "startup", "--json", str(tmp_path)), 66, "directory")
+
+
 def test_serial_output_to_a_fifo_with_a_reader_works(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)

@@ -196,6 +196,9 @@ def command_bench(args) -> int:
             raise UsageError(f"--{name} must be at least 1")
         return value
     runs, count = at_least_one("runs", args.runs), at_least_one("count", args.count)
+    if args.json and args.which in ("startup", "density", "engines", "boot", "linux"):
+        from .bench.harness import check_json_path
+        check_json_path(args.json)
     if args.nested and args.which != "exits":
         raise UsageError("--nested is for `bench exits`")
     if args.which == "exits":

@@ -193,11 +193,28 @@ def report(result: dict, text: str, json_path=None, failed: bool = False) -> int
     status: 1 if a row failed (an unavailable row is not a failure)."""
     print(text)
     if json_path:
-        import json
-        with open(json_path, "w") as file:
+        write_json(result, json_path)
+    return CHECKS_FAILED if failed else 0
+
+
+def check_json_path(json_path) -> None:
+    """Refuse an unusable --json PATH before a long benchmark runs (a folder, a FIFO with no
+    reader, a missing folder: 66), by opening it as write_json() will."""
+    from ..user_files import open_output
+    os.close(open_output(json_path, "--json file"))
+
+
+def write_json(result: dict, json_path) -> None:
+    """The result as JSON at json_path (user_files' output rules; a failed write is 74)."""
+    import json
+    from ..errors import OutputError
+    from ..user_files import open_output
+    try:
+        with os.fdopen(open_output(json_path, "--json file"), "w") as file:
             json.dump(result, file, indent=2)
             file.write("\n")
-    return CHECKS_FAILED if failed else 0
+    except OSError as error:
+        raise OutputError(f"cannot write the --json file {json_path}: {error.strerror}") from None
 
 
 # --- the machine ----------------------------------------------------------------------------------
