@@ -66,7 +66,8 @@ def run_container(rootfs, argv, memory=None, cpu_shares=None, hostname="containe
         cgroup = child = None
         try:
             if memory is not None or cpu_shares is not None:
-                cgroup = cgroups.Cgroup.create(memory=memory, cpu_shares=cpu_shares)
+                with signals.blocked():     # a signal between mkdir and `cgroup =` would leave it behind
+                    cgroup = cgroups.Cgroup.create(memory=memory, cpu_shares=cpu_shares)
             child = _Child(root, argv, hostname, env, stdio)
             child.start(cgroup)
             return child.wait()
