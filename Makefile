@@ -80,10 +80,13 @@ nested-tools:
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86 busybox-static; }
 
 # Real peers for oracle tests and benchmarks (tests that need them skip without them):
-# QEMU, and the OCI runtimes crun and runc that `vmm bench startup` compares against.
+# QEMU, the OCI runtimes crun and runc that `vmm bench startup` compares against, and podman
+# (with conmon) and busybox-static, with which the OCI runtime's tests drive vmm-oci as podman does.
+PEER_PACKAGES := qemu-system-x86 crun runc podman conmon busybox-static
 peers:
 	@command -v qemu-system-x86_64 >/dev/null && command -v crun >/dev/null && command -v runc >/dev/null \
-	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86 crun runc; }
+	  && command -v podman >/dev/null && command -v conmon >/dev/null && dpkg -s busybox-static >/dev/null 2>&1 \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PEER_PACKAGES); }
 
 clean:
 	$(MAKE) -C guest clean

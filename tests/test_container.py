@@ -291,9 +291,17 @@ def test_rootfs_must_be_an_existing_directory(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(InputError, match="not a directory"):
         run_container(tmp_path / "file", ["probe"])
-    (tmp_path / "bare").mkdir()
-    with pytest.raises(InputError, match="/proc"):
-        run_container(tmp_path / "bare", ["probe"])
+
+
+def test_missing_proc_mount_point_is_created(probe_program, tmp_path):
+    """A root file system without /proc runs: the mount point is made, as runc does."""
+    require_containers()
+    bare = tmp_path / "bare"
+    (bare / "bin").mkdir(parents=True)
+    subprocess.run(["cp", str(probe_program), str(bare / "bin" / "probe")], check=True)
+    status, out = run_captured(bare, ["/bin/probe"], tmp_path)
+    assert status == 0 and "procs=1," in out
+    assert (bare / "proc").is_dir()
 
 
 def test_program_missing_or_not_static(rootfs, tmp_path):

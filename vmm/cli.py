@@ -276,6 +276,9 @@ def dispatch(argv, program_args) -> int:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["oci"]:             # its own command line (runc's), `--` and all
+        from .oci.cli import main as oci_main
+        return oci_main(argv[1:], prog="vmm oci")
     argv, program_args = split_program_args(argv)
     debug = "--debug" in argv
     standard_streams.plug()

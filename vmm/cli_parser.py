@@ -71,6 +71,8 @@ def build_parser() -> Parser:
     container_rootfs.add_argument("programs", nargs="+", metavar="PROGRAM")
     container_rootfs.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
+    commands.add_parser("oci", help="the OCI runtime (as `vmm-oci`): runc's command line, e.g. `vmm oci state ID`",
+                        add_help=False)
     bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
     bench.add_argument("which", choices=("exits", "startup", "density", "interrupts", "engines", "boot", "blk",
                                          "linux"),

@@ -23,7 +23,6 @@ in TCG, a module that fails to load, /dev/kvm, the 9p mounts), with one line say
 """
 import argparse
 import base64
-import fcntl
 import os
 import re
 import shlex
@@ -335,9 +334,9 @@ def _lock_build_folder():
     """One run at a time per checkout (they share build/nested); the lock dies with us."""
     BUILD.mkdir(parents=True, exist_ok=True)
     handle = open(BUILD / "lock", "w")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    try:                        # a POSIX record lock through os (the project never imports fcntl)
+        os.lockf(handle.fileno(), os.F_TLOCK, 0)
+    except (BlockingIOError, PermissionError):
         handle.close()
         raise Unavailable(f"another nested run is using {BUILD}") from None
     return handle

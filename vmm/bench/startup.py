@@ -14,6 +14,8 @@ reports that failure instead of a time):
   container-cli   `vmm container run ROOTFS -- /bin/hello`: the project's container launcher
   container-api   run_container() in this process (it forks this process)
   crun, runc      `crun run` / `runc run` on an OCI bundle made here around the same ROOTFS
+  vmm-oci, podman-*   the project's OCI runtime on that bundle, and `podman run` with runc, with
+                  vmm-oci and with vmm-oci's VM mode (startup_oci.py)
   plain           posix_spawn of the program itself: the floor
 
 After the table: where `vmm run` spends its start-up per engine (the modules it imports and
@@ -55,7 +57,7 @@ from pathlib import Path
 from .. import paths
 from ..errors import UsageError
 from ..scratch import make_folder
-from . import startup_budget
+from . import startup_budget, startup_oci
 from .harness import (CGROUP_V2_HYBRID, FAILED, OK, UNAVAILABLE, Row, RunFailed, Unavailable, bars, describe_machine,
                       engine_unavailable, interleave, is_hybrid_cgroup_host, progress_printer, ratio, report,
                       require_guest, summary, table)
@@ -336,6 +338,7 @@ def all_rows() -> list:
         ContainerApi(),
         Oci("crun"),
         Oci("runc"),
+        *startup_oci.rows(check_output),
         Plain(),
     ]
 

@@ -17,7 +17,6 @@ A process that exceeds the memory limit is killed by the kernel's OOM killer (SI
 """
 import errno
 import itertools
-import math
 import os
 import re
 import signal
@@ -26,6 +25,7 @@ from collections import namedtuple
 
 from ..errors import UsageError, VmmError
 from ..host.process import alive
+from .cgroup_limits import shares_to_weight
 from .errors import ContainerUnavailable
 
 V1_CONTROLLERS = frozenset(("blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "hugetlb", "memory",
@@ -43,12 +43,12 @@ _serial = itertools.count()
 Hierarchy = namedtuple("Hierarchy", "version mountpoint root controllers")
 
 
-def _read(path) -> str:
+def read_file(path) -> str:
     with open(path) as file:
         return file.read()
 
 
-def _write(path, value) -> None:
+def write_file(path, value) -> None:
     with open(path, "w") as file:
         file.write(str(value))
 
@@ -59,8 +59,9 @@ def _unescape(field: str) -> str:
     return field
 
 
-def hierarchies(mountinfo: str) -> list:
-    """The cgroup hierarchies in a /proc/self/mountinfo text, v2 first, each once."""
+def hierarchies(mountinfo: str, named=False) -> list:
+    """The cgroup hierarchies in a /proc/self/mountinfo text, v2 first, each once; with named=True
+    also the v1 hierarchies without a controller (name=systemd), which the OCI runtime joins as runc does."""
     found, seen = [], set()
     for line in mountinfo.splitlines():
         fields = line.split()
@@ -72,8 +73,10 @@ def hierarchies(mountinfo: str) -> list:
             version, controllers = 2, frozenset()
         elif fstype == "cgroup":
             version, controllers = 1, frozenset(options.split(",")) & V1_CONTROLLERS
-            if not controllers:             # a named hierarchy (name=systemd) limits nothing
+            if not controllers and not named:   # a named hierarchy (name=systemd) limits nothing
                 continue
+            if not controllers:
+                controllers = frozenset(o for o in options.split(",") if o.startswith("name="))
         else:
             continue
         if (version, controllers) not in seen:
@@ -105,7 +108,7 @@ def own_dir(hierarchy: Hierarchy, own: dict) -> str:
 def _v2_parent(hierarchy: Hierarchy, own: dict, controller: str) -> str | None:
     for parent in dict.fromkeys((own_dir(hierarchy, own), hierarchy.mountpoint)):
         try:
-            if controller in _read(os.path.join(parent, "cgroup.subtree_control")).split():
+            if controller in read_file(os.path.join(parent, "cgroup.subtree_control")).split():
                 return parent
         except OSError:
             continue
@@ -132,12 +135,6 @@ def plan(controllers, found: list, own: dict) -> dict:
     return placements
 
 
-def shares_to_weight(shares: int) -> int:
-    """cgroup v1 cpu.shares -> cgroup v2 cpu.weight, as crun converts them."""
-    exponent = math.log2(shares)
-    return min(10000, max(1, math.ceil(10 ** ((exponent * exponent + 125 * exponent) / 612.0 - 7.0 / 34.0))))
-
-
 def check_limits(memory, cpu_shares) -> None:
     if memory is not None and (not isinstance(memory, int) or memory <= 0):
         raise UsageError(f"memory limit must be a positive number of bytes, not {memory!r}")
@@ -161,7 +158,7 @@ def probe(memory=True, cpu=True) -> str | None:
     """None if the wanted controllers can be used here, else the reason."""
     wanted = [name for name, want in (("memory", memory), ("cpu", cpu)) if want]
     try:
-        plan(wanted, hierarchies(_read("/proc/self/mountinfo")), own_cgroups(_read("/proc/self/cgroup")))
+        plan(wanted, hierarchies(read_file("/proc/self/mountinfo")), own_cgroups(read_file("/proc/self/cgroup")))
     except ContainerUnavailable as error:
         return str(error)
     return None
@@ -174,7 +171,7 @@ def sweep_leftovers() -> list:
     """Remove the cgroups pyvmm-<pid>-<n> whose launcher <pid> is gone (it was SIGKILLed before
     it could remove them), where this process would make its own; returns their paths."""
     try:
-        found, own = hierarchies(_read("/proc/self/mountinfo")), own_cgroups(_read("/proc/self/cgroup"))
+        found, own = hierarchies(read_file("/proc/self/mountinfo")), own_cgroups(read_file("/proc/self/cgroup"))
     except OSError:
         return []
     parents = {own_dir(h, own) for h in found} | {h.mountpoint for h in found if h.version == 2}
@@ -188,7 +185,7 @@ def sweep_leftovers() -> list:
             match = _LEFTOVER.fullmatch(name)
             if match and not alive(int(match.group(1))):
                 path = os.path.join(parent, name)
-                if _remove_dir(path) is None:
+                if remove_dir(path) is None:
                     removed.append(path)
     return removed
 
@@ -214,7 +211,7 @@ class Cgroup:
         check_limits(memory, cpu_shares)
         sweep_leftovers()
         wanted = [name for name, value in (("memory", memory), ("cpu", cpu_shares)) if value is not None]
-        layout = plan(wanted, hierarchies(_read("/proc/self/mountinfo")), own_cgroups(_read("/proc/self/cgroup")))
+        layout = plan(wanted, hierarchies(read_file("/proc/self/mountinfo")), own_cgroups(read_file("/proc/self/cgroup")))
         while True:
             name = f"{NAME_PREFIX}{os.getpid()}-{next(_serial)}"
             cgroup = cls(name, [])
@@ -226,7 +223,7 @@ class Cgroup:
                     for controller in controllers:
                         for file, value in _limit_files(version, controller, directory, memory, cpu_shares):
                             try:
-                                _write(os.path.join(directory, file), value)
+                                write_file(os.path.join(directory, file), value)
                             except OSError as error:
                                 raise VmmError(f"cannot set {file} = {value} in {directory}: {error.strerror}") from None
                 return cgroup
@@ -243,7 +240,7 @@ class Cgroup:
         """Move process `pid` (all its threads) into this cgroup in every hierarchy."""
         for directory in self.directories:
             try:
-                _write(os.path.join(directory, "cgroup.procs"), pid)
+                write_file(os.path.join(directory, "cgroup.procs"), pid)
             except OSError as error:
                 raise VmmError(f"cannot move process {pid} into cgroup {directory}: {error.strerror}") from None
 
@@ -251,7 +248,7 @@ class Cgroup:
         """Remove every directory of this cgroup; processes still in it are killed first."""
         failures = []
         for directory in reversed(self.directories):
-            error = _remove_dir(directory)
+            error = remove_dir(directory)
             if error:
                 failures.append(f"{directory}: {error}")
         self.placements = []
@@ -259,8 +256,9 @@ class Cgroup:
             raise VmmError("cannot remove cgroup " + "; ".join(failures))
 
 
-def _remove_dir(directory: str) -> str | None:
-    """rmdir, retrying while the cgroup is still busy; None when gone, else the reason."""
+def remove_dir(directory: str) -> str | None:
+    """rmdir, retrying while the cgroup is still busy (killing what is left in it); None when gone,
+    or when it still has child cgroups (a parent another container uses), else the reason."""
     deadline = time.monotonic() + REMOVE_TIMEOUT
     pause = 0.0005
     while True:
@@ -270,10 +268,12 @@ def _remove_dir(directory: str) -> str | None:
         except FileNotFoundError:
             return None
         except OSError as error:
+            if error.errno == errno.EBUSY and any(entry.is_dir() for entry in os.scandir(directory)):
+                return None
             if error.errno != errno.EBUSY or time.monotonic() > deadline:
                 return error.strerror
         try:
-            for pid in _read(os.path.join(directory, "cgroup.procs")).split():
+            for pid in read_file(os.path.join(directory, "cgroup.procs")).split():
                 os.kill(int(pid), signal.SIGKILL)
         except (OSError, ValueError):
             pass

@@ -23,6 +23,12 @@ KINDS = {
     "network": (libc.CLONE_NEWNET, "CONFIG_NET_NS"),
 }
 CHILD_KINDS = ("mount", "uts", "ipc", "network")    # entered by the child after the fork
+# OCI namespace type -> (clone flag, its name under /proc/PID/ns/)
+OCI_TYPES = {
+    "pid": (libc.CLONE_NEWPID, "pid"), "network": (libc.CLONE_NEWNET, "net"), "mount": (libc.CLONE_NEWNS, "mnt"),
+    "ipc": (libc.CLONE_NEWIPC, "ipc"), "uts": (libc.CLONE_NEWUTS, "uts"), "user": (libc.CLONE_NEWUSER, "user"),
+    "cgroup": (libc.CLONE_NEWCGROUP, "cgroup"), "time": (libc.CLONE_NEWTIME, "time"),
+}
 
 # Another thread must not fork between our unshare(CLONE_NEWPID) and the setns that undoes it.
 _fork_lock = threading.Lock()
@@ -90,3 +96,41 @@ def probe() -> str | None:
         reason = reader.read().decode()
     os.waitpid(pid, 0)
     return reason or None
+
+
+def open_path(kind: str, path: str) -> int:
+    """An fd on namespace file `path`, checked to be a namespace (joined later with join())."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as error:
+        raise ContainerUnavailable(f"cannot open the {kind} namespace {path}: {error.strerror}") from None
+    return fd
+
+
+def join(kind: str, fd: int, path: str) -> None:
+    """setns into an existing namespace of type `kind` (EINVAL: `path` is another kind)."""
+    try:
+        libc.setns(fd, OCI_TYPES[kind][0])
+    except OSError as error:
+        if error.errno == errno.EINVAL:
+            raise ContainerUnavailable(f"{path} is not a {kind} namespace") from None
+        raise ContainerUnavailable(f"cannot join the {kind} namespace {path}: {error.strerror}") from None
+
+
+def join_path(kind: str, path: str) -> None:
+    """Open namespace file `path` and setns into it (for a path reachable now)."""
+    fd = open_path(kind, path)
+    try:
+        join(kind, fd, path)
+    finally:
+        os.close(fd)
+
+
+def unshare_type(kind: str) -> None:
+    """unshare(2) one OCI namespace type, with the launcher's one-line errors."""
+    try:
+        libc.unshare(OCI_TYPES[kind][0])
+    except OSError as error:
+        if kind in KINDS:
+            raise unavailable(kind, error) from None
+        raise ContainerUnavailable(f"cannot create a {kind} namespace: {error.strerror}") from None

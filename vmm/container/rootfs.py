@@ -7,8 +7,8 @@ Entering (in the child, inside its new mount and PID namespaces):
    stacked on the new one and detached at once. This is the pivot_root(2) man page's form (runc
    uses it too): no put_old directory is created in ROOTFS, so a read-only ROOTFS works and a
    launcher killed half-way leaves no directory behind;
-4. mount a fresh proc on /proc: being PID 1 of the new PID namespace, it shows only the
-   container's processes.
+4. mount a fresh proc on /proc (the directory is made if ROOTFS lacks it, as runc makes missing
+   mount points): being PID 1 of the new PID namespace, it shows only the container's processes.
 pivot_root fails with EINVAL when the current root cannot be pivoted away: the initramfs
 "rootfs" (a launcher running from an initramfs, as in a minimal VM) or a root that is not a mount
 point. Then chroot(2) is used instead, which is weaker: the host's tree stays mounted in the
@@ -27,6 +27,7 @@ from ..errors import ImageError, InputError, UsageError
 from ..host import container_calls as libc
 from ..host.beneath import open_beneath
 from ..user_files import InputFile
+from . import paths_in_root
 
 BIN_DIR = "bin"
 SKELETON = ("bin", "dev", "etc", "proc", "tmp")
@@ -53,17 +54,14 @@ def refuse_host_tree(path: str, given) -> None:
 
 
 def check_rootfs(rootfs) -> str:
-    """The absolute, symlink-free path of ROOTFS, or InputError (UsageError for the host's own
-    folders) saying what is wrong with it."""
+    """The absolute, symlink-free path of ROOTFS, or InputError if it is not a directory
+    (UsageError for the host's own folders)."""
     path = os.path.realpath(os.fspath(rootfs))
     refuse_host_tree(path, rootfs)
     if not os.path.exists(path):
         raise InputError(f"root file system {rootfs}: no such directory")
     if not os.path.isdir(path):
         raise InputError(f"root file system {rootfs}: not a directory")
-    if not os.path.isdir(os.path.join(path, "proc")):
-        raise InputError(f"root file system {rootfs} has no /proc directory to mount proc on "
-                         "(`vmm container rootfs` creates one)")
     return path
 
 
@@ -71,6 +69,7 @@ def enter_rootfs(rootfs: str) -> None:
     """Make ROOTFS this process's root, with a fresh /proc (steps in the module docstring)."""
     libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
     libc.mount(rootfs, rootfs, None, libc.MS_BIND | libc.MS_REC)
+    paths_in_root.mkdir_all(rootfs, "/proc")       # a missing mount point is made, as runc does
     os.chdir(rootfs)
     try:
         libc.pivot_root(".", ".")

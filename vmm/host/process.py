@@ -1,11 +1,21 @@
 """This process and others: the C heap's free memory, which pages of a mapping are resident,
-a child's death signal, and whether a process lives."""
+a child's death signal, whether a process lives, and the other prctl(2) settings the OCI
+runtime makes (capabilities' bounding and ambient sets, no_new_privs, keep-caps across setuid,
+child subreaper). Numbers from <linux/prctl.h>."""
 import ctypes
 import os
 
 from .libc import check, libc, prototype
 
 PR_SET_PDEATHSIG = 1            # <linux/prctl.h>
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 # prctl(2) is variadic; on x86-64 integer arguments pass the same way as for a fixed
 # prototype, so a fixed one is safe.
@@ -47,3 +57,7 @@ def alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    return check(_prctl(option, arg2, arg3, arg4, arg5), f"prctl({option})")
