@@ -7,7 +7,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: all build venv bytecode launcher toolchain guest firmware run test test-tools bench peers clean \
-	test-nested nested-image nested-tools
+	test-nested nested-image nested-tools dist
 
 all: build
 build: venv bytecode launcher guest firmware
@@ -58,6 +58,13 @@ test-tools:
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gdb valgrind libc6-dev \
 	       acpica-tools e2fsprogs; }
 
+# A wheel and an sdist in dist/ (DIST=... elsewhere), with the standard `build` frontend: it
+# makes the sdist, then the wheel from it, whose setup.py builds the guest kernel, programs and
+# firmware from the sdist's sources into the package (vmm/_artefacts). x86-64 Linux only.
+DIST ?= dist
+dist: venv toolchain
+	$(VPY) -m build --outdir $(DIST) .
+
 bench: build
 	$(VENV)/bin/vmm bench exits
 
@@ -91,4 +98,4 @@ peers:
 clean:
 	$(MAKE) -C guest clean
 	$(MAKE) -C firmware clean
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info dist

@@ -27,6 +27,9 @@ from vmm.machine import ENGINES as _ENGINE_MODULES
 from vmm.machine import probe
 
 ENGINES = list(_ENGINE_MODULES)          # "kvm", "unicorn"
+# A project of its own, with a program that fails on purpose: test_pytest_plugin.py and
+# test_wheel.py run it in a copy and check its report.
+collect_ignore = ["sample_project"]
 KVM_MARKERS = ("kvm_feature", "kvm_lacks")
 EXPECT_ENV = "VMM_EXPECT_ENGINES"
 
@@ -55,7 +58,7 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if "requires_kvm" in item.fixturenames or any(item.get_closest_marker(m) for m in KVM_MARKERS):
+        if "requires_kvm" in getattr(item, "fixturenames", ()) or any(item.get_closest_marker(m) for m in KVM_MARKERS):
             item.add_marker(pytest.mark.kvm)
 
 
@@ -152,3 +155,22 @@ def requires_kvm():
     reason = _probe("kvm")
     if reason is not None:
         pytest.skip(f"KVM unavailable: {reason}")
+
+
+HOST_STATE_LOCK = "/run/pyvmm-tests-host-state.lock"
+
+
+@pytest.fixture(scope="module")
+def host_state_to_ourselves():
+    """Hold, for a whole test module, the host-wide state its leftover checks read: the mount
+    table, podman's containers, /run/vmm-oci, the cgroup tree. Two suites running at once (two
+    checkouts on one machine) would otherwise see each other's containers as leftovers. A
+    POSIX lock through os.lockf, released when the module ends or the process dies."""
+    try:
+        handle = open(HOST_STATE_LOCK, "a")
+    except OSError:                 # a read-only /run (the nested run's 9p root): nobody to share with
+        yield
+        return
+    with handle:
+        os.lockf(handle.fileno(), os.F_LOCK, 0)        # waits for the other suite's module
+        yield

@@ -20,6 +20,9 @@ from vmm import paths
 from vmm.container import ContainerUnavailable, build_rootfs, cgroups, probe, run_container
 from vmm.errors import ImageError, InputError, UsageError
 
+# Their leftover checks read host-wide state: one suite at a time (conftest.py).
+pytestmark = pytest.mark.usefixtures("host_state_to_ourselves")
+
 REPO = Path(__file__).resolve().parent.parent
 
 PROBE_C = r"""

@@ -161,23 +161,57 @@ def test_rare_exits_are_described():
         assert g.engine.exit_counts()["irq-window-open"] == 1
 
 
-def test_the_probes_vm_becomes_the_next_engines(monkeypatch):
-    """KvmEngine.probe() proves KVM works with a VM of its own; the next engine takes that VM
-    instead of making (and the probe destroying) a second one."""
+def fresh_probe_vm(monkeypatch):
+    """(pid, Kvm, Vm): the VM a fresh KvmEngine.probe() keeps for the next engine."""
     from vmm.engines import kvm_setup
     from vmm.engines.kvm import KvmEngine
     monkeypatch.setattr(kvm_setup, "_probe_vm", None)
     monkeypatch.setattr(KvmEngine, "_probe_result", ...)
     assert KvmEngine.probe() is None
-    spare = kvm_setup._probe_vm
-    if spare is None:
+    if kvm_setup._probe_vm is None:
         pytest.skip("this kernel answers KVM_GET_TSC_KHZ only on a vCPU (Linux before 6.0): no VM is kept")
+    return kvm_setup._probe_vm
+
+
+def test_a_forked_child_makes_its_own_vm_instead_of_the_parents_probe_vm(monkeypatch):
+    """`vmm test -j 2` forks workers after the parent probed KVM: a VM answers only the process
+    that made it (EIO elsewhere), so the child must not take the inherited probe VM."""
+    import os
+    from vmm import layout
+    from vmm.engines import kvm_setup
+    spare = fresh_probe_vm(monkeypatch)
+    child = os.fork()
+    if child == 0:
+        status = 1
+        try:
+            kvm, vm = kvm_setup.open_vm()
+            vm.set_tss_addr(layout.KVM_TSS_ADDR)          # EIO on the parent's VM
+            status = 0 if vm is not spare[2] else 2
+        finally:
+            os._exit(status)
+    _, wait_status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(wait_status) == 0
+    assert kvm_setup._probe_vm is spare                 # the parent's probe VM is still there
+    kvm, vm = kvm_setup.open_vm()
+    try:
+        vm.set_tss_addr(layout.KVM_TSS_ADDR)             # and still works in the parent
+    finally:
+        vm.close()
+        kvm.close()
+
+
+def test_the_probes_vm_becomes_the_next_engines(monkeypatch):
+    """KvmEngine.probe() proves KVM works with a VM of its own; the next engine takes that VM
+    instead of making (and the probe destroying) a second one."""
+    from vmm.engines import kvm_setup
+    from vmm.engines.kvm import KvmEngine
+    spare = fresh_probe_vm(monkeypatch)
     with GuestMemory(RAM_SIZE) as memory:
         engine = KvmEngine(memory, PortBus(), MmioBus(), RunControl(), build_table(KvmEngine.tsc_khz()))
         try:
-            assert (engine._kvm, engine._vm) == spare and kvm_setup._probe_vm is None
+            assert (engine._kvm, engine._vm) == spare[1:] and kvm_setup._probe_vm is None
         finally:
             engine.close()
     with GuestMemory(RAM_SIZE) as memory, \
             KvmEngine(memory, PortBus(), MmioBus(), RunControl(), build_table(KvmEngine.tsc_khz())) as engine:
-        assert engine._vm is not spare[1]               # the next one makes its own
+        assert engine._vm is not spare[2]               # the next one makes its own

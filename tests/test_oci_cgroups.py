@@ -14,6 +14,9 @@ import pytest
 from vmm.container import cgroupfs, devices
 from vmm.container.errors import ContainerUnavailable
 
+# Their leftover checks read host-wide state: one suite at a time (conftest.py).
+pytestmark = pytest.mark.usefixtures("host_state_to_ourselves")
+
 V2_HYBRID = "/sys/fs/cgroup/unified"
 PATH = f"/pyvmm-oci-cgroups-{os.getpid()}/c1"
 

@@ -22,6 +22,9 @@ import pytest
 
 from oci_support import PODMAN_MOUNTS, VMM_OCI, Leftovers, cgroup_dirs, libpod_cgroups, make_rootfs, require_containers
 
+# Their leftover checks read host-wide state: one suite at a time (conftest.py).
+pytestmark = pytest.mark.usefixtures("host_state_to_ourselves")
+
 ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 IMAGE = f"localhost/pyvmm-oci-test:{os.getpid()}"
 NAME_PREFIX = f"pyvmm-oci-test-{os.getpid()}-"     # this process's: other suites may run at once

@@ -19,6 +19,9 @@ import pytest
 
 from oci_support import (Leftovers, Runtime, base_spec, busybox, make_bundle, make_rootfs, require_containers)
 
+# Their leftover checks read host-wide state: one suite at a time (conftest.py).
+pytestmark = pytest.mark.usefixtures("host_state_to_ourselves")
+
 MARKER = f"pyvmm-oci-test-{os.getpid()}"
 DEADLINE = 30.0
 

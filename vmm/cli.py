@@ -99,7 +99,7 @@ def command_run(args, program_args) -> int:
         if result.cpu_report:
             print(result.cpu_report, file=sys.stderr)
     if args.stats:
-        print_stats(result.stats, phases(result.stats, imported, ran, closed))
+        print_stats(result.stats, config, phases(result.stats, imported, ran, closed))
     return result.exit_status
 
 
@@ -128,9 +128,12 @@ def describe(result) -> str:
     return f"{result.reason}: {result.detail}"
 
 
-def print_stats(stats, times=()) -> None:
+def print_stats(stats, config, times=()) -> None:
+    from .about import run_ids
     out = sys.stderr
+    print(f"vmm (pyvmm) {paths.package_version()}; artefacts from the {paths.SOURCE}", file=out)
     print(f"engine: {stats['engine']} ({stats['engine_choice']})", file=out)
+    print(f"build ids: {run_ids(config)}", file=out)
     print(f"kernel: {stats['kernel_format']}; command line: {stats['cmdline']}", file=out)
     exits = stats["exits"]
     print(f"exits: {sum(exits.values())} total", file=out)

@@ -16,6 +16,18 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+class VersionAction(argparse.Action):
+    """--version: computed only when asked (it probes the engines and hashes the artefacts)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .about import version_text
+        print(version_text(default_accel()))
+        parser.exit(0)
+
+
 def exit_status_epilog() -> str:
     rows = "\n".join(f"  {status:>5}  {meaning}" for status, meaning in EXIT_STATUSES)
     return ("exit status: the guest's debug-exit status (0-255), 0 when it halts with interrupts off,\n"
@@ -26,6 +38,9 @@ def build_parser() -> Parser:
     parser = Parser(prog="vmm", description="A small VMM on Linux KVM, with a unicorn software engine.",
                     epilog=exit_status_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for VMM errors")
+    parser.add_argument("--version", action=VersionAction,
+                        help="print the version, the engine `vmm run` would take, and the guest artefacts' "
+                             "location and build ids")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     run = commands.add_parser("run", help="boot a kernel with a guest program", description=RUN_DESCRIPTION,

@@ -18,7 +18,7 @@ from . import paths
 from .config import DiskSpec, MachineConfig, parse_size
 from .errors import ImageError, InputError, UsageError
 from .loader.elf import symbol_address
-from .machine import Machine, choose_engine, probe
+from .machine import ENGINES, Machine, choose_engine, engine_class, probe
 from .outcome import INTERRUPTED
 from .scratch import scratch_folder
 from .signals import Terminated
@@ -131,18 +131,20 @@ def load_expectation(name: str) -> Expectation:
         expect = parse_expectation(name, path.read_text())
     except FileNotFoundError:
         raise InputError(f"no expectation file {path} for program {name}") from None
-    expect.output = resolve_symbols(name, expect.output)
+    expect.output = resolve_symbols(paths.program_path(name), expect.output)
     return expect
 
 
-def resolve_symbols(name: str, output: bytes) -> bytes:
-    """{symbol:NAME} in the expected output becomes the address of NAME in the built program
+def resolve_symbols(program, output: bytes) -> bytes:
+    """{symbol:NAME} in the expected output becomes the address of NAME in the built `program`
     (hex, as the kernel prints it): what depends on the compiler is looked up, not pinned."""
     def address(match):
         symbol = match.group(1).decode()
-        value = symbol_address(paths.program_path(name).read_bytes(), symbol)
+        with open(program, "rb") as file:
+            value = symbol_address(file.read(), symbol)
         if value is None:
-            raise ImageError(f"{name}.expect names {{symbol:{symbol}}}, which the built program does not define")
+            raise ImageError(f"{os.path.basename(program)}.expect names {{symbol:{symbol}}}, which the built program "
+                             "does not define")
         return hex(value).encode()
     return SYMBOL.sub(address, output)
 
@@ -162,6 +164,8 @@ class ProgramRun:
     reason: str
     seconds: float
     skipped: str = ""           # why the program could not be judged on this engine
+    detail: str = ""            # how the run ended, in words (RunResult.detail)
+    cpu_report: str = ""        # the registers and code, if the guest crashed or timed out
 
 
 @contextmanager
@@ -194,16 +198,41 @@ def _changed_read_only_disks(specs) -> list:
 
 def run_program(name: str, accel: str, kernel: str | None = None, timeout: float = DEFAULT_TIMEOUT,
                 mem_size: int | None = None, firmware: str | None = None, inspect_disks=None) -> ProgramRun:
-    """Boot `name` on `accel` (through `firmware` if given) and check it against its .expect file.
-    `inspect_disks(paths)`, if given, sees the scratch disks' files after the run."""
-    expect = load_expectation(name)
-    engine = choose_engine(accel)[0]    # "auto" too: its engine's features decide, as in the suite
-    missing = engine.missing_features()
-    for feature in expect.requires:
-        if feature in missing:
-            return ProgramRun(name, engine.name, True, [], b"", None, "skipped", 0.0, skipped=missing[feature])
+    """Boot the built program `name` on `accel` (through `firmware` if given) and check it
+    against its .expect file. `inspect_disks(paths)`, if given, sees the scratch disks' files
+    after the run."""
+    return run_expectation(load_expectation(name), str(paths.program_path(name)), accel, kernel=kernel,
+                           timeout=timeout, mem_size=mem_size, firmware=firmware, inspect_disks=inspect_disks)
+
+
+def judging_engine(accel: str):
+    """The engine class that runs `accel`: for "auto", the one it chooses here (so that `vmm
+    test` skips exactly what the suite skips), else None for an unknown name."""
+    if accel == "auto":
+        return choose_engine(accel)[0]
+    return engine_class(accel) if accel in ENGINES else None
+
+
+def missing_requirement(expect: Expectation, accel: str) -> str | None:
+    """Why engine `accel` cannot judge this program (a feature it `requires:` is missing), or None."""
+    if not expect.requires:
+        return None
+    engine = judging_engine(accel)
+    missing = engine.missing_features() if engine is not None else {}
+    return next((missing[feature] for feature in expect.requires if feature in missing), None)
+
+
+def run_expectation(expect: Expectation, program: str, accel: str, kernel: str | None = None,
+                    timeout: float = DEFAULT_TIMEOUT, mem_size: int | None = None, firmware: str | None = None,
+                    inspect_disks=None) -> ProgramRun:
+    """Boot `program` with the tiny kernel (or `kernel`) and check the run against `expect`."""
+    skipped = missing_requirement(expect, accel)
+    if skipped:
+        engine = judging_engine(accel)
+        return ProgramRun(expect.name, engine.name if engine is not None else accel, True, [], b"", None,
+                          "skipped", 0.0, skipped=skipped)
     with scratch_disks(expect.disks) as disks:
-        config = MachineConfig(kernel=kernel or str(paths.DEFAULT_KERNEL), initrd=str(paths.program_path(name)),
+        config = MachineConfig(kernel=kernel or str(paths.DEFAULT_KERNEL), initrd=program,
                                program_args=expect.args, accel=accel, stdin=expect.stdin or None, timeout=timeout,
                                firmware=firmware, disks=disks)
         if mem_size:
@@ -222,8 +251,9 @@ def run_program(name: str, accel: str, kernel: str | None = None, timeout: float
         problems.append(f"exit status {result.exit_status} ({result.reason}: {result.detail}), expected {expect.status}")
     if serial != expect.output:
         problems.append(f"output {serial[-300:]!r}, expected {expect.output[-300:]!r}")
-    return ProgramRun(name, result.engine, not problems, problems, serial, result.exit_status,
-                      result.reason, result.stats["total_seconds"])
+    return ProgramRun(expect.name, result.engine, not problems, problems, serial, result.exit_status,
+                      result.reason, result.stats["total_seconds"], detail=result.detail,
+                      cpu_report=result.cpu_report)
 
 
 def available_engines() -> list:

@@ -20,6 +20,8 @@ BREAKPOINTS = "breakpoints"                 # one of the two: without, the debug
 USER_DEBUG = "user-debug"                   # single-steps and debug registers see ring-3 code
 STEP_MODE_SWITCH = "step-mode-switch"       # single-stepping goes on across the switch to long mode
 REGISTERS_AFTER_SHUTDOWN = "registers-after-shutdown"   # a triple fault leaves the registers as they were
+FEATURES = (USER_CPUID, LINUX_RING0, SYSCALL_RING0, SW_BREAKPOINTS, HW_BREAKPOINTS, BREAKPOINTS, USER_DEBUG,
+            STEP_MODE_SWITCH, REGISTERS_AFTER_SHUTDOWN)     # every name above: `requires:` may use them
 
 PVM_MODULE = "/sys/module/kvm_pvm"          # KVM is PVM: nested, no VT-x/AMD-V
 AMD_MODULE = "/sys/module/kvm_amd"          # KVM is on AMD SVM

@@ -1,6 +1,7 @@
 """Building a KVM vCPU the way the engine needs it: guest memory slots, our CPUID table,
 the boot MSRs and a reset FPU (engines/kvm.py calls these once, at construction)."""
 import errno
+import os
 import threading
 
 from ..arch.x86 import msrs
@@ -51,7 +52,7 @@ def set_boot_fpu(vcpu) -> None:
     vcpu.set_fpu(fpu)
 
 
-_probe_vm = None                # (Kvm, Vm) made by measure_tsc_khz, for the next open_vm()
+_probe_vm = None                # (pid, Kvm, Vm) made by measure_tsc_khz, for the next open_vm()
 _probe_vm_lock = threading.Lock()
 
 
@@ -73,9 +74,9 @@ def measure_tsc_khz() -> int:
         with kvm, vm:
             return vm.create_vcpu(0).get_tsc_khz()
     with _probe_vm_lock:
-        spare, _probe_vm = _probe_vm, (kvm, vm)
+        spare, _probe_vm = _probe_vm, (os.getpid(), kvm, vm)
     if spare is not None:
-        for handle in reversed(spare):
+        for handle in reversed(spare[1:]):
             handle.close()
     return khz
 
@@ -86,7 +87,13 @@ def open_vm() -> tuple:
     with _probe_vm_lock:
         spare, _probe_vm = _probe_vm, None
     if spare is not None:
-        return spare
+        pid, *handles = spare
+        if pid == os.getpid():
+            return tuple(handles)
+        # A forked child (vmm test -j, a process pool) inherits the parent's probe VM, but a
+        # KVM VM answers only the process that made it: its ioctls fail with EIO elsewhere.
+        for handle in reversed(handles):
+            handle.close()
     kvm = Kvm()
     try:
         return kvm, kvm.create_vm()

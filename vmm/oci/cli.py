@@ -212,13 +212,9 @@ def _print_ps(pids: list, fmt: str) -> None:
 def version_text(prog: str) -> str:
     """As runc prints it: the runtime's version, then the runtime-spec version it implements."""
     import platform
-    from importlib import metadata
+    from ..paths import package_version
     from .state import OCI_VERSION
-    try:
-        version = metadata.version("pyvmm")
-    except metadata.PackageNotFoundError:
-        version = "unknown (not installed)"
-    return f"{prog} version {version}\nspec: {OCI_VERSION}\npython: {platform.python_version()}"
+    return f"{prog} version {package_version()}\nspec: {OCI_VERSION}\npython: {platform.python_version()}"
 
 
 def _terminated(signum, frame):
