@@ -23,7 +23,6 @@ import time
 from .. import layout
 from ..arch.x86 import pvh
 from ..engines import kvm_state
-from ..engines.kvm import KvmEngine
 from ..errors import CHECKS_FAILED, AcceleratorUnavailable
 from ..kvm import Kvm, constants as kc
 from ..kvm.ioctl import raw_ioctl
@@ -154,7 +153,8 @@ def format_table(result: dict) -> str:
 
 def main(runs: int = 5, count: int = 20000) -> int:
     """Print the table (what `vmm bench exits` runs); AcceleratorUnavailable (69) without KVM."""
-    reason = KvmEngine.probe()
+    from ..machine import probe
+    reason = probe("kvm")               # as Machine decides (VMM_NO_KVM too): the VMM row runs through it
     if reason is not None:
         raise AcceleratorUnavailable(f"bench exits needs KVM: {reason}")
     result = run(runs, count)
