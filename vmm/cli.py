@@ -9,13 +9,14 @@ imports only what a plain run uses: a plain `vmm run` command line is read by
 cli_options.parse_run; argparse (cli_parser.py) is loaded for --help, errors and the other
 commands; each command imports its own modules. tests/test_import_budget.py holds the list.
 """
+import os
 import sys
 import time
 
-from . import paths
-from .config import MachineConfig, parse_size
-from .errors import UsageError, VmmError
-from .outcome import CRASHES, DEBUG_EXIT, HALT, TIMEOUT
+from . import paths, signals, standard_streams
+from .config import MachineConfig, check_timeout, parse_size
+from .errors import CHECKS_FAILED, UsageError, VmmError
+from .outcome import CRASHES, DEBUG_EXIT, HALT, OUTPUT_ERROR, TIMEOUT
 
 # Exits remembered for crash reports by `vmm run` (about 2% of a KVM exit each); the API
 # and the benchmarks keep none unless asked.
@@ -55,7 +56,17 @@ def split_program_args(argv):
     return argv, []
 
 
+def refuse_empty(**options) -> None:
+    """An option given as '' names nothing: a usage error, never silently the default."""
+    for name, value in options.items():
+        if value is not None and not value:
+            raise UsageError(f"--{name.replace('_', '-')} is empty")
+
+
 def command_run(args, program_args) -> int:
+    if args.kernel == "":
+        raise UsageError("KERNEL is empty: give a kernel file, or leave it out for the tiny kernel")
+    refuse_empty(initrd=args.initrd, bios=args.bios, serial=args.serial)
     if args.accel == "unicorn":
         from .engines.unicorn_library import preload
         preload()
@@ -65,12 +76,13 @@ def command_run(args, program_args) -> int:
     if initrd is None and args.kernel is None:
         initrd = paths.DEFAULT_PROGRAM          # the tiny kernel's default program
     config = MachineConfig(
-        kernel=args.kernel or paths.location("DEFAULT_KERNEL"),
-        initrd=paths.program_file(initrd) if initrd else None,
+        kernel=args.kernel if args.kernel is not None else paths.location("DEFAULT_KERNEL"),
+        initrd=paths.program_file(initrd) if initrd is not None else None,
         cmdline=args.cmdline, program_args=program_args,
         mem_size=parse_size(args.mem) if args.mem is not None else None,
         accel=args.accel, serial=args.serial, timeout=args.timeout, idle=args.idle,
-        firmware=args.bios or (paths.location("DEFAULT_FIRMWARE") if args.firmware else None), disks=args.disk)
+        firmware=args.bios if args.bios is not None else (paths.location("DEFAULT_FIRMWARE") if args.firmware else None),
+        disks=args.disk)
     debug = DebugOptions(trace=args.trace, trace_limit=args.trace_limit, trace_exits=args.trace_exits,
                          stats=args.stats, recent_exits=RECENT_EXITS_IN_REPORTS, gdb=args.gdb, gdb_wait=args.gdb_wait)
     if args.gdb and (args.control or args.snapshot_file or args.snapshot_dirty):
@@ -196,6 +208,8 @@ def describe(result) -> str:
         return f"guest crashed ({result.reason}): {result.detail}"
     if result.reason == TIMEOUT:
         return f"guest timed out: {result.detail}"
+    if result.reason == OUTPUT_ERROR:
+        return f"error: {result.detail}"
     return f"{result.reason}: {result.detail}"
 
 
@@ -238,8 +252,12 @@ def command_test(args) -> int:
         accels = [args.accel]
     if args.jobs < 1:
         raise UsageError("-j must be at least 1")
-    _, failed = run_suite(names, accels, jobs=args.jobs, timeout=args.timeout or DEFAULT_TIMEOUT)
-    return 1 if failed else 0
+    if args.timeout is not None:
+        check_timeout(args.timeout)
+    from .scratch import sweep
+    sweep()                                     # scratch disks an earlier, killed run left
+    _, failed, _ = run_suite(names, accels, jobs=args.jobs, timeout=args.timeout or DEFAULT_TIMEOUT)
+    return CHECKS_FAILED if failed else 0
 
 
 def command_container(args, program_args) -> int:
@@ -247,21 +265,28 @@ def command_container(args, program_args) -> int:
         if program_args:
             raise UsageError("`--` arguments are only for `vmm container run`")
         from .container import build_rootfs
-        print(build_rootfs(args.directory, args.programs))
+        sys.stdout.buffer.write(os.fsencode(build_rootfs(args.directory, args.programs)) + b"\n")
         return 0
     argv = list(args.program) + list(program_args)
     if not argv:
         raise UsageError("no program given: vmm container run ROOTFS [options] -- PROGRAM [ARGS...]")
     from .container import run_container
+    from .container.cgroups import sweep_leftovers
+    sweep_leftovers()                           # cgroups an earlier, killed run left
     return run_container(args.rootfs, argv, memory=args.memory, cpu_shares=args.cpu_shares, hostname=args.hostname)
 
 
 def command_bench(args) -> int:
+    from .scratch import sweep
+    sweep()                                     # work folders an earlier, killed run left
     def at_least_one(name, value):
         if value is not None and value < 1:
             raise UsageError(f"--{name} must be at least 1")
         return value
     runs, count = at_least_one("runs", args.runs), at_least_one("count", args.count)
+    if args.json and args.which in ("startup", "density", "engines", "boot", "linux"):
+        from .bench.harness import check_json_path
+        check_json_path(args.json)
     if args.nested and args.which != "exits":
         raise UsageError("--nested is for `bench exits`")
     if args.which == "exits":
@@ -313,6 +338,37 @@ def command_bench(args) -> int:
                         json_path=args.json)
 
 
+def check_standard_streams(args) -> None:
+    """A command whose console or output is a closed descriptor gets a usage error, not a
+    traceback or a write into whatever file took the descriptor's number."""
+    closed = standard_streams.closed
+    needs_input = args.command in ("run", "restore") or (args.command == "container" and args.action == "run")
+    needs_output = not (args.command in ("run", "restore") and args.serial != "stdio")
+    if needs_input and 0 in closed:
+        raise UsageError("standard input is closed: give the console an input (</dev/null for none)")
+    if needs_output and 1 in closed:
+        raise UsageError("standard output is closed: give it a file (>/dev/null to discard it)"
+                         + (" or use --serial none" if args.command in ("run", "restore") else ""))
+
+
+def dispatch(argv, program_args) -> int:
+    args = parse_arguments(argv)
+    if args is None:                            # `vmm` alone: the help, as a usage error
+        return UsageError.exit_status
+    check_standard_streams(args)
+    if args.command == "run":
+        return command_run(args, program_args)
+    if args.command == "restore" and not program_args:
+        return command_restore(args)
+    if args.command == "container":
+        return command_container(args, program_args)
+    if program_args:
+        raise UsageError("`--` arguments are only for `vmm run` and `vmm container run`")
+    if args.command == "test":
+        return command_test(args)
+    return command_bench(args)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["oci"]:             # its own command line (runc's), `--` and all
@@ -320,21 +376,12 @@ def main(argv=None) -> int:
         return oci_main(argv[1:], prog="vmm oci")
     argv, program_args = split_program_args(argv)
     debug = "--debug" in argv
+    standard_streams.plug()
     try:
-        args = parse_arguments(argv)
-        if args is None:                        # `vmm` alone: the help, as a usage error
-            return UsageError.exit_status
-        if args.command == "run":
-            return command_run(args, program_args)
-        if args.command == "restore" and not program_args:
-            return command_restore(args)
-        if args.command == "container":
-            return command_container(args, program_args)
-        if program_args:
-            raise UsageError("`--` arguments are only for `vmm run` and `vmm container run`")
-        if args.command == "test":
-            return command_test(args)
-        return command_bench(args)
+        with signals.handled(), standard_streams.checked_stdout():
+            status = dispatch(argv, program_args)
+            standard_streams.flush()
+            return status
     except VmmError as error:
         if debug:
             raise
@@ -358,7 +405,6 @@ def launch() -> None:
     argv = sys.argv[1:]
     status = main(argv)
     if argv[:1] in (["run"], ["restore"]):
-        import os
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

@@ -83,7 +83,9 @@ RUN_OPTIONS = (
     Option("--disk", append=True, metavar="PATH[,ro]",
            help="a virtio-blk disk backed by a host file (repeatable: vda, vdb, ...); "
                 "make one with `truncate -s 16M disk.img`"),
-    Option("--timeout", kind=float, metavar="SECONDS", help="stop the guest after this long"),
+    Option("--timeout", kind=float, metavar="SECONDS",
+           help="stop the guest after this long (exit status 72); with --gdb it bounds the whole debugging "
+                "session, waiting for gdb included"),
     Option("--idle", choices=IDLE_POLICIES, default="sleep",
            help="unicorn: when the guest waits for its next timer, sleep until then (default), or skip the "
                 "guest's clock there at once (scripts and tests run faster; the guest's clock runs ahead of the "

@@ -30,7 +30,7 @@ class VersionAction(argparse.Action):
 
 
 def exit_status_epilog() -> str:
-    rows = "\n".join(f"  {status:>3}  {meaning}" for status, meaning in EXIT_STATUSES)
+    rows = "\n".join(f"  {status:>5}  {meaning}" for status, meaning in EXIT_STATUSES)
     return ("exit status: the guest's debug-exit status (0-255), 0 when it halts with interrupts off,\n"
             "or one of these for VMM errors:\n" + rows)
 

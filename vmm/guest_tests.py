@@ -9,22 +9,27 @@ end of the file.
 and deleted after it: writable ones zero-filled, read-only ones filled with disk_pattern(),
 which the run must leave unchanged.
 """
-import concurrent.futures
 import os
-import tempfile
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import paths
 from .config import DiskSpec, MachineConfig, parse_size
 from .errors import ImageError, InputError, UsageError
-from .machine import ENGINES, Machine, engine_class, probe
+from .loader.elf import symbol_address
+from .machine import ENGINES, Machine, choose_engine, engine_class, probe
+from .outcome import INTERRUPTED
+from .scratch import scratch_folder
+from .signals import Terminated
+from .workers import run_forked
 
 # The one line the firmware prints before the kernel runs (firmware/main.c); the output after
 # it must be the same as with the direct PVH boot.
 FIRMWARE_BANNER = b"pyvmm firmware\n"
 DEFAULT_TIMEOUT = 120.0      # seconds per program: generous, ring-0 code is emulated on nested KVM
 ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "r": "\r", "0": "\0"}
+SYMBOL = re.compile(rb"\{symbol:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass
@@ -125,9 +130,25 @@ def parse_expectation(name: str, text: str) -> Expectation:
 def load_expectation(name: str) -> Expectation:
     path = paths.PROGRAMS_SOURCE / f"{name}.expect"
     try:
-        return parse_expectation(name, path.read_text())
+        expect = parse_expectation(name, path.read_text())
     except FileNotFoundError:
         raise InputError(f"no expectation file {path} for program {name}") from None
+    expect.output = resolve_symbols(paths.program_path(name), expect.output)
+    return expect
+
+
+def resolve_symbols(program, output: bytes) -> bytes:
+    """{symbol:NAME} in the expected output becomes the address of NAME in the built `program`
+    (hex, as the kernel prints it): what depends on the compiler is looked up, not pinned."""
+    def address(match):
+        symbol = match.group(1).decode()
+        with open(program, "rb") as file:
+            value = symbol_address(file.read(), symbol)
+        if value is None:
+            raise ImageError(f"{os.path.basename(program)}.expect names {{symbol:{symbol}}}, which the built program "
+                             "does not define")
+        return hex(value).encode()
+    return SYMBOL.sub(address, output)
 
 
 def all_programs() -> list:
@@ -151,8 +172,9 @@ class ProgramRun:
 
 @contextmanager
 def scratch_disks(needs):
-    """Disk images for `needs` in a temporary folder, as [DiskSpec]; deleted afterwards."""
-    with tempfile.TemporaryDirectory(prefix="vmm-disks-") as folder:
+    """Disk images for `needs` in a scratch folder (vmm/scratch.py), as [DiskSpec]; deleted
+    afterwards, also after a signal."""
+    with scratch_folder("disks") as folder:
         specs = []
         for index, need in enumerate(needs):
             path = os.path.join(folder, f"vd{chr(ord('a') + index)}.img")
@@ -185,9 +207,20 @@ def run_program(name: str, accel: str, kernel: str | None = None, timeout: float
                            timeout=timeout, mem_size=mem_size, firmware=firmware, inspect_disks=inspect_disks)
 
 
+def judging_engine(accel: str):
+    """The engine class that runs `accel`: for "auto", the one it chooses here (so that `vmm
+    test` skips exactly what the suite skips), else None for an unknown name."""
+    if accel == "auto":
+        return choose_engine(accel)[0]
+    return engine_class(accel) if accel in ENGINES else None
+
+
 def missing_requirement(expect: Expectation, accel: str) -> str | None:
     """Why engine `accel` cannot judge this program (a feature it `requires:` is missing), or None."""
-    missing = engine_class(accel).missing_features() if accel in ENGINES else {}
+    if not expect.requires:
+        return None
+    engine = judging_engine(accel)
+    missing = engine.missing_features() if engine is not None else {}
     return next((missing[feature] for feature in expect.requires if feature in missing), None)
 
 
@@ -197,7 +230,9 @@ def run_expectation(expect: Expectation, program: str, accel: str, kernel: str |
     """Boot `program` with the tiny kernel (or `kernel`) and check the run against `expect`."""
     skipped = missing_requirement(expect, accel)
     if skipped:
-        return ProgramRun(expect.name, accel, True, [], b"", None, "skipped", 0.0, skipped=skipped)
+        engine = judging_engine(accel)
+        return ProgramRun(expect.name, engine.name if engine is not None else accel, True, [], b"", None,
+                          "skipped", 0.0, skipped=skipped)
     with scratch_disks(expect.disks) as disks:
         config = MachineConfig(kernel=kernel or str(paths.DEFAULT_KERNEL), initrd=program,
                                program_args=expect.args, accel=accel, stdin=expect.stdin or None, timeout=timeout,
@@ -229,26 +264,33 @@ def available_engines() -> list:
 
 def _run_safely(name, accel, timeout):
     try:
-        return run_program(name, accel, timeout=timeout)
+        run = run_program(name, accel, timeout=timeout)
+    except Terminated:
+        raise                       # a signal ends the whole suite (after cleanup)
     except Exception as error:      # one broken program must not stop the others
         return ProgramRun(name, accel, False, [f"{type(error).__name__}: {error}"], b"", None, "error", 0.0)
+    if run.reason == INTERRUPTED:
+        raise KeyboardInterrupt     # Ctrl-C stopped the VM: it stops the suite too
+    return run
 
 
 def run_suite(names, accels, jobs=1, timeout=DEFAULT_TIMEOUT, report=print):
     """Run every program on every engine; with several engines, also require identical
-    output and status across them. Returns (passed, failed)."""
-    tasks = [(name, accel) for name in names for accel in accels]
-    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs)) if jobs > 1 else _Inline() as pool:
-        futures = [pool.submit(_run_safely, name, accel, timeout) for name, accel in tasks]
-        runs = [f.result() for f in futures]
+    output and status across them. Reports `N passed, N failed, N skipped` (a program
+    counts once: skipped when no engine could judge it). Returns (passed, failed, skipped)."""
+    tasks = [(name, accel, timeout) for name in names for accel in accels]
+    if jobs > 1:
+        runs = run_forked(_run_safely, tasks, jobs)
+    else:
+        runs = [_run_safely(*task) for task in tasks]
     passed = failed = skipped = 0
     for name in names:
         for run in runs:
             if run.name == name and run.skipped:
-                skipped += 1
-                report(f"SKIP {name} ({run.engine}): {run.skipped}")
+                report(f"SKIP {name} ({run.engine}: {run.skipped})")
         mine = [r for r in runs if r.name == name and not r.skipped]
         if not mine:
+            skipped += 1
             continue
         problems = [f"[{r.engine}] {p}" for r in mine for p in r.problems]
         first = mine[0]
@@ -266,22 +308,8 @@ def run_suite(names, accels, jobs=1, timeout=DEFAULT_TIMEOUT, report=print):
         else:
             passed += 1
             report(f"PASS {name} ({engines})")
-    report(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
-    return passed, failed
-
-
-class _Inline:
-    """A stand-in executor that runs tasks in this process, one after another."""
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def submit(self, fn, *args):
-        future = concurrent.futures.Future()
-        future.set_result(fn(*args))
-        return future
+    report(f"{passed} passed, {failed} failed, {skipped} skipped")
+    return passed, failed, skipped
 
 
 def default_jobs() -> int:

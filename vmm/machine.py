@@ -7,13 +7,14 @@ returns a RunResult. This is the public API:
     print(result.serial.decode(), result.status)
 """
 import os
+import threading
 import time
 from contextlib import ExitStack
 
 from . import layout
 from .arch.x86.cpuid import build_table
 from .board import acpi_tables, add_pc_devices
-from .config import LINUX_CMDLINE, LINUX_MEM_SIZE, MachineConfig
+from .config import LINUX_CMDLINE, LINUX_MEM_SIZE, MachineConfig, format_size
 from .debug.session import DebugOptions, DebugSession
 from .devices.bus import MmioBus, PortBus
 from .devices.debug_exit import DebugExit
@@ -22,14 +23,16 @@ from .devices.uart import Uart16550
 from .devices.virtio.console import VirtioConsole
 from .devices.virtio.mmio import MmioTransport
 from .devices.virtio.rng import VirtioRng
-from .errors import AcceleratorUnavailable, GuestCrashed, GuestTimeout, ImageError, InputError, UsageError
-from .loader.detect import BZIMAGE, MULTIBOOT, PVH, kernel_format
+from .errors import AcceleratorUnavailable, GuestCrashed, GuestTimeout, ImageError, OutputError, UsageError, VmmError
+from .loader.detect import BZIMAGE, MULTIBOOT, PVH, is_bzimage, kernel_format
 from .loader.elf import ElfImage
+from .loader.program import check_program
 from .loader.pvh import load_pvh
 from .memory import GuestMemory
-from .outcome import CRASHES, DEBUG_EXIT, INTERRUPTED, PAUSED, TIMEOUT, Outcome, PauseGate, RunControl
+from .outcome import CRASHES, DEBUG_EXIT, INTERRUPTED, OUTPUT_ERROR, PAUSED, TIMEOUT, Outcome, PauseGate, RunControl
 from .records import field, record
 from .serial_sink import SerialSink
+from .user_files import InputFile, read_input
 
 # Only what a plain run of the tiny kernel uses is imported above: the engine, the Linux and
 # Multiboot loaders, the firmware's devices and virtio-blk are imported where they are used
@@ -37,6 +40,7 @@ from .serial_sink import SerialSink
 # Engines are imported only when chosen: unicorn costs start-up time that KVM runs need not pay.
 ENGINES = {"kvm": ("vmm.engines.kvm", "KvmEngine"), "unicorn": ("vmm.engines.unicorn", "UnicornEngine")}
 SIGINT_STATUS = 130
+CLOSE_WAIT = 10.0               # seconds close() waits for a run in another thread to stop
 
 
 def engine_class(name: str):
@@ -72,25 +76,20 @@ def choose_engine(accel: str):
     return engine_class(accel), accel
 
 
-def read_input_file(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise InputError(f"{what} {path} does not exist") from None
-    except IsADirectoryError:
-        raise InputError(f"{what} {path} is a directory") from None
-    except OSError as error:
-        raise InputError(f"cannot read {what} {path}: {error.strerror}") from None
+def ram_room(mem_size: int) -> str:
+    return f"the guest's {format_size(mem_size)} of RAM (--mem, at most {format_size(layout.MAX_MEM_SIZE)})"
+
+
+def read_for_ram(file: InputFile, mem_size: int) -> bytes:
+    """All of `file` if it can fit in `mem_size` of guest RAM: else a UsageError when a larger
+    --mem would do, an ImageError when not even the maximum would."""
+    return file.read(mem_size, ram_room(mem_size), UsageError if file.size <= layout.MAX_MEM_SIZE else ImageError)
 
 
 def check_firmware_image(path: str, image: bytes) -> None:
     """A -bios image's size is a multiple of 64 KiB (QEMU's rule) and, here, at most 256 KiB."""
     if not image or len(image) % layout.FIRMWARE_SIZE_UNIT:
         raise ImageError(f"firmware {path} is {len(image)} bytes; its size must be a non-zero multiple of 64 KiB")
-    if len(image) > layout.FIRMWARE_MAX_SIZE:
-        raise ImageError(f"firmware {path} is {len(image) // layout.KiB} KiB; the limit is "
-                         f"{layout.FIRMWARE_MAX_SIZE // layout.KiB} KiB")
 
 
 @record
@@ -112,6 +111,8 @@ class RunResult:
             return GuestCrashed.exit_status
         if self.reason == TIMEOUT:
             return GuestTimeout.exit_status
+        if self.reason == OUTPUT_ERROR:
+            return OutputError.exit_status
         if self.reason == INTERRUPTED:
             return self.status if self.status is not None else SIGINT_STATUS
         return 0                    # halt with interrupts off, or a power-off event
@@ -124,28 +125,38 @@ class Machine:
         saved in: its RAM mapped from the snapshot, every device and the vCPU as they were."""
         self.created = time.monotonic()
         self.config = config
+        self._running = threading.Lock()    # held by run() and close(): never both at once
+        self._run_thread = None
+        self._closed = False
+        self._cleanup = ExitStack()
         if snapshot is None:
-            kernel_data = read_input_file(config.kernel, "kernel")
+            with InputFile(config.kernel, "kernel") as kernel_file:
+                # The header says whether this is Linux, whose default RAM is larger; the file is
+                # read only once it is known to fit.
+                if config.mem_size is None and is_bzimage(kernel_file.head(layout.PAGE_SIZE)):
+                    config.mem_size = LINUX_MEM_SIZE
+                config.validate()
+                kernel_data = read_for_ram(kernel_file, config.mem_size)
             self.kernel_format = kernel_format(kernel_data)
-            if config.mem_size is None and self.kernel_format == BZIMAGE:
-                config.mem_size = LINUX_MEM_SIZE
         else:
             self.kernel_format = snapshot.kernel_format
-        config.validate()
+            config.validate()
         self.debug = DebugSession(debug)     # tracing, exit statistics, gdb: no-ops by default
+        self.debug.on_output_error = self._output_failed
         if snapshot is None:
             kernel = self._parse_kernel(kernel_data)
-            module = read_input_file(config.initrd, "initrd" if self.kernel_format == BZIMAGE else "program") \
-                if config.initrd else None
+            module = None
+            if config.initrd is not None:
+                with InputFile(config.initrd, "initrd" if self.kernel_format == BZIMAGE else "program") as module_file:
+                    module = read_for_ram(module_file, config.mem_size)
             if module is not None and self.kernel_format == PVH:
-                ElfImage(module, "program")     # refuse a malformed program here, not in the guest
+                check_program(module)           # refuse a program the tiny kernel cannot run here, not in the guest
             if config.firmware and self.kernel_format != PVH:
                 raise UsageError(f"--firmware boots PVH kernels only; boot this {self.kernel_format} kernel directly")
         choosing = time.monotonic()
         engine_cls, self.accel_note = choose_engine(config.accel)
         self.engine_seconds = time.monotonic() - choosing
 
-        self._cleanup = ExitStack()
         try:
             self.memory = self._cleanup.enter_context(
                 snapshot.memory() if snapshot is not None else GuestMemory(config.mem_size))
@@ -157,7 +168,7 @@ class Machine:
             self.control = RunControl()
             self.ports = PortBus()
             self.mmio = MmioBus()
-            self.serial = SerialSink(config.serial)
+            self.serial = SerialSink(config.serial, on_error=self._output_failed)
             self._cleanup.callback(self.serial.close)
             self.irq_lines = {}
             self.uart = Uart16550(output=self.serial.put, irq=self._irq(layout.COM1_IRQ))
@@ -284,13 +295,18 @@ class Machine:
         from .arch.x86.cpuid import FAMILY_MODEL_STEPPING
         from .arch.x86.reset import reset_state
         from .devices.fw_cfg import FwCfg
-        image = read_input_file(self.config.firmware, "firmware")
+        image = read_input(self.config.firmware, "firmware", layout.FIRMWARE_MAX_SIZE,
+                           f"the {layout.FIRMWARE_MAX_SIZE // layout.KiB} KiB the firmware may have")
         check_firmware_image(self.config.firmware, image)
         self.memory.add_rom(layout.FIRMWARE_TOP - len(image), image)
         self.memory.write(layout.BIOS_SHADOW_START, image[-layout.BIOS_SHADOW_SIZE:])
         self.fw_cfg = FwCfg.for_pvh_boot(self.memory, kernel, module, cmdline, dma=self.config.fw_cfg_dma)
         self.fw_cfg.register(self.ports)
         return reset_state(FAMILY_MODEL_STEPPING)
+
+    def _output_failed(self, detail: str) -> None:
+        """The serial output cannot be written: end the run rather than lose it silently."""
+        self.control.request_stop(Outcome(OUTPUT_ERROR, detail=detail))
 
     def send_input(self, data: bytes) -> None:
         """Bytes for the guest's serial port; callable from any thread while the VM runs."""
@@ -304,6 +320,19 @@ class Machine:
         self.gate.wake()
 
     def run(self) -> RunResult:
+        """Run the VM until it ends (one run at a time)."""
+        if not self._running.acquire(blocking=False):
+            raise VmmError("Machine.run() is already running in another thread")
+        try:
+            if self._closed:
+                raise VmmError("Machine.run() after close()")
+            self._run_thread = threading.current_thread()
+            return self._run()
+        finally:
+            self._run_thread = None
+            self._running.release()
+
+    def _run(self) -> RunResult:
         started = time.monotonic()
         try:
             outcome = self._run_engine()
@@ -315,6 +344,8 @@ class Machine:
         if outcome.reason in CRASHES or outcome.reason == TIMEOUT:
             cpu_report = self._cpu_report()
         self.debug.close(outcome)
+        if self.debug.output_error and outcome.reason not in CRASHES | {TIMEOUT, OUTPUT_ERROR}:
+            outcome = Outcome(OUTPUT_ERROR, detail=self.debug.output_error)    # (a trace's last write)
         return RunResult(
             reason=outcome.reason, status=outcome.status, detail=outcome.detail,
             serial=bytes(self.serial.captured), engine=self.engine.name,
@@ -392,9 +423,21 @@ class Machine:
         return self.debug.crash_report(self.engine.debug())     # (never raises)
 
     def close(self) -> None:
-        if getattr(self, "_snapshots", None) is not None:
-            self._snapshots.close()
-        self._cleanup.close()
+        """Release everything. A run going on in another thread is stopped first (it returns
+        an INTERRUPTED result there), so that nothing is freed under a running vCPU."""
+        if self._run_thread is threading.current_thread():
+            raise VmmError("Machine.close() from inside its own run(): call stop() instead")
+        if not self._running.acquire(blocking=False):
+            self.stop("the machine was closed while it ran")
+            if not self._running.acquire(timeout=CLOSE_WAIT):
+                raise VmmError(f"Machine.close(): the run in another thread did not stop within {CLOSE_WAIT:g} s")
+        try:
+            self._closed = True
+            if getattr(self, "_snapshots", None) is not None:
+                self._snapshots.close()
+            self._cleanup.close()
+        finally:
+            self._running.release()
 
     def __enter__(self):
         return self

@@ -20,6 +20,7 @@ SYSTEM_EVENT = "system-event"       # the guest asked for reset or power-off (KV
 ENGINE_ERROR = "engine-error"       # the software engine gave up (a unicorn error)
 TIMEOUT = "timeout"
 INTERRUPTED = "interrupted"         # SIGINT or the console escape
+OUTPUT_ERROR = "output-error"       # the guest's output could not be written (a full disk, a closed pipe)
 # The debugger's own stops (engines' debug interfaces): the VM has not ended.
 DEBUG_STOP = "debug-stop"           # a breakpoint was reached or a step completed
 PAUSED = "paused"                   # the debugger paused the guest
