@@ -224,3 +224,16 @@ def test_diff_snapshots_on_kvms_dirty_log(tmp_path, kernel_path, requires_kvm):
     mf.write(str(tmp_path / "first"), dict(edit, created="another time"))
     with pytest.raises(mf.SnapshotError, match="replaced since"):
         Machine.restore(diff.path, accel="kvm")
+
+
+def test_a_fifo_in_place_of_a_snapshot_file_is_refused_without_blocking(hello_snapshot, tmp_path):
+    """Files a restore reads are opened as user_files does: a FIFO never blocks the VMM."""
+    memory = os.path.join(hello_snapshot.path, mf.MEMORY)
+    os.unlink(memory)
+    os.mkfifo(memory)
+    with pytest.raises(mf.SnapshotError, match="not a regular file"):
+        Machine.restore(hello_snapshot.path, accel="unicorn")
+    (tmp_path / "fifo").mkdir()
+    os.mkfifo(tmp_path / "fifo" / mf.MANIFEST)
+    with pytest.raises(InputError, match="FIFO"):
+        Machine.restore(str(tmp_path / "fifo"), accel="unicorn")

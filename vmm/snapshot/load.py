@@ -20,6 +20,7 @@ from ..config import DiskSpec, MachineConfig
 from ..devices.fw_cfg import FwCfg
 from ..devices.state import StateError
 from ..errors import InputError, VmmError
+from ..user_files import read_input
 from . import manifest as mf
 from .memory_file import map_memory
 from .save import PLATFORM_VERSION, VCPU_VERSION
@@ -60,8 +61,8 @@ class OpenedSnapshot:
         memory = map_memory(self.layers, self.mem_size)
         try:
             for rom in self.manifest["memory"].get("roms") or []:
-                with open(os.path.join(self.path, os.path.basename(rom["file"])), "rb") as f:
-                    data = f.read()
+                data = read_input(os.path.join(self.path, os.path.basename(rom["file"])), "snapshot firmware image",
+                                  self.mem_size, "guest RAM", too_big=mf.SnapshotError)
                 if len(data) != rom["size"]:
                     raise mf.SnapshotError(f"{self.path}: firmware image {rom['file']} is truncated")
                 memory.add_rom(rom["gpa"], data)
@@ -77,8 +78,8 @@ class OpenedSnapshot:
         if "fw_cfg" not in self.manifest.get("devices", {}):
             return None
         try:
-            with open(os.path.join(self.path, mf.FW_CFG), "rb") as f:
-                blob = f.read()
+            blob = read_input(os.path.join(self.path, mf.FW_CFG), "snapshot fw_cfg items", self.mem_size,
+                              "guest RAM", too_big=mf.SnapshotError)
             return FwCfg.from_items_blob(memory, blob, dma=bool(self._machine.get("fw_cfg_dma", True)))
         except OSError as error:
             raise mf.SnapshotError(f"{self.path}: cannot read its fw_cfg items: {error.strerror}") from None

@@ -21,6 +21,7 @@ import json
 import os
 
 from ..errors import ImageError, InputError
+from ..user_files import read_input
 
 FORMAT = "pyvmm-snapshot"
 VERSION = 1
@@ -60,15 +61,10 @@ def read(directory: str) -> dict:
     path = os.path.join(directory, MANIFEST)
     if not os.path.isdir(directory):
         raise InputError(f"snapshot {directory} does not exist or is not a directory")
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_MANIFEST_BYTES + 1)
-    except FileNotFoundError:
-        raise SnapshotError(f"snapshot {directory} has no {MANIFEST}: not a snapshot, or one cut short") from None
-    except OSError as error:
-        raise InputError(f"cannot read {path}: {error.strerror}") from None
-    if len(raw) > MAX_MANIFEST_BYTES:
-        raise SnapshotError(f"{path} is larger than any snapshot manifest ({MAX_MANIFEST_BYTES >> 20} MiB)")
+    if not os.path.lexists(path):
+        raise SnapshotError(f"snapshot {directory} has no {MANIFEST}: not a snapshot, or one cut short")
+    raw = read_input(path, "snapshot manifest", MAX_MANIFEST_BYTES,     # a regular file, never a FIFO
+                     f"any snapshot manifest ({MAX_MANIFEST_BYTES >> 20} MiB)", too_big=SnapshotError)
     try:
         manifest = json.loads(raw)
     except (ValueError, RecursionError):

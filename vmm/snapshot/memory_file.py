@@ -18,6 +18,7 @@ DMA into RAM, which KVM's log does not see): HostWriteLog records them from the 
 write listeners.
 """
 import os
+import stat
 
 from ..layout import PAGE_SIZE
 from ..memory import GuestMemory
@@ -117,12 +118,16 @@ def map_memory(layers, size: int) -> GuestMemory:
 
 def _open_checked(path: str, size: int) -> int:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)      # a FIFO must not block us
     except FileNotFoundError:
         raise SnapshotError(f"the snapshot's memory file {path} is missing") from None
     except OSError as error:
         raise SnapshotError(f"cannot open the snapshot's memory file {path}: {error.strerror}") from None
-    actual = os.fstat(fd).st_size
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise SnapshotError(f"the snapshot's memory file {path} is not a regular file")
+    actual = info.st_size
     if actual != size:
         os.close(fd)
         raise SnapshotError(f"the snapshot's memory file {path} is {actual} bytes, not the {size} of guest RAM "
