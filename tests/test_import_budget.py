@@ -46,7 +46,7 @@ ENGINE = {
         "vmm.kvm.vcpu", "vmm.kvm.vm",
     },
     "unicorn": {
-        "weakref", "vmm.devices.ioapic", "vmm.devices.lapic", "vmm.devices.pic", "vmm.devices.pit",
+        "weakref", "vmm.arch.x86.apic", "vmm.devices.ioapic", "vmm.devices.lapic", "vmm.devices.pic", "vmm.devices.pit",
         "vmm.engines.guest_clock", "vmm.engines.host_timers", "vmm.engines.pc_platform", "vmm.engines.unicorn",
         "vmm.engines.unicorn_binding", "vmm.engines.unicorn_code_cache", "vmm.engines.unicorn_debug",
         "vmm.engines.unicorn_exits", "vmm.engines.unicorn_layout", "vmm.engines.unicorn_lib", "vmm.engines.unicorn_library",

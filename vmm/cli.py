@@ -1,4 +1,5 @@
-"""The `vmm` command: run a guest, test guest programs, run containers, run benchmarks.
+"""The `vmm` command: run a guest, restore a snapshot, test guest programs, run containers,
+run benchmarks.
 
 Errors print one line on stderr and exit with the status from errors.py (a traceback only
 with --debug). The exit-status table is in the README and in `vmm --help`.
@@ -71,7 +72,6 @@ def command_run(args, program_args) -> int:
         preload()
     from .debug.session import DebugOptions
     from .machine import Machine
-    from .terminal import Terminal
     initrd = args.initrd
     if initrd is None and args.kernel is None:
         initrd = paths.DEFAULT_PROGRAM          # the tiny kernel's default program
@@ -85,15 +85,100 @@ def command_run(args, program_args) -> int:
         disks=args.disk)
     debug = DebugOptions(trace=args.trace, trace_limit=args.trace_limit, trace_exits=args.trace_exits,
                          stats=args.stats, recent_exits=RECENT_EXITS_IN_REPORTS, gdb=args.gdb, gdb_wait=args.gdb_wait)
+    if args.gdb and (args.control or args.snapshot_file or args.snapshot_dirty):
+        raise UsageError("--gdb cannot be combined with --control or the snapshot options")
     imported = time.monotonic()
-    with Machine(config, debug=debug) as vm, Terminal(sys.stdin.fileno(), vm.send_input, vm.stop):
-        address = vm.debug.listening()
-        if address:
-            print(f"vmm: gdb stub listening on {address}" + (" (waiting for gdb)" if args.gdb_wait else ""),
-                  file=sys.stderr)
-        result = vm.run()
+    with Machine(config, debug=debug) as vm:
+        result = run_with_console(vm, args)
         ran = time.monotonic()
     closed = time.monotonic()
+    return report(result, args, config, imported, ran, closed)
+
+
+def command_restore(args) -> int:
+    if args.accel == "unicorn":
+        from .engines.unicorn_library import preload
+        preload()
+    from .debug.session import DebugOptions
+    from .machine import Machine
+    debug = DebugOptions(stats=args.stats, recent_exits=RECENT_EXITS_IN_REPORTS)
+    imported = time.monotonic()
+    with Machine.restore(args.snapshot, accel=args.accel, serial=args.serial, disks=args.disk, timeout=args.timeout,
+                         force=args.force, idle=args.idle, debug=debug) as vm:
+        config = vm.config
+        result = run_with_console(vm, args)
+        ran = time.monotonic()
+    closed = time.monotonic()
+    return report(result, args, config, imported, ran, closed)
+
+
+def run_with_console(vm, args):
+    """vm.run() with the terminal as its console, and the control socket and Ctrl-A s if asked."""
+    from .terminal import Terminal
+    snapshot_file = check_snapshot_template(args.snapshot_file)
+    if args.snapshot_dirty:
+        vm.track_dirty_pages()
+    on_snapshot = ConsoleSnapshots(vm, snapshot_file)
+    control = None
+    if args.control:
+        from .control.server import ControlServer
+        control = ControlServer(args.control, vm, on_snapshot.next_path)
+    try:
+        with Terminal(sys.stdin.fileno(), vm.send_input, vm.stop, on_snapshot=on_snapshot):
+            address = vm.debug.listening()
+            if address:
+                print(f"vmm: gdb stub listening on {address}"
+                      + (" (waiting for gdb)" if getattr(args, "gdb_wait", False) else ""), file=sys.stderr)
+            return vm.run()
+    finally:
+        if control is not None:
+            control.close()
+
+
+def check_snapshot_template(path):
+    """--snapshot-file PATH, where {n} (the only field) numbers the snapshots."""
+    if path is None:
+        return None
+    try:
+        path.format(n=0)
+    except (KeyError, IndexError, ValueError):
+        raise UsageError(f"--snapshot-file {path!r}: the only field it may hold is {{n}}") from None
+    return path
+
+
+class ConsoleSnapshots:
+    """Ctrl-A s: save the VM to --snapshot-file and go on (the terminal's input thread calls it)."""
+
+    def __init__(self, vm, template):
+        self._vm = vm
+        self._template = template
+        self._count = 0
+
+    def next_path(self):
+        """Where the next snapshot goes: --snapshot-file, its {n} the number of snapshots so far."""
+        if self._template is None:
+            return None
+        path = self._template.format(n=self._count)
+        self._count += 1
+        return path
+
+    def __call__(self) -> None:
+        path = self.next_path()
+        if path is None:
+            print("vmm: Ctrl-A s saves a snapshot only with --snapshot-file PATH", file=sys.stderr)
+            return
+        try:
+            saved = self._vm.snapshot(path)
+        except VmmError as error:
+            print(f"vmm: snapshot not saved: {error}", file=sys.stderr)
+            return
+        kind = f"diff on {saved.base}, " if saved.diff else ""
+        print(f"vmm: snapshot saved to {saved.path} ({kind}{saved.memory_bytes / (1 << 20):.1f} MiB of RAM written, "
+              f"paused {saved.seconds * 1000:.0f} ms)", file=sys.stderr)
+
+
+def report(result, args, config, imported: float, ran: float, closed: float) -> int:
+    """The run's end on stderr (unless the guest exited or halted), --stats, and the exit status."""
     if result.reason not in (DEBUG_EXIT, HALT):
         print(f"vmm: {describe(result)}", file=sys.stderr)
         if result.cpu_report:
@@ -206,7 +291,7 @@ def command_bench(args) -> int:
         raise UsageError("--nested is for `bench exits`")
     if args.which == "exits":
         if args.json:
-            raise UsageError("--json is for `bench startup`, `density`, `engines` and `boot`")
+            raise UsageError("--json is for `bench startup`, `density`, `engines`, `boot`, `linux` and `snapshot`")
         runs, count = 5 if runs is None else runs, 20000 if count is None else count
         if args.nested:
             from .bench import nested
@@ -230,6 +315,11 @@ def command_bench(args) -> int:
             raise UsageError("--count is for `bench exits`, `density`, `engines` and `boot`")
         from .bench import startup
         return startup.main(runs=10 if runs is None else runs, json_path=args.json)
+    if args.which == "snapshot":
+        if count is not None or args.nested:
+            raise UsageError("`bench snapshot` takes --runs and --json")
+        from .bench import snapshot
+        return snapshot.main(runs=snapshot.DEFAULT_RUNS if runs is None else runs, json_path=args.json)
     if args.which == "linux":
         if count is not None:
             raise UsageError("`bench linux` takes --runs and --json")
@@ -252,13 +342,13 @@ def check_standard_streams(args) -> None:
     """A command whose console or output is a closed descriptor gets a usage error, not a
     traceback or a write into whatever file took the descriptor's number."""
     closed = standard_streams.closed
-    needs_input = args.command == "run" or (args.command == "container" and args.action == "run")
-    needs_output = not (args.command == "run" and args.serial != "stdio")
+    needs_input = args.command in ("run", "restore") or (args.command == "container" and args.action == "run")
+    needs_output = not (args.command in ("run", "restore") and args.serial != "stdio")
     if needs_input and 0 in closed:
         raise UsageError("standard input is closed: give the console an input (</dev/null for none)")
     if needs_output and 1 in closed:
         raise UsageError("standard output is closed: give it a file (>/dev/null to discard it)"
-                         + (" or use --serial none" if args.command == "run" else ""))
+                         + (" or use --serial none" if args.command in ("run", "restore") else ""))
 
 
 def dispatch(argv, program_args) -> int:
@@ -268,6 +358,8 @@ def dispatch(argv, program_args) -> int:
     check_standard_streams(args)
     if args.command == "run":
         return command_run(args, program_args)
+    if args.command == "restore" and not program_args:
+        return command_restore(args)
     if args.command == "container":
         return command_container(args, program_args)
     if program_args:
@@ -307,12 +399,12 @@ def main(argv=None) -> int:
 
 def launch() -> None:
     """The `vmm` command (the launcher and `python -m vmm` call this): main(), then exit. After
-    a `vmm run` everything is already closed (VM, files, terminal mode), so the process ends
+    a `vmm run` or `vmm restore` everything is already closed (VM, files, terminal mode), so the process ends
     at once with os._exit instead of tearing down its ~120 modules, which takes about a tenth
     of the run's instructions; other commands exit normally (their atexit handlers may matter)."""
     argv = sys.argv[1:]
     status = main(argv)
-    if argv[:1] == ["run"]:
+    if argv[:1] in (["run"], ["restore"]):
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

@@ -56,7 +56,8 @@ class Positional:
 RUN_DESCRIPTION = ("Boot KERNEL (default: the tiny kernel built under guest/) with PROGRAM as its module. KERNEL may "
                    "be a Linux bzImage (with --initrd an initramfs), a PVH ELF, or a Multiboot kernel: the format is "
                    "read from the file. Arguments after `--` reach the program as argv. The guest's serial port is "
-                   "this terminal, in raw mode: Ctrl-A x ends the VM, Ctrl-A Ctrl-A sends Ctrl-A.")
+                   "this terminal, in raw mode: Ctrl-A x ends the VM, Ctrl-A s saves a snapshot (with "
+                   "--snapshot-file), Ctrl-A Ctrl-A sends Ctrl-A.")
 
 # `vmm run [KERNEL]`: at most one positional, optional.
 RUN_POSITIONAL = Positional("kernel", help="kernel: bzImage, PVH ELF or Multiboot "
@@ -100,8 +101,22 @@ RUN_OPTIONS = (
            help="write every VM exit (reason, port or address, size, data, time) to FILE"),
     Option("--gdb", metavar="127.0.0.1:PORT", help="serve the GDB remote protocol on this loopback address"),
     Option("--gdb-wait", kind=FLAG, help="with --gdb: hold the guest until gdb continues it"),
+)
+
+# Controlling a running VM and saving it (vmm run and vmm restore); vmm/control, vmm/snapshot.
+CONTROL_OPTIONS = (
+    Option("--control", metavar="PATH",
+           help="serve a control socket at PATH (mode 0600): line-delimited JSON requests pause, resume, "
+                "snapshot (with a path), stats and quit"),
+    Option("--snapshot-file", metavar="PATH",
+           help="where Ctrl-A s (and a control `snapshot` without a path) saves the VM, which then goes on; "
+                "a {n} in PATH numbers the snapshots, else each replaces the last"),
+    Option("--snapshot-dirty", kind=FLAG,
+           help="KVM: keep a dirty-page log, so that each snapshot after the first writes only the pages changed "
+                "since the one before (which must stay where it is)"),
     Option("--debug", kind=FLAG, help=HIDDEN),
 )
+RUN_OPTIONS += CONTROL_OPTIONS
 
 
 def parse_run(argv, options=RUN_OPTIONS, positional=RUN_POSITIONAL):

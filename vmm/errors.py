@@ -60,7 +60,8 @@ EXIT_STATUSES = [
     ("1", "`vmm test`: a guest program failed its expectation; `vmm bench`: a row's run failed"),
     (str(UsageError.exit_status), "bad command-line arguments or option values, or a standard input or output "
                                   "the command needs is closed"),
-    (str(ImageError.exit_status), "malformed kernel, program or firmware image, or one that does not fit in RAM"),
+    (str(ImageError.exit_status), "malformed kernel, program or firmware image, or one that does not fit in RAM; "
+                                  "a snapshot that is corrupt, truncated, of a newer format, or whose disks changed"),
     (str(InputError.exit_status), "a file is missing, unreadable or of the wrong kind (a FIFO, a device, a "
                                   "directory), a disk image is in use by another VM, or an output file cannot "
                                   "be created"),

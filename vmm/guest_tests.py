@@ -2,7 +2,7 @@
 on one or more engines, and compare.
 
 The .expect format: header lines `key: value` (status, args, stdin, disks, qemu, linux,
-requires; `#` starts a comment), a line `---`, then the exact expected serial output up to the
+requires, restore-requires; `#` starts a comment), a line `---`, then the exact expected serial output up to the
 end of the file.
 
 `disks: 1M 64K,ro` gives the program scratch virtio disks (vda, vdb, ...), made for the run
@@ -41,6 +41,7 @@ class Expectation:
     stdin: bytes = b""
     skip: dict = field(default_factory=dict)    # runner ("qemu", "linux") -> reason
     requires: list = field(default_factory=list)    # engine features (Engine.missing_features)
+    restore_requires: list = field(default_factory=list)    # features a restore from a snapshot needs
     disks: list = field(default_factory=list)   # [DiskNeed]: scratch disks, vda first
 
 
@@ -122,7 +123,8 @@ def parse_expectation(name: str, text: str) -> Expectation:
     return Expectation(
         name=name, status=int(fields["status"]), output=body.encode(),
         args=fields.get("args", "").split(), stdin=unescape(fields.get("stdin", "")).encode(), skip=skip,
-        requires=fields.get("requires", "").split(), disks=parse_disks(name, fields.get("disks", "")))
+        requires=fields.get("requires", "").split(), restore_requires=fields.get("restore-requires", "").split(),
+        disks=parse_disks(name, fields.get("disks", "")))
 
 
 def load_expectation(name: str) -> Expectation:

@@ -3,7 +3,8 @@ and always restored.
 
 - On a terminal, input is raw (no line editing, no echo, Ctrl-C goes to the guest) while
   output processing stays on, so the guest's "\\n" still starts a new line.
-- Ctrl-A x ends the VM; Ctrl-A Ctrl-A sends one Ctrl-A (the QEMU and screen convention).
+- Ctrl-A x ends the VM; Ctrl-A Ctrl-A sends one Ctrl-A (the QEMU and screen convention);
+  Ctrl-A s saves a snapshot (with --snapshot-file) and goes on.
 - The terminal mode is restored on every path: guest exit, VMM error, SIGINT, and every
   terminating signal (SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGALRM...: vmm/signals.py), each of
   which stops the VM first; `vmm run` then exits with 128 + the signal's number.
@@ -20,18 +21,21 @@ from . import signals
 
 ESCAPE = 0x01           # Ctrl-A
 QUIT = ord("x")
+SNAPSHOT = ord("s")     # Ctrl-A s: save a snapshot and go on
 EOT = b"\x04"           # Ctrl-D: end of input, as a terminal sends it
 INTERRUPTED_STATUS = 130   # what a shell reports for Ctrl-C; also the status of Ctrl-A x
 
 
 class Terminal:
     """`with Terminal(fd, feed, quit):` pumps `fd` into `feed(bytes)`; `quit(reason, status)`
-    is called for the escape sequence, a terminal hang-up, or a terminating signal."""
+    is called for the escape sequence, a terminal hang-up, or a terminating signal; `on_snapshot()`,
+    if given, for Ctrl-A s (on the input thread, which waits for it)."""
 
-    def __init__(self, fd: int, feed, quit):
+    def __init__(self, fd: int, feed, quit, on_snapshot=None):
         self.fd = fd
         self._feed = feed
         self._quit = quit
+        self._on_snapshot = on_snapshot
         self.is_terminal = os.isatty(fd)
         self._saved_mode = None
         self._handlers = ExitStack()
@@ -99,6 +103,11 @@ class Terminal:
                     return None
                 if value == ESCAPE:
                     out.append(ESCAPE)
+                elif value == SNAPSHOT and self._on_snapshot is not None:
+                    if out:                     # what came before reaches the guest first
+                        self._feed(bytes(out))
+                        out.clear()
+                    self._on_snapshot()
                 # any other key after Ctrl-A is dropped, as in QEMU
             elif value == ESCAPE:
                 self._escape_pending = True
