@@ -11,6 +11,11 @@ kvm_amd, a KVM with hardware semantics; on a host with VT-x or AMD-V `make test`
     where KVM has it.
 And `host_speed`: the test asserts the host's CPU cost or latency, which means nothing where the
 host CPU itself is emulated (QEMU's TCG, as in the nested run); skipped there.
+
+An engine that cannot run here makes its tests skip, with the reason, unless the run says it
+expects the engine: VMM_EXPECT_ENGINES=kvm,unicorn (CI sets it, .ci/run) turns a missing
+expected engine into a failed run before any test starts. An engine whose own module does
+not import is a bug, never a reason to skip: the ImportError goes up.
 """
 import os
 import shutil
@@ -26,6 +31,16 @@ ENGINES = list(_ENGINE_MODULES)          # "kvm", "unicorn"
 # test_wheel.py run it in a copy and check its report.
 collect_ignore = ["sample_project"]
 KVM_MARKERS = ("kvm_feature", "kvm_lacks")
+EXPECT_ENV = "VMM_EXPECT_ENGINES"
+
+
+def expected_engines() -> list:
+    """The engines VMM_EXPECT_ENGINES lists (comma-separated; empty: none)."""
+    names = [name.strip() for name in os.environ.get(EXPECT_ENV, "").split(",") if name.strip()]
+    unknown = [name for name in names if name not in ENGINES]
+    if unknown:
+        raise pytest.UsageError(f"{EXPECT_ENV} names unknown engines {unknown}; the engines are {ENGINES}")
+    return names
 
 
 def pytest_configure(config):
@@ -33,6 +48,12 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "kvm_feature(*names): needs a KVM with these features (skips without)")
     config.addinivalue_line("markers", "kvm_lacks(name): tests a workaround for a KVM without `name`")
     config.addinivalue_line("markers", "host_speed: asserts host CPU cost or latency (skipped on an emulated CPU)")
+    # A run that expects an engine this machine cannot give fails at once, saying why.
+    missing = {name: _probe(name) for name in expected_engines()}
+    missing = {name: reason for name, reason in missing.items() if reason is not None}
+    if missing:
+        raise pytest.UsageError(f"{EXPECT_ENV}={os.environ[EXPECT_ENV]}, but "
+                                + "; ".join(f"{name} cannot run here: {reason}" for name, reason in missing.items()))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -83,10 +104,8 @@ def kvm_feature_skip(missing: dict, marks) -> str | None:
 
 
 def _probe(name: str) -> str | None:
-    try:
-        return probe(name)
-    except ImportError as error:         # an engine module not written yet
-        return f"engine {name} not importable: {error}"
+    """None if engine `name` can run here, else why not (probe() in vmm/machine.py)."""
+    return probe(name)
 
 
 def engine_params(kvm_features=()):
@@ -102,6 +121,13 @@ def engine_params(kvm_features=()):
                 marks.append(pytest.mark.kvm_feature(*kvm_features))
         params.append(pytest.param(name, marks=marks, id=name))
     return params
+
+
+def skip_unless_engine(name: str) -> None:
+    """For a module or test about one engine: skip, with the reason, where it cannot run."""
+    reason = _probe(name)
+    if reason is not None:
+        pytest.skip(f"{name} unavailable: {reason}", allow_module_level=True)
 
 
 @pytest.fixture

@@ -146,11 +146,16 @@ def processes_mentioning(text: str) -> list:
     return found
 
 
+# Mount points that are podman's (its storage, its network namespaces): other engineers' suites
+# run podman on this shared host at any time, and the runtime under test never mounts there.
+PODMAN_MOUNTS = ("/var/lib/containers/storage", "/run/containers/storage", "/run/netns")
+
+
 class Leftovers:
     """Snapshot before a test; check() says what the test's containers left after it."""
 
-    def __init__(self, root: Path, marker: str, foreign_mounts=()):
-        """foreign_mounts: prefixes of mount points that belong to someone else (podman's storage)."""
+    def __init__(self, root: Path, marker: str, foreign_mounts=PODMAN_MOUNTS):
+        """foreign_mounts: prefixes of mount points that belong to someone else (podman's)."""
         self.root, self.marker, self.foreign = root, marker, tuple(foreign_mounts)
         self.mounts = mount_points()
 

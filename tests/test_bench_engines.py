@@ -69,18 +69,34 @@ def test_compute_rows(engines_cli):
     # The software engine and the floor always run here (unicorn is a dependency).
     for name in ("vmm-unicorn", "raw-unicorn", "host"):
         assert by_name[name]["status"] == "ok", by_name[name]
+    instructions = compute["instructions"]
     for row in compute["rows"]:
-        if row["status"] == "ok":
-            assert len(row["samples"]) == 1 and row["base_seconds"]["min"] > 0
-    if by_name["qemu-tcg"]["status"] == "ok" and compute["instructions"]:
-        assert compute["goal"]["ratio"] is not None
+        if row["status"] != "ok":
+            continue
+        assert len(row["samples"]) == 1 and row["base_seconds"]["min"] > 0
+        net = row["samples"][0]["gross"] - row["samples"][0]["base"]
+        if instructions and net > 0:        # the rate is the host's own division of the samples
+            assert row["instructions_per_second"]["median"] == pytest.approx(instructions / net)
+        else:                               # no rate, and the row says why
+            assert row["instructions_per_second"] is None and (row["rate_note"] or not instructions)
+    rates = {name: by_name[name]["instructions_per_second"] for name in ("vmm-unicorn", "qemu-tcg")}
+    if all(rates.values()):
+        assert compute["goal"]["ratio"] == pytest.approx(rates["vmm-unicorn"]["median"] / rates["qemu-tcg"]["median"])
+        assert compute["goal"]["met"] == (compute["goal"]["ratio"] >= 0.5)
+    else:
+        assert compute["goal"]["ratio"] is None and compute["goal"]["note"]
 
 
 def test_pio_rows(engines_cli):
     _, result = engines_cli
     check_rows(result["pio"]["rows"], PIO_ROWS, "rate")
     assert all(row["status"] == "ok" for row in result["pio"]["rows"])
-    assert result["pio"]["goal"]["ratio"] > 0
+    rows = {row["name"]: row for row in result["pio"]["rows"]}
+    vmm, raw, hook = (rows[name]["rate"]["median"] for name in ("vmm-unicorn", "bare-raw", "bare-hook"))
+    # Judged against the raw-callback loop (the engine's own kind of callback), hook_add beside it.
+    assert result["pio"]["goal"]["ratio"] == pytest.approx(vmm / raw)
+    assert result["pio"]["goal"]["met"] == (vmm / raw >= 0.5)
+    assert result["pio"]["against_hook_loop"] == pytest.approx(vmm / hook)
 
 
 def test_hello_rows(engines_cli):

@@ -138,6 +138,22 @@ def test_failed_run_is_reported():
     assert "FAILED [1]" in startup.format_report(result)
 
 
+def test_vmm_run_rows_tell_an_absent_engine_from_a_failed_run(monkeypatch):
+    """Unavailable only when the probe says so, before any run; a `vmm run` that exits 69
+    (engine unavailable) although the probe found the engine is a failure, with its line."""
+    monkeypatch.setattr(startup, "engine_unavailable", lambda accel: f"{accel}: not here (test)")
+    result = startup.run(runs=1, warmup=0, rows=[startup.VmmRun("vmm-kvm", "vmm run, KVM", "kvm")])
+    assert (result["rows"][0]["status"], result["rows"][0]["reason"]) == ("unavailable", "kvm: not here (test)")
+
+    class Exited69:
+        status = 69
+
+        def stderr_line(self):
+            return "vmm: error: /dev/kvm vanished"
+    with pytest.raises(harness.RunFailed, match="exited 69 .* although the probe found unicorn: vmm: error: /dev/kvm"):
+        startup.VmmRun("vmm-unicorn", "vmm run, unicorn", "unicorn").check(Exited69())
+
+
 def test_harness_helpers():
     assert harness.summary([3, 1, 2]) == {"min": 1, "median": 2, "max": 3}
     assert harness.ratio(4, 2) == 2 and harness.ratio(None, 2) is None and harness.ratio(1, 0) is None

@@ -82,7 +82,7 @@ def test_kvm_unavailable(tmp_path):
 
 @pytest.mark.parametrize("engine", engine_params())
 def test_guest_endings(engine, tmp_path):
-    run = lambda code, *extra: vmm("run", "--accel", engine, "--initrd", "", kernel_file(tmp_path, code), *extra)
+    run = lambda code, *extra: vmm("run", "--accel", engine, kernel_file(tmp_path, code), *extra)
     assert run(OUT_42).returncode == 42
     assert run(HLT).returncode == 0
     crashed = run(UD2)
@@ -127,8 +127,8 @@ def test_firmware_that_loops_reports_where_it_stopped(engine, tmp_path, kernel_p
 def test_auto_falls_back_to_unicorn_when_kvm_cannot_be_opened(device, reason, tmp_path):
     """Not VMM_NO_KVM: the real open (or first ioctl) of the device fails."""
     env = {"VMM_KVM_DEVICE": device, "VMM_ACCEL": "auto", "VMM_NO_KVM": ""}
-    proc = vmm("run", "--stats", kernel_file(tmp_path, HELLO_OUT), "--initrd", "", env=env)
+    proc = vmm("run", "--stats", kernel_file(tmp_path, HELLO_OUT), env=env)
     assert (proc.returncode, proc.stdout) == (0, b"hi\n"), proc.stderr
     assert b"engine: unicorn (auto: fell back to unicorn" in proc.stderr and reason in proc.stderr
-    forced = vmm("run", "--accel", "kvm", kernel_file(tmp_path, HELLO_OUT), "--initrd", "", env=env)
+    forced = vmm("run", "--accel", "kvm", kernel_file(tmp_path, HELLO_OUT), env=env)
     assert_one_line_error(forced, AcceleratorUnavailable.exit_status)

@@ -127,9 +127,14 @@ def leftover_cgroups(pid=None):
     return [path for parent in parents for path in glob.glob(os.path.join(parent, pattern))]
 
 
-def mount_table():
-    """The host's mounts (ids, points, sources), to compare before and after."""
-    return sorted(" ".join(line.split()[:5]) for line in Path("/proc/self/mountinfo").read_text().splitlines())
+def mount_table(*roots):
+    """The host's mounts (ids, points, sources) at or beneath `roots` (where a container's
+    mounts would leak), to compare before and after: other engineers' containers come and go
+    elsewhere on this shared host meanwhile."""
+    prefixes = tuple(os.path.join(str(root), "") for root in roots)
+    return sorted(" ".join(fields[:5]) for fields in (line.split() for line in
+                                                      Path("/proc/self/mountinfo").read_text().splitlines())
+                  if os.path.join(fields[4], "").startswith(prefixes))
 
 
 # --- isolation seen from inside -------------------------------------------------------------------
@@ -229,13 +234,13 @@ def test_cgroup_limits_are_written(probe_program):
 def test_nothing_left_after_success_and_failure(rootfs, tmp_path):
     require_containers()
     limits = {"memory": "32M"} if cgroups.probe(memory=True, cpu=False) is None else {}
-    before = mount_table()
+    before = mount_table(rootfs, tmp_path)
     assert run_captured(rootfs, ["probe", "exit", "0"], tmp_path, **limits)[0] == 0
     assert run_captured(rootfs, ["probe", "exit", "3"], tmp_path, **limits)[0] == 3
     with pytest.raises(InputError, match="not found"):
         run_captured(rootfs, ["nosuch"], tmp_path, **limits)
     assert leftover_cgroups() == []
-    assert mount_table() == before
+    assert mount_table(rootfs, tmp_path) == before
 
 
 SIGNAL_SCRIPT = """
@@ -390,10 +395,10 @@ def test_chroot_fallback_when_pivot_root_is_refused(rootfs, tmp_path, monkeypatc
     def refuse(new_root, put_old):
         raise OSError(22, "pivot_root: Invalid argument", new_root)
     monkeypatch.setattr(libc, "pivot_root", refuse)
-    before = mount_table()
+    before = mount_table(rootfs, tmp_path)
     status, out = run_captured(rootfs, ["probe"], tmp_path)
     assert status == 0 and "pid=1\n" in out and "procs=1,\n" in out
-    assert mount_table() == before
+    assert mount_table(rootfs, tmp_path) == before
 
 
 @pytest.mark.parametrize("kind, err, message", [

@@ -279,6 +279,13 @@ def test_malformed_input_and_retransmission(requires_kvm):
         assert c.ask("X100000,0:") == ""                           # binary writes: not supported
         assert c.ask("m100000") == "E16"                           # malformed arguments
         assert c.ask("p999") == "E16"
+        # Signs, and numbers past the 64-bit address space, are refused, never wrapped (issue 20).
+        assert c.ask("p-1") == "E16"
+        assert c.ask("m10000000000000000,1") == "E16"
+        assert c.ask("mffffffffffffffff,2") == "E16"
+        assert c.ask("Z0,-1000,1") == "E16"
+        assert c.ask("qXfer:features:read:target.xml:-1,10") == "E16"
+        assert c.ask("qXfer:features:read:target.xml:0,10").startswith("m<?xml")
         return c.ask("c")
 
     outcome, reply, _ = session("kvm", COUNT_LOOP, script)

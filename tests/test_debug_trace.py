@@ -1,9 +1,12 @@
 """Instruction tracing (vmm/debug/trace.py): KVM single-steps, unicorn calls a code hook, and
 both write the same lines for the same guest."""
 import io
+import subprocess
+import sys
 
 import pytest
 
+from vmm import paths
 from vmm.config import MachineConfig
 from vmm.debug.trace import InstructionTracer, attach_tracer
 from vmm.engines import kvm_features
@@ -27,8 +30,9 @@ def trace_synthetic(engine_name, code, limit=1000):
     out = Capture()
     tracer = InstructionTracer(out, limit)
     with synthetic_vm(engine_name, code) as g:
-        attach_tracer(g.engine, tracer)
+        feed = attach_tracer(g.engine, tracer)
         outcome = g.engine.run(10)
+        feed.detach()
     tracer.close(outcome)
     return outcome, out.closed_text.splitlines()
 
@@ -86,8 +90,9 @@ def test_both_engines_trace_the_same_kernel_boot(kernel_path, tmp_path):
         config = MachineConfig(kernel=kernel_path, initrd="guest/build/programs/hello", accel=name, serial="none")
         with Machine(config) as vm:
             tracer = InstructionTracer.open(str(path), KERNEL_PREFIX)
-            attach_tracer(vm.engine, tracer)
+            feed = attach_tracer(vm.engine, tracer)
             result = vm.run()
+            feed.detach()
             tracer.close()
         assert result.reason == DEBUG_EXIT and result.status == 0
         assert b"hello" in result.serial
@@ -113,3 +118,30 @@ def test_instructions_after_exiting_writes_are_traced(engine_name):
     assert [line[55:] for line in lines if line.startswith("0x")] == [
         "call 0x100010", "out 0x80, al", "mov al, 1", "out 0x80, al", "ret", "nop", "mov eax, 7", "out 0xf4, eax"]
     assert not any(line.startswith("# gap") for line in lines)
+
+
+GC_BEFORE_RUN = """
+import gc, sys
+from vmm import Machine, MachineConfig
+from vmm.debug.session import DebugOptions
+config = MachineConfig(kernel=sys.argv[1], initrd="guest/build/programs/hello", accel=sys.argv[2], serial="none")
+with Machine(config, debug=DebugOptions(trace=sys.argv[3], trace_limit=2000)) as vm:
+    for _ in range(3):
+        gc.collect()
+    result = vm.run()
+print(result.reason, result.status)
+"""
+
+
+@pytest.mark.parametrize("engine_name", engine_params())
+def test_trace_survives_garbage_collection_between_set_up_and_run(engine_name, kernel_path, tmp_path):
+    """The engine's trace callback is owned for as long as the engine can call it: `--trace`
+    set up, a full garbage collection, then the run (on unicorn a dropped ctypes callback
+    once made this a SIGSEGV). In a child process, so that a crash fails this test alone."""
+    trace = tmp_path / "trace.txt"
+    proc = subprocess.run([sys.executable, "-c", GC_BEFORE_RUN, kernel_path, engine_name, str(trace)],
+                          capture_output=True, cwd=str(paths.REPO_ROOT), timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+    assert proc.stdout == b"debug-exit 0\n"
+    lines = [line for line in trace.read_text().splitlines() if line.startswith("0x")]
+    assert len(lines) == 2000 and lines[0].startswith(f"{ENTRY:#018x}: fa")

@@ -245,7 +245,7 @@ class Boot:
     ports it uses. It starts at the reset vector and stops at `entry` or a debug-exit."""
 
     def __init__(self, firmware, memory, cfg):
-        unicorn = pytest.importorskip("unicorn")
+        import unicorn
         from unicorn import x86_const as x86
         self.x86 = x86
         self.serial = bytearray()

@@ -1,5 +1,7 @@
 """vmm/host/facts.py: slow host measurements remembered between runs, keyed by what they
 depend on; a bad or missing file only means measuring again."""
+import os
+
 import pytest
 
 from vmm.host import facts
@@ -46,6 +48,24 @@ def test_a_garbled_or_unwritable_file_only_means_measuring(store, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", "/proc/no-such-place")
     monkeypatch.setattr(facts, "_memory", {})
     assert facts.remembered("k", measure) == "7" and calls == [1, 1]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "huge"])
+def test_a_file_that_is_not_a_small_regular_file_is_never_read(store, kind):
+    """A FIFO would block the open for ever, /dev/zero would never end (issue 20): each
+    only means measuring, and the fact is then stored in a regular file of our own."""
+    store.parent.mkdir(parents=True)
+    if kind == "fifo":
+        os.mkfifo(store)
+    elif kind == "dev-zero":
+        os.symlink("/dev/zero", store)
+    else:
+        with open(store, "wb") as file:
+            file.write(b"k\t1\n")
+            file.truncate(10 << 30)                     # sparse: 10 GiB
+    measure, calls = counting("5")
+    assert facts.remembered("k", measure) == "5" and calls == [1]
+    assert not store.is_symlink() and store.read_text() == "k\t5\n"
 
 
 def test_it_can_be_turned_off(store, monkeypatch):

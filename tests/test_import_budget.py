@@ -18,7 +18,7 @@ from vmm import paths
 
 STDLIB = {
     "_bisect", "_collections", "_collections_abc", "_ctypes", "_functools", "_operator", "_stat", "_struct",
-    "_weakrefset", "bisect", "collections", "contextlib", "ctypes", "ctypes._endian", "enum", "functools",
+    "_weakrefset", "bisect", "collections", "contextlib", "ctypes", "ctypes._endian", "enum", "errno", "functools",
     "genericpath", "itertools", "keyword", "mmap", "operator", "os", "os.path", "posixpath", "reprlib", "signal",
     "stat", "struct", "termios", "threading", "types",
 }
@@ -33,17 +33,20 @@ VMM = {
     "vmm.engines", "vmm.engines.base", "vmm.errors", "vmm.host", "vmm.host.libc", "vmm.layout", "vmm.loader",
     "vmm.loader.detect", "vmm.loader.elf", "vmm.loader.pvh", "vmm.machine", "vmm.memory", "vmm.outcome",
     "vmm.paths", "vmm.records", "vmm.serial_sink", "vmm.terminal",
+    # issue 20: every input file checked before it is read (type, size), disk images locked,
+    # programs checked before boot, every terminating signal handled, closed stdin/stdout refused
+    "vmm.host.file_locks", "vmm.loader.program", "vmm.signals", "vmm.standard_streams", "vmm.user_files",
 }
 ENGINE = {
     "kvm": {
-        "errno", "vmm.arch.x86.debug_registers", "vmm.engines.kvm", "vmm.engines.kvm_debug", "vmm.engines.kvm_features",
+        "vmm.arch.x86.debug_registers", "vmm.engines.kvm", "vmm.engines.kvm_debug", "vmm.engines.kvm_features",
         "vmm.engines.kvm_halt",
         "vmm.engines.kvm_setup", "vmm.engines.kvm_state", "vmm.kvm", "vmm.kvm.constants", "vmm.kvm.ioctl",
         "vmm.kvm.ioctl_numbers", "vmm.kvm.kick", "vmm.kvm.stats", "vmm.kvm.structs", "vmm.kvm.system",
         "vmm.kvm.vcpu", "vmm.kvm.vm",
     },
     "unicorn": {
-        "weakref", "vmm.devices.ioapic", "vmm.devices.lapic", "vmm.devices.pic", "vmm.devices.pit",
+        "weakref", "vmm.arch.x86.apic", "vmm.devices.ioapic", "vmm.devices.lapic", "vmm.devices.pic", "vmm.devices.pit",
         "vmm.engines.guest_clock", "vmm.engines.host_timers", "vmm.engines.pc_platform", "vmm.engines.unicorn",
         "vmm.engines.unicorn_binding", "vmm.engines.unicorn_code_cache", "vmm.engines.unicorn_debug",
         "vmm.engines.unicorn_exits", "vmm.engines.unicorn_layout", "vmm.engines.unicorn_lib", "vmm.engines.unicorn_library",

@@ -41,6 +41,12 @@ VMM_SOURCE = Path(__file__).resolve().parent.parent / "vmm"
     (s.KvmIrqchip, 520),
     (s.KvmStatsHeader, 24),
     (s.KvmStatsDesc, 16),
+    (s.KvmPitChannelState, 24),
+    (s.KvmPitState2, 112),
+    (s.KvmIoapicState, 216),
+    (s.KvmVcpuEvents, 64),
+    (s.KvmDirtyLog, 16),
+    (s.KvmDeviceAttr, 24),
 ])
 def test_struct_sizes(struct, size):
     assert ctypes.sizeof(struct) == size
@@ -86,6 +92,13 @@ def test_struct_sizes(struct, size):
     (s.KvmStatsHeader, "data_offset", 20),
     (s.KvmStatsDesc, "offset", 8),
     (s.KvmStatsDesc, "bucket_size", 12),
+    (s.KvmPitChannelState, "count_load_time", 16),
+    (s.KvmPitState2, "flags", 72),
+    (s.KvmIoapicState, "redirtbl", 24),
+    (s.KvmVcpuEvents, "sipi_vector", 16),
+    (s.KvmVcpuEvents, "flags", 20),
+    (s.KvmVcpuEvents, "smi", 24),
+    (s.KvmVcpuEvents, "exception_payload", 56),
 ])
 def test_field_offsets(struct, field, offset):
     assert getattr(struct, field).offset == offset
@@ -123,6 +136,16 @@ def test_variable_length_structs():
     (r.KVM_GET_IRQCHIP, 0xC208AE62),
     (r.KVM_CREATE_PIT2, 0x4040AE77),
     (r.KVM_GET_STATS_FD, 0xAECE),
+    (r.KVM_SET_IRQCHIP, 0x8208AE63),
+    (r.KVM_GET_PIT2, 0x8070AE9F),
+    (r.KVM_SET_PIT2, 0x4070AEA0),
+    (r.KVM_GET_VCPU_EVENTS, 0x8040AE9F),
+    (r.KVM_SET_VCPU_EVENTS, 0x4040AEA0),
+    (r.KVM_GET_DIRTY_LOG, 0x4010AE42),
+    (r.KVM_SET_DEVICE_ATTR, 0x4018AEE1),
+    (r.KVM_GET_DEVICE_ATTR, 0x4018AEE2),
+    (r.KVM_HAS_DEVICE_ATTR, 0x4018AEE3),
+    (r.KVM_SET_TSC_KHZ, 0xAEA2),
 ])
 def test_ioctl_numbers(request_number, value):
     assert request_number == value

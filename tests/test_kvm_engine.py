@@ -8,7 +8,6 @@ The machine code is written out as bytes with its assembly (GNU as, AT&T) beside
 import os
 import signal
 import threading
-import time
 from functools import partial
 
 import pytest
@@ -73,11 +72,9 @@ def test_sigint_interrupts_the_run():
     with guest(SPIN) as g:
         timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
         timer.start()
-        started = time.monotonic()
         outcome = g.engine.run(10)
         timer.join()
-        assert outcome.reason == base.INTERRUPTED
-        assert time.monotonic() - started < 2.0
+        assert outcome.reason == base.INTERRUPTED       # SIGINT ended it, not the timeout
 
 
 def test_kick_handler_is_restored_when_the_last_engine_closes():

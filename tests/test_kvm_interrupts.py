@@ -70,7 +70,7 @@ def test_irq_line_from_another_thread_wakes_the_halted_guest():
         thread.join()
         assert (outcome.reason, outcome.status) == (base.DEBUG_EXIT, 0), outcome.detail
         assert reports.counts() == [1]
-        assert 0.25 <= elapsed < 2.0                  # slept in HLT until the line rose
+        assert elapsed >= 0.25                        # slept in HLT until the line rose
         assert vm.exit_counts().get("intr", 0) <= 1   # a HLT with IF=1 is looked at once at most
 
 
@@ -117,11 +117,20 @@ def test_irq_line_checks_its_gsi():
             vm.irq_line(24)
 
 
-def test_irq_line_after_close_does_nothing():
+def test_irq_line_after_close_does_nothing(monkeypatch):
+    """A device thread that raises its line after the VM closed (a late completion) must not
+    issue KVM_IRQ_LINE on the closed descriptor, whose number another file may have taken."""
+    import vmm.kvm.vm as kvm_vm
+    calls = []
+    real_ioctl = kvm_vm.raw_ioctl
+    monkeypatch.setattr(kvm_vm, "raw_ioctl", lambda *args: calls.append(args) or real_ioctl(*args))
     with booted("kvm", IrqGuest()) as (vm, memory, control):
         line = vm.irq_line(4)
+        line(False)                     # while open: one real ioctl, seen by the spy
+        assert len(calls) == 1
     line(True)
     line.pulse()
+    assert len(calls) == 1
 
 
 # --- the in-kernel PIT ------------------------------------------------------------------------------
@@ -134,7 +143,7 @@ def test_pit_ticks_reach_the_guest_as_irq0():
         elapsed = time.monotonic() - started
         assert (outcome.reason, outcome.status) == (base.DEBUG_EXIT, 0), outcome.detail
         assert guest.count(memory) == 50
-        assert 0.045 <= elapsed < 2.0                 # 50 ticks of 1 ms, no faster
+        assert elapsed >= 0.045                       # 50 ticks of 1 ms, no faster
         master = vm.pic_state(kc.KVM_IRQCHIP_PIC_MASTER)
         assert (master.irq_base, master.imr) == (0x20, 0xFE)
         assert vm.exit_counts() == {"io": 1}          # PIC, PIT and HLT all stayed in KVM
@@ -173,22 +182,17 @@ def test_hlt_with_interrupts_off_ends_the_run_even_while_the_timer_ticks():
     """The 20th tick's handler halts with IF=0: the PIT keeps raising IRQ 0, which cannot wake it."""
     guest = IrqGuest(pit_hz=1000, stop_after=20, stop="hlt")
     with booted("kvm", guest) as (vm, memory, control):
-        started = time.monotonic()
         outcome = vm.run(10)
-        elapsed = time.monotonic() - started
-        assert outcome.reason == base.HALT, outcome.detail
+        assert outcome.reason == base.HALT, outcome.detail         # (not the timeout)
         assert "hlt with interrupts disabled" in outcome.detail
-        assert elapsed < 0.5
         assert guest.count(memory) == 20
 
 
 def test_hlt_with_interrupts_off_ends_the_run_at_once():
     with booted("kvm", IrqGuest()) as (vm, memory, control):
         memory.write(bench.CODE, b"\x90\xf4")         # nop; hlt (IF=0)
-        started = time.monotonic()
-        outcome = vm.run(None)
-        assert outcome.reason == base.HALT and outcome.rip == bench.CODE + 2
-        assert time.monotonic() - started < 0.3
+        outcome = vm.run(60)
+        assert outcome.reason == base.HALT and outcome.rip == bench.CODE + 2      # (not the timeout)
 
 
 @pytest.mark.host_speed

@@ -20,17 +20,16 @@ import uuid
 
 import pytest
 
-from oci_support import VMM_OCI, Leftovers, cgroup_dirs, libpod_cgroups, make_rootfs, require_containers
+from oci_support import PODMAN_MOUNTS, VMM_OCI, Leftovers, cgroup_dirs, libpod_cgroups, make_rootfs, require_containers
 
 # Their leftover checks read host-wide state: one suite at a time (conftest.py).
 pytestmark = pytest.mark.usefixtures("host_state_to_ourselves")
 
 ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 IMAGE = f"localhost/pyvmm-oci-test:{os.getpid()}"
-NAME_PREFIX = "pyvmm-oci-test-"
+NAME_PREFIX = f"pyvmm-oci-test-{os.getpid()}-"     # this process's: other suites may run at once
 STATE_ROOT = "/run/vmm-oci"            # vmm-oci's default --root, which podman uses
 TIMEOUT = 120
-PODMAN_MOUNTS = ("/var/lib/containers/storage", "/run/containers/storage", "/run/netns")
 
 
 WORKDIR = {}        # conmon writes an `oom` file into its working directory: podman runs in a tmp one
@@ -78,6 +77,7 @@ def clean():
     leftovers = Leftovers(STATE_ROOT, "libpod-pyvmm-never", PODMAN_MOUNTS)
     before_cgroups = libpod_cgroups()
     before_state = set(os.listdir(STATE_ROOT)) if os.path.isdir(STATE_ROOT) else set()
+    started = time.monotonic()
 
     def name():
         names.append(NAME_PREFIX + uuid.uuid4().hex[:12])
@@ -91,16 +91,30 @@ def clean():
             podman("rm", "--force", "--time", "0", container)
     problems = [p for p in leftovers.check() if not p.startswith("state left")]
     after_state = set(os.listdir(STATE_ROOT)) if os.path.isdir(STATE_ROOT) else set()
-    if after_state - before_state:
-        problems.append(f"state directories left: {sorted(after_state - before_state)}")
     new_cgroups = libpod_cgroups() - before_cgroups
+    # Other engineers' suites run podman on this host at the same time: only the state
+    # directories and cgroups of this test's containers (their IDs from podman's event log,
+    # by name) are this test's to account for.
+    ids_seen = our_container_ids(names, time.monotonic() - started)
+    new_state = (after_state - before_state) & ids_seen
+    if new_state:
+        problems.append(f"state directories left: {sorted(new_state)}")
+    new_cgroups = {path for path in new_cgroups if os.path.basename(path).removeprefix("libpod-") in ids_seen}
     if new_cgroups:
         problems.append(f"container cgroups left: {sorted(new_cgroups)}")
     listed = podman("ps", "--all", "--format", "{{.Names}}").stdout.split()
-    if any(n.startswith(NAME_PREFIX) for n in listed):
-        problems.append(f"podman containers left: {listed}")
+    ours = [name for name in listed if name.startswith(NAME_PREFIX)]
+    if ours:
+        problems.append(f"podman containers left: {ours}")
     assert not ids, f"test left containers: {names}"
     assert problems == []
+
+
+def our_container_ids(names, seconds: float) -> set:
+    """The IDs podman's event log gives the containers named `names` in the last `seconds`."""
+    events = podman("events", "--since", f"{int(seconds) + 5}s", "--until", "1s", "--format", "{{.ID}} {{.Name}}")
+    pairs = (line.split(" ", 1) for line in events.stdout.splitlines() if " " in line)
+    return {container_id for container_id, name in pairs if name in names}
 
 
 def run_both(image, name, command, *options):

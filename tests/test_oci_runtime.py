@@ -416,7 +416,8 @@ def test_run_in_the_foreground_holds_the_terminal_itself(runtime, rootfs, tmp_pa
     assert "typed\n" in output.replace("got typed", "")       # the terminal echoed what was typed
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                                    signal.SIGALRM, signal.SIGRTMIN + 1])
 def test_a_signal_during_create_undoes_it(runtime, rootfs, tmp_path, signum):
     """create is stopped while a prestart hook runs: the hook, the init, the cgroup and the state
     are all gone afterwards (the fixture checks), and the status says which signal it was."""

@@ -194,11 +194,20 @@ def test_irq_line_checks_its_irq(vm):
 
 
 def test_irq_line_after_close_does_nothing(vm):
-    start(vm, "cli\nhlt\n")
+    """A device thread that raises its line after the engine closed must not reach the stop
+    switch, whose hook memory went with uc_close."""
+    start(vm, "cli\nhlt\n", master_mask=ALL_MASKED & ~(1 << 4))     # IRQ 4 unmasked: a raise is INTR
     line = vm.engine.irq_line(4)
+    switch = vm.engine._switch
+    armed = []
+    switch.arm = lambda: armed.append(True)
+    line(True)                          # while open: INTR rises, the switch is thrown
+    assert armed == [True]
+    line(False)
     vm.engine.close()
     line(True)
     line.pulse()
+    assert armed == [True]
 
 
 def test_pit_channel_2_counts_down_behind_port_0x61(vm):
@@ -234,17 +243,18 @@ def test_pit_channel_2_counts_down_behind_port_0x61(vm):
 # --- the timer ---------------------------------------------------------------------------------------
 
 def test_pit_ticks_reach_a_halted_guest_as_irq0(vm):
-    start(vm, pit_rate_generator(1000) + IDLE, master_mask=0xFE, stop_at=50)
-    started = time.monotonic()
+    symbols = start(vm, pit_rate_generator(1000) + IDLE, master_mask=0xFE, stop_at=50)
+    guest_before = vm.engine.clock.ns()
     outcome = vm.run(10)
-    elapsed = time.monotonic() - started
     assert (outcome.reason, outcome.status) == (DEBUG_EXIT, 50), outcome.detail
     assert vectors(vm) == [0x20] * 50
-    assert 0.045 <= elapsed < 2.0                   # 50 ticks of 1 ms, no faster
+    assert vm.engine.clock.ns() - guest_before >= 49e6     # 50 ticks of 1 ms on the guest's clock
+    # Every tick found the guest in its idle loop: at the HLT, or just after it.
+    assert {rip for _, rip in log(vm)} <= {symbols["idle"], symbols["idle"] + 1}
     pic = vm.engine.platform.pic
     assert (pic.master.vector_base, pic.master.imr, pic.master.isr) == (0x20, 0xFE, 0)
     counts = vm.engine.exit_counts()
-    assert counts["irq"] == 50 and counts["hlt"] >= 49
+    assert counts["irq"] == 50 and counts["hlt"] >= 2
 
 
 def test_pit_ticks_interrupt_a_busy_loop(vm):
@@ -265,20 +275,23 @@ spin:
 
 
 def test_hlt_with_interrupts_off_ends_the_run_while_the_timer_ticks(vm):
+    """The guest takes 20 ticks (counted with interrupts off, so that no tick slips in between
+    the count and the cli), then halts with IF=0 while the PIT goes on: the run ends there (it
+    would otherwise run into the 10 s timeout)."""
     body = pit_rate_generator(1000) + """
-    sti
 wait:
-    cmp qword ptr [{count}], 20
-    jb wait
     cli
+    cmp qword ptr [{count}], 20
+    jae halt_here
+    sti
+    hlt                             # sti; hlt: sleep until the next tick, taken here
+    jmp wait
 halt_here:
     hlt
 """.format(count=COUNT)
     symbols = start(vm, body, master_mask=0xFE)
-    started = time.monotonic()
     outcome = vm.run(10)
     assert outcome.reason == HALT and outcome.rip == symbols["halt_here"] + 1, outcome.detail
-    assert time.monotonic() - started < 1.0
     assert len(log(vm)) == 20
 
 
@@ -290,8 +303,10 @@ def test_a_sleeping_guest_costs_little_host_cpu(vm):
     outcome = vm.run(10)
     cpu, elapsed = process_cpu() - cpu, time.monotonic() - started
     assert (outcome.reason, outcome.status) == (DEBUG_EXIT, 200), outcome.detail
-    assert 1.95 <= elapsed < 3.0
-    assert cpu / elapsed < 0.10, f"{100 * cpu / elapsed:.1f}% of a core"
+    assert elapsed >= 1.95                          # 200 ticks of 10 ms, no faster
+    # This process's own CPU time (other processes' load does not add to it): sleeping
+    # costs a few percent of the 2 s (bench interrupts measures it); spinning would be 100%.
+    assert cpu < 0.2 * 2.0, f"{cpu:.2f} s of CPU for 2 s of sleep"
 
 
 def test_skipping_idle_time_runs_a_sleeping_guest_in_guest_time(vm):
@@ -299,22 +314,20 @@ def test_skipping_idle_time_runs_a_sleeping_guest_in_guest_time(vm):
     jumps to each deadline while the vCPU halts, in a fraction of the wall time."""
     start(vm, pit_rate_generator(100) + IDLE, master_mask=0xFE, stop_at=200)
     vm.engine.skip_idle_time(True)
-    guest_before, started = vm.engine.clock.ns(), time.monotonic()
+    guest_before = vm.engine.clock.ns()
     outcome = vm.run(10)
-    guest, elapsed = vm.engine.clock.ns() - guest_before, time.monotonic() - started
+    guest = vm.engine.clock.ns() - guest_before
     assert (outcome.reason, outcome.status) == (DEBUG_EXIT, 200), outcome.detail
     assert vectors(vm) == [0x20] * 200
-    assert guest >= 1.95e9 and elapsed < 1.0, (guest, elapsed)
-    assert vm.engine.clock.lead_ns >= 1.9e9
+    assert guest >= 1.95e9, guest
+    assert vm.engine.clock.lead_ns >= 1.9e9         # the guest's clock jumped ahead of the host's
 
 
 def test_timeout_in_hlt_says_so_and_a_later_run_stays_halted(vm):
     start(vm, IDLE)
     outcome = vm.run(0.1)
     assert outcome.reason == TIMEOUT and outcome.detail.startswith("timed out in hlt (interrupts enabled)")
-    started = time.monotonic()
     assert vm.run(0.1).reason == TIMEOUT            # still halted: nothing ran
-    assert time.monotonic() - started < 0.3
     assert vm.engine.exit_counts()["hlt"] == 2      # start()'s, and this one
 
 
@@ -330,8 +343,8 @@ def test_irq_line_from_another_thread_wakes_the_halted_guest(vm):
     thread.join()
     assert (outcome.reason, outcome.status) == (DEBUG_EXIT, 1), outcome.detail
     assert log(vm) == [(0x24, symbols["idle"] + 1)]     # woke the HLT; returns after it
-    assert 0.25 <= elapsed < 2.0
-    assert cpu < 0.15                                    # slept, did not spin
+    assert elapsed >= 0.25                               # slept in HLT until the line rose
+    assert cpu < 0.15                                    # this process's CPU: slept, did not spin
 
 
 def test_a_raised_edge_line_must_fall_before_it_interrupts_again(vm):
@@ -405,11 +418,9 @@ after_hlt:
 """.format(exit_port=EXIT_PORT)
     symbols = start(vm, body, master_mask=0xEF)
     vm.engine.irq_line(layout.COM1_IRQ)(True)        # pending before the guest runs
-    started = time.monotonic()
     outcome = vm.run(5)
-    assert (outcome.reason, outcome.status) == (DEBUG_EXIT, 0x55), outcome.detail
+    assert (outcome.reason, outcome.status) == (DEBUG_EXIT, 0x55), outcome.detail   # (not a timeout)
     assert log(vm) == [(0x24, symbols["after_hlt"])]
-    assert time.monotonic() - started < 1.0
 
 
 def test_sti_shadow_delays_delivery_by_one_instruction(vm):
@@ -485,11 +496,9 @@ def test_stop_request_is_honoured_while_an_interrupt_waits_for_if(vm):
     start(vm, "cli\nspin:\njmp spin\n", master_mask=0xEF)
     vm.engine.irq_line(layout.COM1_IRQ)(True)
     thread = later(0.1, lambda: vm.control.request_stop(Outcome(DEBUG_EXIT, status=7)))
-    started = time.monotonic()
     outcome = vm.run(5)
     thread.join()
-    assert (outcome.reason, outcome.status) == (DEBUG_EXIT, 7)
-    assert time.monotonic() - started < 0.5
+    assert (outcome.reason, outcome.status) == (DEBUG_EXIT, 7)     # the request, not the timeout
     assert log(vm) == []
 
 

@@ -54,6 +54,19 @@ def test_registers_msrs_and_tables_read_back_as_the_binding_reads_them():
     assert ours[0] == 0x1122_3344_5566_7787
 
 
+def test_x87_registers_and_whole_xmm_registers_write_and_read_as_the_bindings():
+    """What a snapshot saves and loads (engines/unicorn_snapshot.py)."""
+    def action(uc):
+        uc.reg_write(lib.UC_X86_REG_FP0 + 3, (0x8000_0000_0000_0001, 0x3FFF))
+        uc.reg_write(lib.UC_X86_REG_XMM0 + 5, 0x0123_4567_89AB_CDEF_FEDC_BA98_7654_3210)
+        uc.reg_write(lib.UC_X86_REG_FOP, 0x123)
+        return (uc.reg_read(lib.UC_X86_REG_FP0 + 3), uc.reg_read(lib.UC_X86_REG_XMM0 + 5),
+                uc.reg_read(lib.UC_X86_REG_FOP), uc.reg_read(lib.UC_X86_REG_FPTAG))
+    ours, theirs = compare(action)
+    assert ours == theirs
+    assert ours[:2] == ((0x8000_0000_0000_0001, 0x3FFF), 0x0123_4567_89AB_CDEF_FEDC_BA98_7654_3210)
+
+
 def test_contexts_round_trip_and_are_as_large_as_the_bindings():
     def action(uc):
         uc.reg_write(lib.UC_X86_REG_RCX, 42)

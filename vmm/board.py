@@ -10,13 +10,16 @@ from .devices.i8042 import I8042
 from .devices.rtc import CmosRtc
 
 
-def add_pc_devices(ports, control) -> None:
-    ports.register(layout.RTC_PORT, layout.RTC_PORT_COUNT, CmosRtc())
+def add_pc_devices(ports, control) -> dict:
+    """Put the board's devices on the port bus; returns those with state, by name (snapshots)."""
+    rtc = CmosRtc()
+    ports.register(layout.RTC_PORT, layout.RTC_PORT_COUNT, rtc)
     i8042 = I8042(control)
     ports.register(layout.I8042_DATA_PORT, 1, i8042)
     ports.register(layout.I8042_COMMAND_PORT, 1, _Offset(i8042, layout.I8042_COMMAND_PORT - layout.I8042_DATA_PORT))
     ports.register(layout.ACPI_SLEEP_CONTROL_PORT, layout.ACPI_PM_PORT_COUNT,
                    AcpiPm(control, s5_sleep_type=acpi.SLEEP_TYPE_S5, reset_value=layout.ACPI_RESET_VALUE))
+    return {"rtc": rtc, "i8042": i8042}
 
 
 def acpi_tables(virtio_slots):

@@ -59,7 +59,8 @@ RUN_DESCRIPTION = ("Boot KERNEL (default: the tiny kernel built under guest/) wi
                    "read from the file. The tiny kernel also boots a root file system (--rootfs DIR, --initrd "
                    "FILE.cpio[.gz]) whose program is the first word after `--` (default /init, then /bin/sh). "
                    "Arguments after `--` reach the program as argv. The guest's serial port is "
-                   "this terminal, in raw mode: Ctrl-A x ends the VM, Ctrl-A Ctrl-A sends Ctrl-A.")
+                   "this terminal, in raw mode: Ctrl-A x ends the VM, Ctrl-A s saves a snapshot (with "
+                   "--snapshot-file), Ctrl-A Ctrl-A sends Ctrl-A.")
 
 # `vmm run [KERNEL]`: at most one positional, optional.
 RUN_POSITIONAL = Positional("kernel", help="kernel: bzImage, PVH ELF or Multiboot "
@@ -92,7 +93,9 @@ RUN_OPTIONS = (
     Option("--disk", append=True, metavar="PATH[,ro]",
            help="a virtio-blk disk backed by a host file (repeatable: vda, vdb, ...); "
                 "make one with `truncate -s 16M disk.img`"),
-    Option("--timeout", kind=float, metavar="SECONDS", help="stop the guest after this long"),
+    Option("--timeout", kind=float, metavar="SECONDS",
+           help="stop the guest after this long (exit status 72); with --gdb it bounds the whole debugging "
+                "session, waiting for gdb included"),
     Option("--idle", choices=IDLE_POLICIES, default="sleep",
            help="unicorn: when the guest waits for its next timer, sleep until then (default), or skip the "
                 "guest's clock there at once (scripts and tests run faster; the guest's clock runs ahead of the "
@@ -108,8 +111,22 @@ RUN_OPTIONS = (
            help="write every VM exit (reason, port or address, size, data, time) to FILE"),
     Option("--gdb", metavar="127.0.0.1:PORT", help="serve the GDB remote protocol on this loopback address"),
     Option("--gdb-wait", kind=FLAG, help="with --gdb: hold the guest until gdb continues it"),
+)
+
+# Controlling a running VM and saving it (vmm run and vmm restore); vmm/control, vmm/snapshot.
+CONTROL_OPTIONS = (
+    Option("--control", metavar="PATH",
+           help="serve a control socket at PATH (mode 0600): line-delimited JSON requests pause, resume, "
+                "snapshot (with a path), stats and quit"),
+    Option("--snapshot-file", metavar="PATH",
+           help="where Ctrl-A s (and a control `snapshot` without a path) saves the VM, which then goes on; "
+                "a {n} in PATH numbers the snapshots, else each replaces the last"),
+    Option("--snapshot-dirty", kind=FLAG,
+           help="KVM: keep a dirty-page log, so that each snapshot after the first writes only the pages changed "
+                "since the one before (which must stay where it is)"),
     Option("--debug", kind=FLAG, help=HIDDEN),
 )
+RUN_OPTIONS += CONTROL_OPTIONS
 
 
 def parse_run(argv, options=RUN_OPTIONS, positional=RUN_POSITIONAL):

@@ -4,8 +4,9 @@ to save its start-up; `vmm run`'s options are described once, in cli_options.RUN
 """
 import argparse
 
-from .cli_options import FLAG, HIDDEN, RUN_DESCRIPTION, RUN_OPTIONS, RUN_POSITIONAL, default_accel
-from .config import ACCELERATORS
+from .cli_options import (ACCEL_ENV, CONTROL_OPTIONS, FLAG, HIDDEN, RUN_DESCRIPTION, RUN_OPTIONS, RUN_POSITIONAL,
+                          default_accel)
+from .config import ACCELERATORS, IDLE_POLICIES
 from .errors import EXIT_STATUSES, UsageError
 
 
@@ -29,7 +30,7 @@ class VersionAction(argparse.Action):
 
 
 def exit_status_epilog() -> str:
-    rows = "\n".join(f"  {status:>3}  {meaning}" for status, meaning in EXIT_STATUSES)
+    rows = "\n".join(f"  {status:>5}  {meaning}" for status, meaning in EXIT_STATUSES)
     return ("exit status: the guest's debug-exit status (0-255), 0 when it halts with interrupts off,\n"
             "or one of these for VMM errors:\n" + rows)
 
@@ -47,6 +48,32 @@ def build_parser() -> Parser:
                               description=RUN_DESCRIPTION,
                               epilog=exit_status_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_options(run, RUN_OPTIONS, RUN_POSITIONAL)
+
+    restore = commands.add_parser(
+        "restore", help="resume a VM saved in a snapshot, on either engine",
+        description="Resume the VM saved in directory SNAPSHOT (by --snapshot-file and Ctrl-A s, the control "
+                    "socket's `snapshot`, or Machine.snapshot) where it was saved, on KVM or unicorn, whichever "
+                    "saved it. Its RAM is mapped from the snapshot's memory file and read as the guest touches it; "
+                    "the file is never written, so a snapshot can be restored any number of times. The exit "
+                    "status and the rest of the serial output are those of the run it was saved from. A snapshot "
+                    "that is corrupt, truncated or of a newer format is refused (status 65), as is one whose disks "
+                    "changed since (unless --force); a missing one exits with 66.",
+        epilog=exit_status_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    restore.add_argument("snapshot", metavar="SNAPSHOT", help="a snapshot directory")
+    restore.add_argument("--accel", choices=ACCELERATORS, default=default_accel(),
+                         help=f"CPU engine to resume on (default: %(default)s, env {ACCEL_ENV})")
+    restore.add_argument("--serial", default="stdio", metavar="stdio|file:PATH|none",
+                         help="where guest serial output goes (default: %(default)s)")
+    restore.add_argument("--disk", action="append", default=None, metavar="PATH",
+                         help="the saved disks' new paths, in order (default: where they were)")
+    restore.add_argument("--force", action="store_true",
+                         help="use disks whose size or modification time changed since the snapshot")
+    restore.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                         help="stop the guest after this long")
+    restore.add_argument("--idle", choices=IDLE_POLICIES, default=None,
+                         help="unicorn's idle policy (default: the snapshot's)")
+    restore.add_argument("--stats", action="store_true", help="print exit counts and timings on stderr")
+    add_option_list(restore, CONTROL_OPTIONS)
 
     test = commands.add_parser("test", help="run guest test programs and check their expected output",
                                description="Boot the kernel with each PROGRAM (default: all with a .expect file) "
@@ -91,7 +118,7 @@ def build_parser() -> Parser:
                         add_help=False)
     bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
     bench.add_argument("which", choices=("exits", "startup", "density", "interrupts", "engines", "boot", "blk",
-                                         "syscalls", "linux"),
+                                         "syscalls", "linux", "snapshot"),
                        help="exits: port-I/O exits/s through the VMM vs a bare KVM loop; "
                             "interrupts: host CPU of a sleeping guest and timer interrupts delivered per engine; "
                             "blk: virtio-blk MB/s and IOPS from a guest, per engine, against the host and QEMU; "
@@ -104,16 +131,18 @@ def build_parser() -> Parser:
                             "syscalls: getppid and a 4 KiB read of a rootfs file per engine against the same "
                             "binary as a host process, with the kernel's ring-0 instructions per call; "
                             "linux: Debian's kernel to its init script and to power-off, per engine and under "
-                            "QEMU microvm TCG")
+                            "QEMU microvm TCG; snapshot: time to save, and to restore to running and to exit per "
+                            "engine pair, against a cold boot in-process and a cold `vmm run`")
     bench.add_argument("--runs", type=int, default=None,
-                       help="runs (default: exits 5, startup 10, density 3, engines 5, boot 5, linux 3)")
+                       help="runs (default: exits 5, startup 10, density 3, engines 5, boot 5, linux 3, "
+                            "snapshot 10)")
     bench.add_argument("--count", type=int, default=None,
                        help="exits: exits per run (default 20000); density: VMs in one process (default 100; processes "
                             "and containers: a fifth); "
                             "syscalls: calls per run (default: 200000 on the host, 2000 on KVM, 20000 on unicorn); "
                             "engines: MiB for `compute` (default 4); boot: MiB the padded program grows by (default 4)")
     bench.add_argument("--json", metavar="PATH", default=None,
-                       help="startup, density, engines, boot, syscalls, linux: also write results as JSON")
+                       help="startup, density, engines, boot, syscalls, linux, snapshot: also write results as JSON")
     bench.add_argument("--nested", action="store_true",
                        help="exits: run it in a nested kvm_amd (QEMU TCG guest; `make nested-image` builds it)")
     bench.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -123,6 +152,11 @@ def build_parser() -> Parser:
 def add_options(parser, options, positional) -> None:
     """Add a table of cli_options.Option (and the positional) to an argparse parser."""
     parser.add_argument(positional.dest, nargs="?", default=positional.default, help=positional.help)
+    add_option_list(parser, options)
+
+
+def add_option_list(parser, options) -> None:
+    """Add a table of cli_options.Option to an argparse parser."""
     groups = {}
     for option in options:
         target = parser

@@ -14,6 +14,7 @@ IDLE_POLICIES = ("sleep", "skip")
 LINUX_CMDLINE = "console=ttyS0 panic=-1 tsc=reliable"
 LINUX_MEM_SIZE = 256 * layout.MiB      # Debian's kernels decompress at 16 MiB into ~50 MiB
 SIZE_SUFFIXES = {"": 1, "K": layout.KiB, "M": layout.MiB, "G": layout.GiB}
+MAX_TIMEOUT = 366 * 24 * 3600           # seconds (a year): longer is a typo, and NaN or infinity break timers
 
 
 def parse_size(text: str) -> int:
@@ -34,6 +35,23 @@ def format_size(size: int) -> str:
         if size % unit == 0:
             return f"{size // unit}{suffix}"
     return str(size)
+
+
+def check_timeout(seconds) -> None:
+    """A timeout is a positive, finite number of seconds, at most MAX_TIMEOUT."""
+    if not (isinstance(seconds, (int, float)) and 0 < seconds <= MAX_TIMEOUT):
+        raise UsageError(f"--timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT} (a year), "
+                         f"not {seconds}")
+
+
+def is_clean_text(text: str) -> bool:
+    """UTF-8 encodable (no undecodable command-line bytes, which Python keeps as lone
+    surrogates) and without NUL, so that it survives the trip into guest memory."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\0" not in text
 
 
 @record
@@ -92,8 +110,13 @@ class MachineConfig:
             raise UsageError(f"unknown --serial {self.serial!r}: use stdio, none or file:PATH")
         if self.idle not in IDLE_POLICIES:
             raise UsageError(f"unknown --idle {self.idle!r}: choose one of {', '.join(IDLE_POLICIES)}")
-        if self.timeout is not None and not self.timeout > 0:
-            raise UsageError(f"--timeout must be a positive number of seconds, not {self.timeout}")
+        if self.timeout is not None:
+            check_timeout(self.timeout)
+        for what, text in (("--cmdline", self.cmdline), *(("program argument", arg) for arg in self.program_args)):
+            if text is not None and not is_clean_text(text):
+                raise UsageError(f"{what} {text.encode('utf-8', 'surrogateescape')!r} is not valid UTF-8 text "
+                                 "(or holds a NUL byte), "
+                                 "which a kernel command line cannot carry")
         if self.rootfs is not None and self.initrd is not None:
             raise UsageError("give a root file system either as --rootfs DIR or as --initrd FILE.cpio, not both")
         for arg in self.program_args:

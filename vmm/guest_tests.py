@@ -3,8 +3,8 @@ built on the project's libc, guest/rootfs/programs/NAME.expect for those of the 
 file system), run it in a VM on one or more engines, and compare.
 
 The .expect format: header lines `key: value` (status, args, stdin, disks, qemu, linux,
-requires, rootfs, program, variants, unordered; `#` starts a comment), a line `---`, then the
-exact expected serial output up to the end of the file.
+requires, restore-requires, rootfs, program, variants, unordered; `#` starts a comment), a line
+`---`, then the exact expected serial output up to the end of the file.
 
 `disks: 1M 64K,ro` gives the program scratch virtio disks (vda, vdb, ...), made for the run
 and deleted after it: writable ones zero-filled, read-only ones filled with disk_pattern(),
@@ -19,8 +19,8 @@ as a VM and as a container. `unordered: yes` compares the output's lines in any 
 the .expect (a directory listing in the host file system's order), while the runs are still
 compared with one another as they are.
 """
-import concurrent.futures
 import os
+import re
 import subprocess
 import tempfile
 from contextlib import contextmanager
@@ -29,13 +29,19 @@ from dataclasses import dataclass, field
 from . import paths
 from .config import DiskSpec, MachineConfig, parse_size
 from .errors import ImageError, InputError, UsageError
-from .machine import ENGINES, Machine, engine_class, probe
+from .loader.elf import symbol_address
+from .machine import ENGINES, Machine, choose_engine, engine_class, probe
+from .outcome import INTERRUPTED
+from .scratch import scratch_folder
+from .signals import Terminated
+from .workers import run_forked
 
 # The one line the firmware prints before the kernel runs (firmware/main.c); the output after
 # it must be the same as with the direct PVH boot.
 FIRMWARE_BANNER = b"pyvmm firmware\n"
 DEFAULT_TIMEOUT = 120.0      # seconds per program: generous, ring-0 code is emulated on nested KVM
 ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "r": "\r", "0": "\0"}
+SYMBOL = re.compile(rb"\{symbol:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass
@@ -47,6 +53,7 @@ class Expectation:
     stdin: bytes = b""
     skip: dict = field(default_factory=dict)    # runner ("qemu", "linux") -> reason
     requires: list = field(default_factory=list)    # engine features (Engine.missing_features)
+    restore_requires: list = field(default_factory=list)    # features a restore from a snapshot needs
     disks: list = field(default_factory=list)   # [DiskNeed]: scratch disks, vda first
     rootfs: str | None = None           # a directory under guest/build: the root file system
     program: str | None = None          # the program to run in it
@@ -157,7 +164,8 @@ def parse_expectation(name: str, text: str, variant: str | None = None) -> Expec
     return Expectation(
         name=f"{name}/{variant}" if variant else name, status=int(fields["status"]), output=body.encode(),
         args=fields.get("args", "").split(), stdin=unescape(fields.get("stdin", "")).encode(), skip=skip,
-        requires=fields.get("requires", "").split(), disks=parse_disks(name, fields.get("disks", "")),
+        requires=fields.get("requires", "").split(), restore_requires=fields.get("restore-requires", "").split(),
+        disks=parse_disks(name, fields.get("disks", "")),
         rootfs=rootfs, program=program if rootfs else None, unordered=fields.get("unordered") == "yes")
 
 
@@ -176,7 +184,24 @@ def load_expectation(name: str) -> Expectation:
     if path is None:
         raise InputError(f"no expectation file {base}.expect for program {name} in "
                          + " or ".join(str(d) for d in paths.EXPECT_DIRECTORIES))
-    return parse_expectation(base, path.read_text(), variant or None)
+    expect = parse_expectation(base, path.read_text(), variant or None)
+    if not expect.rootfs:
+        expect.output = resolve_symbols(paths.program_path(name), expect.output)
+    return expect
+
+
+def resolve_symbols(program, output: bytes) -> bytes:
+    """{symbol:NAME} in the expected output becomes the address of NAME in the built `program`
+    (hex, as the kernel prints it): what depends on the compiler is looked up, not pinned."""
+    def address(match):
+        symbol = match.group(1).decode()
+        with open(program, "rb") as file:
+            value = symbol_address(file.read(), symbol)
+        if value is None:
+            raise ImageError(f"{os.path.basename(program)}.expect names {{symbol:{symbol}}}, which the built program "
+                             "does not define")
+        return hex(value).encode()
+    return SYMBOL.sub(address, output)
 
 
 def all_programs(directories=None) -> list:
@@ -208,8 +233,9 @@ class ProgramRun:
 
 @contextmanager
 def scratch_disks(needs):
-    """Disk images for `needs` in a temporary folder, as [DiskSpec]; deleted afterwards."""
-    with tempfile.TemporaryDirectory(prefix="vmm-disks-") as folder:
+    """Disk images for `needs` in a scratch folder (vmm/scratch.py), as [DiskSpec]; deleted
+    afterwards, also after a signal."""
+    with scratch_folder("disks") as folder:
         specs = []
         for index, need in enumerate(needs):
             path = os.path.join(folder, f"vd{chr(ord('a') + index)}.img")
@@ -242,9 +268,20 @@ def run_program(name: str, accel: str, kernel: str | None = None, timeout: float
                            timeout=timeout, mem_size=mem_size, firmware=firmware, inspect_disks=inspect_disks)
 
 
+def judging_engine(accel: str):
+    """The engine class that runs `accel`: for "auto", the one it chooses here (so that `vmm
+    test` skips exactly what the suite skips), else None for an unknown name."""
+    if accel == "auto":
+        return choose_engine(accel)[0]
+    return engine_class(accel) if accel in ENGINES else None
+
+
 def missing_requirement(expect: Expectation, accel: str) -> str | None:
     """Why engine `accel` cannot judge this program (a feature it `requires:` is missing), or None."""
-    missing = engine_class(accel).missing_features() if accel in ENGINES else {}
+    if not expect.requires:
+        return None
+    engine = judging_engine(accel)
+    missing = engine.missing_features() if engine is not None else {}
     return next((missing[feature] for feature in expect.requires if feature in missing), None)
 
 
@@ -254,7 +291,9 @@ def run_expectation(expect: Expectation, program: str, accel: str, kernel: str |
     """Boot `program` with the tiny kernel (or `kernel`) and check the run against `expect`."""
     skipped = missing_requirement(expect, accel)
     if skipped:
-        return ProgramRun(expect.name, accel, True, [], b"", None, "skipped", 0.0, skipped=skipped)
+        engine = judging_engine(accel)
+        return ProgramRun(expect.name, engine.name if engine is not None else accel, True, [], b"", None,
+                          "skipped", 0.0, skipped=skipped)
     with scratch_disks(expect.disks) as disks:
         boot = {"rootfs": str(expect.root()), "program_args": expect.argv()} if expect.rootfs else \
             {"initrd": program, "program_args": expect.args}
@@ -326,26 +365,33 @@ def available_engines() -> list:
 
 def _run_safely(name, accel, timeout):
     try:
-        return run_program(name, accel, timeout=timeout)
+        run = run_program(name, accel, timeout=timeout)
+    except Terminated:
+        raise                       # a signal ends the whole suite (after cleanup)
     except Exception as error:      # one broken program must not stop the others
         return ProgramRun(name, accel, False, [f"{type(error).__name__}: {error}"], b"", None, "error", 0.0)
+    if run.reason == INTERRUPTED:
+        raise KeyboardInterrupt     # Ctrl-C stopped the VM: it stops the suite too
+    return run
 
 
 def run_suite(names, accels, jobs=1, timeout=DEFAULT_TIMEOUT, report=print):
     """Run every program on every engine; with several engines, also require identical
-    output and status across them. Returns (passed, failed)."""
-    tasks = [(name, accel) for name in names for accel in accels]
-    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs)) if jobs > 1 else _Inline() as pool:
-        futures = [pool.submit(_run_safely, name, accel, timeout) for name, accel in tasks]
-        runs = [f.result() for f in futures]
+    output and status across them. Reports `N passed, N failed, N skipped` (a program
+    counts once: skipped when no engine could judge it). Returns (passed, failed, skipped)."""
+    tasks = [(name, accel, timeout) for name in names for accel in accels]
+    if jobs > 1:
+        runs = run_forked(_run_safely, tasks, jobs)
+    else:
+        runs = [_run_safely(*task) for task in tasks]
     passed = failed = skipped = 0
     for name in names:
         for run in runs:
             if run.name == name and run.skipped:
-                skipped += 1
-                report(f"SKIP {name} ({run.engine}): {run.skipped}")
+                report(f"SKIP {name} ({run.engine}: {run.skipped})")
         mine = [r for r in runs if r.name == name and not r.skipped]
         if not mine:
+            skipped += 1
             continue
         problems = [f"[{r.engine}] {p}" for r in mine for p in r.problems]
         first = mine[0]
@@ -363,22 +409,8 @@ def run_suite(names, accels, jobs=1, timeout=DEFAULT_TIMEOUT, report=print):
         else:
             passed += 1
             report(f"PASS {name} ({engines})")
-    report(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
-    return passed, failed
-
-
-class _Inline:
-    """A stand-in executor that runs tasks in this process, one after another."""
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def submit(self, fn, *args):
-        future = concurrent.futures.Future()
-        future.set_result(fn(*args))
-        return future
+    report(f"{passed} passed, {failed} failed, {skipped} skipped")
+    return passed, failed, skipped
 
 
 def default_jobs() -> int:

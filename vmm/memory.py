@@ -14,13 +14,20 @@ from .layout import PAGE_SIZE
 class GuestMemory:
     """`size` bytes of guest-physical RAM starting at guest address 0."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, backing_fd: int | None = None):
+        """`backing_fd`: a file of at least `size` bytes whose contents the RAM starts with (a
+        snapshot's memory file), mapped MAP_PRIVATE: nothing is read up front, pages come in
+        from the file as the guest touches them, and the guest's writes never reach the file."""
         if size <= 0 or size % PAGE_SIZE:
             raise ValueError(f"guest RAM size must be a positive multiple of {PAGE_SIZE}")
         self.size = size
-        # Anonymous memory is zero-filled and lazily allocated: a large guest costs host
-        # memory only for the pages it touches.
-        self._mmap = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        if backing_fd is None:
+            # Anonymous memory is zero-filled and lazily allocated: a large guest costs host
+            # memory only for the pages it touches.
+            self._mmap = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        else:
+            self._mmap = mmap.mmap(backing_fd, size, flags=mmap.MAP_PRIVATE,
+                                   prot=mmap.PROT_READ | mmap.PROT_WRITE)
         # Exporting a ctypes array pins the mmap (it cannot be closed under an engine's feet)
         # and gives us the host address. It is released first in close().
         self._pin = (ctypes.c_ubyte * size).from_buffer(self._mmap)
@@ -39,6 +46,10 @@ class GuestMemory:
         rom = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         rom[:len(data)] = data
         self._roms.append((gpa, rom, (ctypes.c_ubyte * size).from_buffer(rom)))
+
+    def roms(self):
+        """[(gpa, bytes)] of the read-only images (a snapshot keeps them)."""
+        return [(gpa, bytes(rom)) for gpa, rom, _ in self._roms]
 
     def regions(self):
         """[(gpa, size, host_address, read_only)]: RAM first, then the ROMs."""

@@ -212,13 +212,15 @@ class ExpectFile(pytest.File):
 
     def collect(self):
         from .errors import VmmError
-        from .guest_tests import missing_requirement, parse_expectation
+        from .guest_tests import missing_requirement, parse_expectation, resolve_symbols
         name = self.path.stem
+        program = find_program(self.path, self.config)
         try:
             expect = parse_expectation(name, self.path.read_text())
+            if program is not None:             # {symbol:NAME}: an address looked up in the program
+                expect.output = resolve_symbols(program, expect.output)
         except (VmmError, ValueError, UnicodeDecodeError) as error:
             raise self.CollectError(f"{self.path}: {error}") from None    # one line, no traceback
-        program = find_program(self.path, self.config)
         for engine in selected_engines(self.config):
             item = ProgramItem.from_parent(self, name=f"{name}[{engine}]", expect=expect, program=program,
                                            engine=engine)

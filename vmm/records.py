@@ -13,7 +13,7 @@ exists (`vmm bench startup` prints the import budget). A record is written the s
 Its annotated class attributes are its fields, in order (a subclass's come after its base's).
 It gets __init__ (positional or keyword arguments; __post_init__ is called if the class has
 one), __eq__ (same class, equal fields) and __repr__, and, like a dataclass with eq, no
-__hash__. Nothing else: no ordering, no frozen, no slots. replace() makes a changed copy.
+__hash__. Nothing else: no ordering, no frozen, no slots. replace() makes a changed copy, asdict() a dict.
 """
 _MISSING = object()
 
@@ -87,3 +87,15 @@ def replace(instance, **changes):
     values = {name: getattr(instance, name) for name in instance.__record_fields__}
     values.update(changes)
     return type(instance)(**values)
+
+
+def asdict(instance):
+    """dataclasses.asdict for records: fields by name, records inside (also in lists, tuples
+    and dicts) as dicts too, containers copied."""
+    if hasattr(type(instance), "__record_fields__"):
+        return {name: asdict(getattr(instance, name)) for name in instance.__record_fields__}
+    if isinstance(instance, (list, tuple)):
+        return type(instance)(asdict(item) for item in instance)
+    if isinstance(instance, dict):
+        return {key: asdict(value) for key, value in instance.items()}
+    return instance

@@ -4,28 +4,28 @@ import os
 import sys
 import time
 
-from .errors import InputError
+from .user_files import open_output
 
 CAPTURE_LIMIT = 16 * 1024 * 1024        # bytes kept for RunResult.serial; beyond it, only counted
 _SINGLE_BYTES = [bytes([value]) for value in range(256)]   # no allocation per output byte
 
 
 class SerialSink:
-    def __init__(self, spec: str):
+    """`on_error(text)` is called once if the output cannot be written (a full disk, a reader
+    that went away): the machine then ends the run, so that output is never lost silently."""
+
+    def __init__(self, spec: str, on_error=None):
         self.captured = bytearray()
         self.total_bytes = 0
         self.first_byte_time = None
         self._fd = None
-        self._owns_fd = False
+        self._owned_fd = None               # closed by close(), even after a write error
+        self._on_error = on_error
+        self.error = None
         if spec == "stdio":
             self._fd = sys.stdout.fileno()
         elif spec.startswith("file:"):
-            path = spec[len("file:"):]
-            try:
-                self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-            except OSError as error:
-                raise InputError(f"cannot open serial output file {path}: {error.strerror}") from None
-            self._owns_fd = True
+            self._fd = self._owned_fd = open_output(spec[len("file:"):], "serial output file")
 
     def put(self, value: int) -> None:
         """One byte from the UART's transmitter."""
@@ -37,8 +37,15 @@ class SerialSink:
         if self._fd is not None:
             try:
                 os.write(self._fd, _SINGLE_BYTES[value])
-            except OSError:
-                self._fd = None             # a closed pipe must not crash the VM: stop echoing
+            except OSError as error:
+                self._failed(error)
+
+    def _failed(self, error: OSError) -> None:
+        """Stop echoing (a dead output must not crash the VM) and say so once."""
+        self._fd = None
+        self.error = f"cannot write the guest's serial output: {error.strerror}"
+        if self._on_error is not None:
+            self._on_error(self.error)
 
     def write(self, data: bytes) -> None:
         """Several bytes at once (the virtio console shares this output with the UART)."""
@@ -46,6 +53,7 @@ class SerialSink:
             self.put(value)
 
     def close(self) -> None:
-        if self._owns_fd and self._fd is not None:
-            os.close(self._fd)
         self._fd = None
+        fd, self._owned_fd = self._owned_fd, None
+        if fd is not None:
+            os.close(fd)

@@ -3,8 +3,11 @@ and always restored.
 
 - On a terminal, input is raw (no line editing, no echo, Ctrl-C goes to the guest) while
   output processing stays on, so the guest's "\\n" still starts a new line.
-- Ctrl-A x ends the VM; Ctrl-A Ctrl-A sends one Ctrl-A (the QEMU and screen convention).
-- The terminal mode is restored on every path: guest exit, VMM error, SIGINT, SIGTERM, SIGHUP.
+- Ctrl-A x ends the VM; Ctrl-A Ctrl-A sends one Ctrl-A (the QEMU and screen convention);
+  Ctrl-A s saves a snapshot (with --snapshot-file) and goes on.
+- The terminal mode is restored on every path: guest exit, VMM error, SIGINT, and every
+  terminating signal (SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGALRM...: vmm/signals.py), each of
+  which stops the VM first; `vmm run` then exits with 128 + the signal's number.
 - From a pipe or a file, input is passed through unchanged, and end of input reaches the
   guest as Ctrl-D (EOT), which the tiny kernel's read() reports as end of file, as a tty does.
 """
@@ -12,37 +15,45 @@ import os
 import signal
 import termios
 import threading
+from contextlib import ExitStack
+
+from . import signals
 
 ESCAPE = 0x01           # Ctrl-A
 QUIT = ord("x")
+SNAPSHOT = ord("s")     # Ctrl-A s: save a snapshot and go on
 EOT = b"\x04"           # Ctrl-D: end of input, as a terminal sends it
 INTERRUPTED_STATUS = 130   # what a shell reports for Ctrl-C; also the status of Ctrl-A x
-ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 class Terminal:
     """`with Terminal(fd, feed, quit):` pumps `fd` into `feed(bytes)`; `quit(reason, status)`
-    is called for the escape sequence, a terminal hang-up, SIGTERM or SIGHUP."""
+    is called for the escape sequence, a terminal hang-up, or a terminating signal; `on_snapshot()`,
+    if given, for Ctrl-A s (on the input thread, which waits for it)."""
 
-    def __init__(self, fd: int, feed, quit):
+    def __init__(self, fd: int, feed, quit, on_snapshot=None):
         self.fd = fd
         self._feed = feed
         self._quit = quit
+        self._on_snapshot = on_snapshot
         self.is_terminal = os.isatty(fd)
         self._saved_mode = None
-        self._saved_handlers = {}
+        self._handlers = ExitStack()
         self._escape_pending = False
 
     # --- terminal mode -------------------------------------------------------------------
     def __enter__(self):
-        # Handlers first: a SIGTERM right after the switch to raw mode must still restore it.
-        if threading.current_thread() is threading.main_thread():
-            for signum in ENDING_SIGNALS:
-                self._saved_handlers[signum] = signal.signal(signum, self._on_signal)
-        if self.is_terminal:
-            self._saved_mode = termios.tcgetattr(self.fd)
-            termios.tcsetattr(self.fd, termios.TCSAFLUSH, raw_input_mode(self._saved_mode))
-        threading.Thread(target=self._pump, name="console-input", daemon=True).start()
+        # Handlers first: a signal that comes while the mode changes still finds the restore.
+        self._handlers.enter_context(signals.handled(self._on_signal))
+        try:
+            if self.is_terminal:
+                saved = termios.tcgetattr(self.fd)
+                self._saved_mode = saved
+                termios.tcsetattr(self.fd, termios.TCSAFLUSH, raw_input_mode(saved))
+            threading.Thread(target=self._pump, name="console-input", daemon=True).start()
+        except BaseException:
+            self.restore()
+            raise
         return self
 
     def __exit__(self, *exc):
@@ -56,12 +67,10 @@ class Terminal:
             except termios.error:
                 pass                    # the terminal went away (hang-up): nothing to restore
             self._saved_mode = None
-        for signum, handler in self._saved_handlers.items():
-            signal.signal(signum, handler)
-        self._saved_handlers.clear()
+        self._handlers.close()
 
-    def _on_signal(self, signum, frame):
-        self._quit(f"ended by {signal.Signals(signum).name}", 128 + signum)
+    def _on_signal(self, signum: int) -> None:
+        self._quit(f"ended by {signals.signal_name(signum)}", 128 + signum)
 
     # --- input -----------------------------------------------------------------------------
     def _pump(self) -> None:
@@ -94,6 +103,11 @@ class Terminal:
                     return None
                 if value == ESCAPE:
                     out.append(ESCAPE)
+                elif value == SNAPSHOT and self._on_snapshot is not None:
+                    if out:                     # what came before reaches the guest first
+                        self._feed(bytes(out))
+                        out.clear()
+                    self._on_snapshot()
                 # any other key after Ctrl-A is dropped, as in QEMU
             elif value == ESCAPE:
                 self._escape_pending = True

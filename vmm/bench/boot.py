@@ -25,12 +25,12 @@ engine or firmware that is missing leaves its rows in the tables, saying why.
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 from .. import paths
 from ..errors import UsageError, VmmError
+from ..scratch import make_folder
 from .harness import (FAILED, OK, Row, RunFailed, Unavailable, describe_machine, engine_unavailable, interleave,
                       progress_printer, report, require_guest, status_text, summary, table)
 
@@ -158,7 +158,7 @@ def run(runs: int = DEFAULT_RUNS, pad_mib: int = DEFAULT_PAD_MIB, warmup: int = 
     require_guest(PROGRAM)
     hello = paths.program_path(PROGRAM)
     rows = all_rows(engines)
-    workdir = Path(tempfile.mkdtemp(prefix="pyvmm-bench-boot-"))
+    workdir = Path(make_folder("bench-boot"))
     try:
         padded = workdir / f"{PROGRAM}-pad{pad_mib}M"
         how = make_padded(hello, padded, pad_mib << 20)

@@ -24,13 +24,13 @@ Modes run interleaved for `runs` rounds; the table shows medians (and min/max ti
     vmm bench density [--count N] [--runs R] [--json PATH]
 """
 import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 from .. import paths
 from ..errors import UsageError
+from ..scratch import make_folder
 from .harness import (FAILED, OK, UNAVAILABLE, Row, RunFailed, Unavailable, describe_machine, interleave,
                       progress_printer, report, require_guest, summary, table)
 from .process import build_spawner, collect, current_rss_kib, settle_memory, spawn, vmm_command, vmm_env
@@ -274,7 +274,7 @@ def run(count: int = DEFAULT_COUNT, runs: int = 3, modes=None, progress=None) ->
     require_guest(PROGRAM)
     modes = all_modes() if modes is None else modes
     process_count = max(1, count // PROCESS_SHARE)
-    workdir = Path(tempfile.mkdtemp(prefix="pyvmm-density-"))
+    workdir = Path(make_folder("bench-density"))
     try:
         from ..container import build_rootfs
         context = {"count": count, "process_count": process_count, "vmm_env": vmm_env(),

@@ -24,8 +24,8 @@ missing stays in its table, saying why; a row whose run goes wrong says that ins
    otherwise, as count(N) - count(0). Inside a VM the guest kernel adds a little: it zeroes
    the program's brk memory with a ring-3 `rep stosq` (N MiB / 8 iterations) and handles
    the few system calls, about 0.2% more.
-2. port I/O: `out %al,%dx` round trips per second to the 16550's scratch register, the guest
-   of vmm/bench/exits.py (real mode, a counted loop, then hlt):
+2. port I/O: `out %al,%dx` round trips per second to the 16550's scratch register (real mode,
+   a counted loop, then hlt):
      vmm-unicorn   UnicornEngine.run() with the PortBus and the real Uart16550
      bare-hook     the same code in a bare Uc(UC_MODE_16), a UC_HOOK_INSN OUT hook doing
                    nothing, installed with the binding's hook_add
@@ -35,9 +35,10 @@ missing stays in its table, saying why; a row whose run goes wrong says that ins
    exit) and `vmm run` (process launch to exit), with QEMU (TCG and KVM) as the peers;
    the rows and their timing are vmm/bench/startup.py's.
 
-Goals (issue 16): compute on vmm-unicorn at least 90% of raw-unicorn's instructions per
-second; port I/O through the VMM at least 50% of the raw ctypes callback loop (the binding's
-hook_add baseline hides the cost of its own wrappers).
+Goals: compute on vmm-unicorn at least 50% of QEMU TCG's instructions per second (the first
+issue's) and at least 90% of raw-unicorn's (issue 16); port I/O through the VMM at least 50% of
+the raw ctypes callback loop (the kind of callback the engine installs; the binding's hook_add
+loop, whose wrappers cost more, is reported beside it).
 
     vmm bench engines [--runs 5] [--count MIB] [--json PATH]
 """
@@ -57,11 +58,22 @@ RUN_TIMEOUT = 300.0             # seconds for one run before it is a failure
 # --- part 2: port I/O ---------------------------------------------------------------------------
 
 PIO_MEM_SIZE = 64 * layout.KiB
+PIO_CODE_ADDR = 0x1000
+SCRATCH_PORT = layout.COM1_PORT + 7       # the 16550's scratch register
+# Real mode, at PIO_CODE_ADDR; DX = port, AL = value, ECX = iterations:
+#   1: out %al,%dx ; dec %ecx ; jnz 1b ; hlt
+PIO_CODE = bytes([0xEE, 0x66, 0x49, 0x75, 0xFB, 0xF4])
 
 
 def _pio_code():
-    from . import exits
-    return exits.CODE_ADDR, exits.GUEST_CODE, exits.SCRATCH_PORT
+    return PIO_CODE_ADDR, PIO_CODE, SCRATCH_PORT
+
+
+def _pio_state(count: int):
+    from ..arch.x86.cpu_state import CpuState, Segment, TYPE_CODE_XR_ACCESSED
+    state = CpuState(rip=PIO_CODE_ADDR, cs=Segment(type=TYPE_CODE_XR_ACCESSED))
+    state.regs.update(rcx=count, rdx=SCRATCH_PORT, rax=0x55)
+    return state
 
 
 def bare_pio_loop(count: int, raw: bool = False) -> float:
@@ -111,7 +123,6 @@ def vmm_pio_loop(count: int) -> float:
     from ..engines.base import HALT, RunControl
     from ..engines.unicorn import UnicornEngine
     from ..memory import GuestMemory
-    from . import exits
     code_addr, code, _ = _pio_code()
     ports = PortBus()
     uart = Uart16550()
@@ -120,7 +131,7 @@ def vmm_pio_loop(count: int) -> float:
         memory.write(code_addr, code)
         engine = UnicornEngine(memory, ports, MmioBus(), RunControl(), build_table(UnicornEngine.tsc_khz()))
         try:
-            engine.set_state(exits._guest_state(count))
+            engine.set_state(_pio_state(count))
             started = time.perf_counter()
             outcome = engine.run(RUN_TIMEOUT)
             elapsed = time.perf_counter() - started
@@ -172,10 +183,14 @@ def run_pio(runs: int = DEFAULT_RUNS, count: int = DEFAULT_PIO_COUNT, warmup: in
     for row in out:
         row["ratio_to_bare_hook"] = ratio(median(row["name"]), median("bare-hook"))
         row["ratio_to_bare_raw"] = ratio(median(row["name"]), median("bare-raw"))
+    # The goal is judged against the raw-callback loop, the kind of callback the engine itself
+    # installs; the binding's slower hook_add loop is reported beside it, for reference.
     goal = by_name.get("vmm-unicorn", {}).get("ratio_to_bare_raw")
+    against_hook = by_name.get("vmm-unicorn", {}).get("ratio_to_bare_hook")
     return {"part": "pio", "count": count, "runs": runs, "warmup_rounds": warmup, "order": "interleaved round-robin",
             "goal": {"what": "vmm-unicorn >= 50% of the raw ctypes callback loop", "ratio": goal,
                      "met": None if goal is None else goal >= 0.5},
+            "against_hook_loop": against_hook,
             "rows": out}
 
 
@@ -195,6 +210,8 @@ def format_pio(result: dict) -> str:
     lines.append(table(headers, body, align="<<>>>>>"))
     lines.extend(notes)
     lines.append(goal_text(result["goal"]))
+    if result.get("against_hook_loop") is not None:
+        lines.append(f"(against the binding's hook_add loop: {result['against_hook_loop']:.1%})")
     return "\n".join(lines)
 
 

@@ -7,12 +7,12 @@ import re
 import shutil
 import struct
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 from .. import layout, paths
 from ..errors import InputError, VmmError
+from ..scratch import make_folder
 from . import startup
 from .harness import (goal_text, OK, Row, RunFailed, Unavailable, engine_unavailable, interleave, pct, ratio,
                       require_guest, spread, status_text, summary, table, ms)
@@ -293,7 +293,7 @@ def run_compute(runs: int = DEFAULT_RUNS, mib: int = DEFAULT_MIB, warmup: int = 
     program = paths.program_path(COMPUTE)
     require_guest(COMPUTE)
     rows = compute_rows() if rows is None else rows
-    workdir = Path(tempfile.mkdtemp(prefix="pyvmm-bench-engines-"))
+    workdir = Path(make_folder("bench-engines"))
     try:
         expected = subprocess.run([str(program), str(mib)], capture_output=True, timeout=RUN_TIMEOUT)
         base = subprocess.run([str(program), BASELINE_ARG], capture_output=True, timeout=RUN_TIMEOUT)
@@ -322,13 +322,18 @@ def assemble_compute(rows, state, runs, warmup, mib, instructions, method, count
         ok = entry["status"] == OK and entry["samples"]
         samples = entry["samples"] if ok else []
         net = [s["gross"] - s["base"] for s in samples]
-        rates = [instructions / t for t in net if t > 0] if instructions else []
+        # A net time <= 0 means the work is below the timing noise: no rate for that row
+        # rather than a rate from the runs that happened to come out positive.
+        below_noise = sum(1 for t in net if t <= 0)
+        rates = [instructions / t for t in net] if instructions and net and not below_noise else []
         out.append({
             "name": row.name, "label": row.label, "status": entry["status"], "reason": entry["reason"],
             "gross_seconds": summary(s["gross"] for s in samples) if ok else None,
             "base_seconds": summary(s["base"] for s in samples) if ok else None,
             "net_seconds": summary(net) if ok else None,
             "instructions_per_second": summary(rates) if rates else None,
+            "rate_note": (f"net time <= 0 in {below_noise} of {len(net)} runs: the work is below the timing "
+                          "noise at this size (raise --count)") if below_noise else None,
             "samples": samples,
         })
     by_name = {row["name"]: row for row in out}
@@ -350,7 +355,12 @@ def assemble_compute(rows, state, runs, warmup, mib, instructions, method, count
                        "process rows: spawn to wait4" + ("" if spawner else " (by this process: no spawner)")
                        + "; net = `compute N` - `compute 0`, paired per run"),
             "goal": {"what": "vmm-unicorn >= 50% of qemu-tcg instructions/s", "ratio": goal,
-                     "met": None if goal is None else goal >= 0.5},
+                     "met": None if goal is None else goal >= 0.5,
+                     "note": None if goal is not None else "; ".join(
+                         f"{name}: {by_name[name]['rate_note'] or by_name[name]['reason'] or 'no rate'}"
+                         for name in ("vmm-unicorn", "qemu-tcg")
+                         if name in by_name and by_name[name]["instructions_per_second"] is None)
+                     or "instructions not counted"},
             "goal_vs_bare": {"what": "vmm-unicorn >= 90% of raw-unicorn instructions/s", "ratio": bare,
                              "met": None if bare is None else bare >= 0.9},
             "rows": out}
@@ -370,9 +380,12 @@ def format_compute(result: dict) -> str:
         if row["status"] != OK:
             body.append([row["label"], status, "", "", "", "", "", ""])
             continue
+        rate = spread(row["instructions_per_second"], 1e-6, "{:,.0f}") or "n/a"
+        if row["rate_note"]:
+            notes.append(f"[{len(notes) + 1}] {row['label']}: {row['rate_note']}")
+            rate = f"n/a [{len(notes)}]"
         body.append([row["label"], status, spread(row["net_seconds"], 1000), ms(row["gross_seconds"]["median"]),
-                     ms(row["base_seconds"]["median"]),
-                     spread(row["instructions_per_second"], 1e-6, "{:,.0f}") or "n/a",
+                     ms(row["base_seconds"]["median"]), rate,
                      pct(row["ratio_to_qemu_tcg"]), pct(row["ratio_to_raw_unicorn"])])
     lines.append(table(headers, body, align="<<>>>>>>"))
     lines.extend(notes)

@@ -15,6 +15,8 @@ import statistics
 import subprocess
 import sys
 
+from ..errors import CHECKS_FAILED
+
 OK, UNAVAILABLE, FAILED = "ok", "unavailable", "failed"
 KVM_MODULES = ("kvm", "kvm_intel", "kvm_amd", "kvm_pvm")
 CGROUP_V2_HYBRID = "/sys/fs/cgroup/unified"
@@ -90,12 +92,10 @@ def progress_printer(part, round_number, warmup, runs) -> None:
 
 
 def engine_unavailable(accel: str) -> str | None:
-    """Why Machine(accel=...) cannot run here, or None."""
+    """Why Machine(accel=...) cannot run here, or None. (An engine module that does not
+    import is a bug, not an unavailable engine: its ImportError goes up.)"""
     from ..machine import probe
-    try:
-        return probe(accel)
-    except ImportError as error:
-        return f"engine {accel} not importable: {error}"
+    return probe(accel)
 
 
 def require_guest(*programs) -> None:
@@ -141,7 +141,7 @@ def spread(summary, scale=1.0, fmt="{:.1f}") -> str:
 def goal_text(goal: dict) -> str:
     """`goal: WHAT: 56.0%, met` for a {"what", "ratio", "met"} goal (ratio None: a row is missing)."""
     if goal["ratio"] is None:
-        return f"goal: {goal['what']}: not measurable (a row is missing)"
+        return f"goal: {goal['what']}: not measurable ({goal.get('note') or 'a row is missing'})"
     return f"goal: {goal['what']}: {goal['ratio']:.1%}, {'met' if goal['met'] else 'NOT met'}"
 
 
@@ -193,11 +193,28 @@ def report(result: dict, text: str, json_path=None, failed: bool = False) -> int
     status: 1 if a row failed (an unavailable row is not a failure)."""
     print(text)
     if json_path:
-        import json
-        with open(json_path, "w") as file:
+        write_json(result, json_path)
+    return CHECKS_FAILED if failed else 0
+
+
+def check_json_path(json_path) -> None:
+    """Refuse an unusable --json PATH before a long benchmark runs (a folder, a FIFO with no
+    reader, a missing folder: 66), by opening it as write_json() will."""
+    from ..user_files import open_output
+    os.close(open_output(json_path, "--json file"))
+
+
+def write_json(result: dict, json_path) -> None:
+    """The result as JSON at json_path (user_files' output rules; a failed write is 74)."""
+    import json
+    from ..errors import OutputError
+    from ..user_files import open_output
+    try:
+        with os.fdopen(open_output(json_path, "--json file"), "w") as file:
             json.dump(result, file, indent=2)
             file.write("\n")
-    return 1 if failed else 0
+    except OSError as error:
+        raise OutputError(f"cannot write the --json file {json_path}: {error.strerror}") from None
 
 
 # --- the machine ----------------------------------------------------------------------------------

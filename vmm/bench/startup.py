@@ -56,10 +56,11 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import UsageError
+from ..scratch import make_folder
 from . import startup_budget, startup_oci
 from .harness import (CGROUP_V2_HYBRID, FAILED, OK, UNAVAILABLE, Row, RunFailed, Unavailable, bars, describe_machine,
-                      interleave, is_hybrid_cgroup_host, progress_printer, ratio, report, require_guest, summary,
-                      table)
+                      engine_unavailable, interleave, is_hybrid_cgroup_host, progress_printer, ratio, report,
+                      require_guest, summary, table)
 from .process import (build_spawner, current_rss_kib, run_process, settle_memory, vmm_command, vmm_env,
                       which)
 
@@ -118,6 +119,9 @@ class VmmRun(StartRow):
         self.name, self.label, self.accel, self.firmware = name, label, accel, firmware
 
     def prepare(self, context):
+        reason = engine_unavailable(self.accel)
+        if reason is not None:
+            raise Unavailable(reason)
         extra = []
         if self.firmware:
             help_text = subprocess.run(vmm_command() + ["run", "--help"], capture_output=True,
@@ -129,8 +133,9 @@ class VmmRun(StartRow):
         return context["vmm_env"]
 
     def check(self, process):
-        if process.status == UNAVAILABLE_STATUS:
-            raise Unavailable(process.stderr_line().removeprefix("vmm: error: "))
+        if process.status == UNAVAILABLE_STATUS:     # the probe in prepare() found the engine here
+            raise RunFailed(f"`vmm run` exited {UNAVAILABLE_STATUS} (engine unavailable) although the probe "
+                            f"found {self.accel}: {process.stderr_line()}")
         check_output(process, 0, self.name, banner=self.firmware)   # the firmware prints a banner
 
 
@@ -158,11 +163,7 @@ class ApiRun(StartRow):
         self.name, self.label, self.accel = name, label, accel
 
     def prepare(self, context):
-        from ..machine import probe
-        try:
-            reason = probe(self.accel)
-        except ImportError as error:
-            reason = f"engine {self.accel} not importable: {error}"
+        reason = engine_unavailable(self.accel)
         if reason is not None:
             raise Unavailable(reason)
 
@@ -353,7 +354,7 @@ def run(runs: int = 10, warmup: int = 1, rows=None, progress=None, budget: bool 
         raise UsageError("--runs must be at least 1")
     require_guest(PROGRAM)
     rows = all_rows() if rows is None else rows
-    workdir = Path(tempfile.mkdtemp(prefix="pyvmm-bench-"))
+    workdir = Path(make_folder("bench-startup"))
     try:
         from ..container import build_rootfs
         context = {"bundle": workdir, "rootfs": build_rootfs(workdir / "rootfs", [PROGRAM]),

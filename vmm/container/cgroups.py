@@ -18,11 +18,13 @@ A process that exceeds the memory limit is killed by the kernel's OOM killer (SI
 import errno
 import itertools
 import os
+import re
 import signal
 import time
 from collections import namedtuple
 
 from ..errors import UsageError, VmmError
+from ..host.process import alive
 from .cgroup_limits import shares_to_weight
 from .errors import ContainerUnavailable
 
@@ -162,6 +164,32 @@ def probe(memory=True, cpu=True) -> str | None:
     return None
 
 
+_LEFTOVER = re.compile(re.escape(NAME_PREFIX) + r"(\d+)-\d+")
+
+
+def sweep_leftovers() -> list:
+    """Remove the cgroups pyvmm-<pid>-<n> whose launcher <pid> is gone (it was SIGKILLed before
+    it could remove them), where this process would make its own; returns their paths."""
+    try:
+        found, own = hierarchies(read_file("/proc/self/mountinfo")), own_cgroups(read_file("/proc/self/cgroup"))
+    except OSError:
+        return []
+    parents = {own_dir(h, own) for h in found} | {h.mountpoint for h in found if h.version == 2}
+    removed = []
+    for parent in sorted(parents):
+        try:
+            names = os.listdir(parent)
+        except OSError:
+            continue
+        for name in names:
+            match = _LEFTOVER.fullmatch(name)
+            if match and not alive(int(match.group(1))):
+                path = os.path.join(parent, name)
+                if remove_dir(path) is None:
+                    removed.append(path)
+    return removed
+
+
 class Cgroup:
     """One container's cgroup, a directory in each hierarchy used. Create, attach, remove."""
 
@@ -181,6 +209,7 @@ class Cgroup:
     def create(cls, memory=None, cpu_shares=None) -> "Cgroup":
         """A new cgroup with these limits (memory in bytes, CPU shares as in cgroup v1)."""
         check_limits(memory, cpu_shares)
+        sweep_leftovers()
         wanted = [name for name, value in (("memory", memory), ("cpu", cpu_shares)) if value is not None]
         layout = plan(wanted, hierarchies(read_file("/proc/self/mountinfo")), own_cgroups(read_file("/proc/self/cgroup")))
         while True:

@@ -7,8 +7,8 @@ The parent's steps, each undone on every path (success, failure, exception, SIGI
 4. read the error pipe: end-of-file means the program was executed; a message means the child's
    set-up failed, and it is raised here as the matching error class;
 5. wait for the child; its exit status is returned (a signal death as 128 + signal).
-Cleanup (kill the child if it still runs, reap it, remove the cgroup) runs with SIGINT and
-SIGTERM blocked, so a second signal cannot interrupt it; a pending one is raised afterwards.
+Cleanup (kill the child if it still runs, reap it, remove the cgroup) runs with SIGINT and the
+terminating signals blocked (vmm/signals.py), so a second signal cannot interrupt it.
 Nothing is unmounted on the host: every mount is made inside the container's own mount
 namespace, which the kernel discards with the container's last process.
 
@@ -21,9 +21,8 @@ SIGKILL leaves no container running; only its cgroup directory can remain then.
 """
 import os
 import signal
-import threading
-from contextlib import contextmanager
 
+from .. import signals
 from ..errors import ImageError, InputError, UsageError, VmmError
 from ..host import container_calls as libc
 from ..host.process import set_parent_death_signal
@@ -47,7 +46,8 @@ def run_container(rootfs, argv, memory=None, cpu_shares=None, hostname="containe
     stdin/stdout/stderr: file descriptors or file objects for the program (default: inherited).
     Returns the program's exit status, 128 + N if signal N killed it (137: SIGKILL, as the
     OOM killer sends). Raises InputError, UsageError, ContainerUnavailable or VmmError for the
-    launcher's own failures, KeyboardInterrupt on SIGINT, ContainerTerminated on SIGTERM.
+    launcher's own failures, KeyboardInterrupt on SIGINT, ContainerTerminated (128 + N) on a
+    terminating signal N (SIGTERM, SIGHUP, SIGQUIT...: vmm/signals.py).
     """
     root = rootfs_module.check_rootfs(rootfs)
     argv = [os.fspath(arg) for arg in argv]
@@ -62,16 +62,17 @@ def run_container(rootfs, argv, memory=None, cpu_shares=None, hostname="containe
     env = _default_env() if env is None else dict(env)
     stdio = [_fd(stream) for stream in (stdin, stdout, stderr)]
 
-    with _sigterm_raises():
+    with signals.handled(_terminated):
         cgroup = child = None
         try:
             if memory is not None or cpu_shares is not None:
-                cgroup = cgroups.Cgroup.create(memory=memory, cpu_shares=cpu_shares)
+                with signals.blocked():     # a signal between mkdir and `cgroup =` would leave it behind
+                    cgroup = cgroups.Cgroup.create(memory=memory, cpu_shares=cpu_shares)
             child = _Child(root, argv, hostname, env, stdio)
             child.start(cgroup)
             return child.wait()
         finally:
-            with _signals_blocked():
+            with signals.blocked():
                 if child is not None:
                     child.kill_and_reap()
                 if cgroup is not None:
@@ -165,6 +166,11 @@ def _child_main(child: _Child, go_read: int, error_write: int) -> None:
     os._exit(SETUP_FAILED)
 
 
+def _terminated(signum: int) -> None:
+    """While a container runs, a terminating signal raises ContainerTerminated (main thread)."""
+    raise ContainerTerminated(signum)
+
+
 def _exec(argv, env) -> None:
     """execve argv[0] (searched in PATH when it has no slash), in the container's root."""
     name = argv[0]
@@ -224,27 +230,3 @@ def _default_env() -> dict:
     return env
 
 
-@contextmanager
-def _sigterm_raises():
-    """While a container runs, SIGTERM raises ContainerTerminated (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminated(signum, frame):
-        raise ContainerTerminated("terminated by SIGTERM; the container was killed")
-    previous = signal.signal(signal.SIGTERM, terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextmanager
-def _signals_blocked():
-    """SIGINT and SIGTERM wait until the block ends (then they are delivered as usual)."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

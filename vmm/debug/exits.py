@@ -185,8 +185,10 @@ class ExitTraceWriter(ExitObserver):
         out.write("# seconds    kind       port/address     size data\n")
 
     @classmethod
-    def open(cls, path: str, limit: int = DEFAULT_TRACE_LIMIT) -> "ExitTraceWriter":
-        return cls(open(path, "w", buffering=1 << 16), limit)
+    def open(cls, path: str, limit: int = DEFAULT_TRACE_LIMIT, on_error=None) -> "ExitTraceWriter":
+        """A writer to `path`; a write error goes to `on_error(text)` (user_files.OutputText)."""
+        from ..user_files import OutputText
+        return cls(OutputText(path, "exit trace", on_error), limit)
 
     def _emit(self, text: str) -> None:
         if self.stopped:

@@ -2,6 +2,7 @@
 (PacketReader) that turns whatever bytes arrive into events, never raising, and one client's
 Connection, whose reader thread acks packets and hands them to the server (gdbstub.py).
 """
+import re
 import signal
 import socket
 import threading
@@ -177,3 +178,28 @@ def start_thread(target, name: str) -> threading.Thread:
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return thread
+
+
+# --- numbers in packets ---------------------------------------------------------------------------------
+ADDRESS_LIMIT = 1 << 64
+_HEX = re.compile(r"[0-9a-fA-F]{1,32}")
+
+
+def parse_hex(text: str, limit: int | None = None) -> int:
+    """A packet's unsigned hex number; ValueError (answered E16) for anything else: a sign,
+    spaces, "0x", an empty field, or a value at or above `limit`."""
+    if not _HEX.fullmatch(text):
+        raise ValueError(f"not a hex number: {text!r}")
+    value = int(text, 16)
+    if limit is not None and value >= limit:
+        raise ValueError(f"{text!r} is out of range")
+    return value
+
+
+def parse_range(text: str) -> tuple:
+    """"ADDR,LENGTH" of an m or M packet, the range within the 64-bit address space."""
+    address_text, length_text = text.split(",")
+    address, length = parse_hex(address_text, limit=ADDRESS_LIMIT), parse_hex(length_text, limit=ADDRESS_LIMIT)
+    if address + length > ADDRESS_LIMIT:
+        raise ValueError("the range runs past the end of the address space")
+    return address, length

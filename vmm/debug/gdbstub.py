@@ -21,7 +21,8 @@ Sessions:
     and serve() returns the Outcome once the client has gone (or after LINGER seconds).
     A crash (triple fault, emulation failure...) is first reported as a SIGSEGV stop, so
     registers and memory can be inspected; continuing then ends the session with X0b.
-  - SIGINT to the VMM process ends the session and the VM (Outcome "interrupted").
+  - SIGINT to the VMM process ends the session and the VM (Outcome "interrupted"); so does
+    --timeout, which bounds the whole session (debug/session.py).
 
 Protocol: qSupported (PacketSize, qXfer:features:read+, QStartNoAckMode+), target.xml
 (i386:x86-64: gdb's org.gnu.gdb.i386.core, .sse and .segments features), ?, g/G, p/P, m/M
@@ -30,7 +31,9 @@ Protocol: qSupported (PacketSize, qXfer:features:read+, QStartNoAckMode+), targe
 D, k, vKill, qAttached, qC, qfThreadInfo/qsThreadInfo, Hg/Hc, T, vCont? (empty: gdb then
 uses s and c), ack mode and QStartNoAckMode. Anything else gets the empty reply
 ("not supported"). Malformed input: a bad checksum gets '-' (in ack mode), bytes outside
-a packet are ignored, a packet longer than MAX_PACKET is dropped with '-'.
+a packet are ignored, a packet longer than MAX_PACKET is dropped with '-', and a number that
+is not plain unsigned hex (a sign, "0x"), a register past the last, an address or range past
+2^64 get E16 (gdb_packets.parse_hex).
 """
 import collections
 import ipaddress
@@ -41,7 +44,7 @@ import time
 
 from ..errors import UsageError
 from ..outcome import CRASHES, DEBUG_EXIT, INTERRUPTED, TIMEOUT, Outcome
-from .gdb_packets import PACKET_SIZE, Connection, escape_binary, start_thread
+from .gdb_packets import ADDRESS_LIMIT, PACKET_SIZE, Connection, escape_binary, parse_hex, parse_range, start_thread
 from .gdb_registers import (REGISTERS, TARGET_XML, WRITABLE, apply_register, encode_register, encode_registers,
                             register_values)
 from .target import SIGINT, SIGKILL, SIGSEGV, SIGTRAP, MemoryFault
@@ -291,25 +294,25 @@ class GdbServer:
         if command == "G":
             return self._write_all_registers(text[1:])
         if command == "p":
-            number = int(text[1:], 16)
+            number = parse_hex(text[1:])
             if number >= len(REGISTERS):
                 return E_INVALID
             name, bits = REGISTERS[number]
             return encode_register(register_values(target.read_state(), target.read_fpu())[name], bits)
         if command == "P":
             number_text, value_text = text[1:].split("=", 1)
-            name, bits = REGISTERS[int(number_text, 16)]
+            name, bits = REGISTERS[parse_hex(number_text, limit=len(REGISTERS))]
             state = target.read_state()
             if not apply_register(state, name, int.from_bytes(bytes.fromhex(value_text), "little")):
                 return E_INVALID
             target.write_state(state)
             return "OK"
         if command == "m":
-            address, length = (int(part, 16) for part in text[1:].split(","))
+            address, length = parse_range(text[1:])
             return target.read_memory(address, min(length, PACKET_SIZE // 2 - 16)).hex()
         if command == "M":
             where, data = text[1:].split(":", 1)
-            address, length = (int(part, 16) for part in where.split(","))
+            address, length = parse_range(where)
             data = bytes.fromhex(data)
             if len(data) != length:
                 return E_INVALID
@@ -320,9 +323,9 @@ class GdbServer:
             if kind not in ("0", "1"):
                 return ""               # watchpoints: not supported
             if command == "Z":
-                target.add_breakpoint(int(address, 16))
+                target.add_breakpoint(parse_hex(address, limit=ADDRESS_LIMIT))
             else:
-                target.remove_breakpoint(int(address, 16))
+                target.remove_breakpoint(parse_hex(address, limit=ADDRESS_LIMIT))
             return "OK"
         if command == "H" or command == "T":
             return "OK"
@@ -342,7 +345,7 @@ class GdbServer:
         annex, _, span = text[len("qXfer:features:read:"):].partition(":")
         if annex != "target.xml":
             return "E00"
-        offset, length = (int(part, 16) for part in span.split(","))
+        offset, length = (parse_hex(part) for part in span.split(","))
         document = TARGET_XML.encode()
         chunk = document[offset:offset + min(length, PACKET_SIZE // 2)]
         more = offset + len(chunk) < len(document)
@@ -367,7 +370,7 @@ class GdbServer:
         Outcome when the VM has ended, else None."""
         if len(text) > 1:
             state = self.target.read_state()
-            state.rip = int(text[1:].split(";")[0], 16)
+            state.rip = parse_hex(text[1:].split(";")[0], limit=ADDRESS_LIMIT)
             self.target.write_state(state)
         stop = self._run("client", self.target.step if text[0] == "s" else self.target.resume)
         if stop.signal is not None:         # stopped (also: crashed, still inspectable)

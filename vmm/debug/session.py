@@ -39,11 +39,14 @@ class DebugOptions:
             raise UsageError("--trace-limit must be at least 1")
         if self.recent_exits < 0:
             raise UsageError("the number of recent exits kept must not be negative")
-        if self.gdb_wait and not self.gdb:
+        for option, value in (("--trace", self.trace), ("--trace-exits", self.trace_exits), ("--gdb", self.gdb)):
+            if value is not None and not value:
+                raise UsageError(f"{option} is empty: it needs a " + ("HOST:PORT" if option == "--gdb" else "FILE"))
+        if self.gdb_wait and self.gdb is None:
             raise UsageError("--gdb-wait needs --gdb HOST:PORT")
-        if self.gdb and self.trace:
+        if self.gdb is not None and self.trace is not None:
             raise UsageError("--trace and --gdb cannot be used together (both drive the vCPU's debug hook)")
-        if self.gdb:
+        if self.gdb is not None:
             from .gdbstub import parse_address
             parse_address(self.gdb)
 
@@ -63,12 +66,11 @@ class DebugSession:
             self.histogram = exits.ExitHistogram() if self.options.stats else None
         self.exit_trace = None
         self.tracer = None
-        # What feeds the tracer from the engine. Held here: the unicorn one is only a cycle
-        # (its code hook's ctypes thunk -> its bound method -> itself), which the garbage
-        # collector would free while unicorn still calls the thunk.
-        self._tracer_feed = None
+        self.trace_feed = None              # owns the engine's trace callback until close()
         self.gdb_server = None
         self._observer = None
+        self.on_output_error = None         # on_output_error(text): a trace file cannot be written
+        self.output_error = None            # the first such error, for the run's result
 
     # --- before the engine exists ------------------------------------------------------------------
     def wrap_buses(self, ports, mmio):
@@ -77,7 +79,8 @@ class DebugSession:
             return ports, mmio
         from . import exits
         if self.options.trace_exits:
-            self.exit_trace = exits.ExitTraceWriter.open(self.options.trace_exits, self.options.trace_limit)
+            self.exit_trace = exits.ExitTraceWriter.open(self.options.trace_exits, self.options.trace_limit,
+                                                         self._output_failed)
         self._observer = exits.combine([self.ring, self.histogram, self.exit_trace])
         if self._observer is None:
             return ports, mmio
@@ -93,13 +96,19 @@ class DebugSession:
             engine.debug().observe_exits(self._observer)
         if self.options.trace:
             from .trace import InstructionTracer, attach_tracer
-            self.tracer = InstructionTracer.open(self.options.trace, self.options.trace_limit)
-            self._tracer_feed = attach_tracer(engine, self.tracer)
+            self.tracer = InstructionTracer.open(self.options.trace, self.options.trace_limit, self._output_failed)
+            self.trace_feed = attach_tracer(engine, self.tracer)
         if self.options.gdb:
             from .gdbstub import GdbServer, parse_address
             from .target import DebugTarget
             self.gdb_server = GdbServer(DebugTarget(engine.debug()), parse_address(self.options.gdb),
                                         wait=self.options.gdb_wait)
+
+    def _output_failed(self, text: str) -> None:
+        if self.output_error is None:
+            self.output_error = text
+            if self.on_output_error is not None:
+                self.on_output_error(text)
 
     def listening(self) -> str | None:
         """"HOST:PORT" the gdb stub listens on, for the CLI to print; None without --gdb."""
@@ -110,11 +119,23 @@ class DebugSession:
 
     # --- running -------------------------------------------------------------------------------------
     def run(self, engine, timeout: float | None):
-        """engine.run(timeout); under --gdb, the debugging session instead (the timeout does
-        not apply: a person at a debugger decides when the run ends)."""
-        if self.gdb_server is not None:
+        """engine.run(timeout); under --gdb, the debugging session instead, which `timeout`
+        bounds as a whole (waiting for gdb and time stopped at breakpoints included): at the
+        deadline the VMM asks the run to stop, as Machine.stop() does, and gdb sees the VM end."""
+        if self.gdb_server is None:
+            return engine.run(timeout)
+        if timeout is None:
             return self.gdb_server.serve()
-        return engine.run(timeout)
+        import threading
+        from ..outcome import TIMEOUT, Outcome
+        deadline = threading.Timer(timeout, engine.control.request_stop,
+                                   (Outcome(TIMEOUT, detail=f"--timeout of {timeout:g} s passed while debugging"),))
+        deadline.daemon = True
+        deadline.start()
+        try:
+            return self.gdb_server.serve()
+        finally:
+            deadline.cancel()
 
     # --- after the run -------------------------------------------------------------------------------
     def crash_report(self, view) -> str:
@@ -129,9 +150,9 @@ class DebugSession:
         return self.histogram.as_dict() if self.histogram is not None else {}
 
     def close(self, outcome=None) -> None:
-        if self._tracer_feed is not None:
-            self._tracer_feed.detach()
-            self._tracer_feed = None
+        if self.trace_feed is not None:
+            self.trace_feed.detach()
+            self.trace_feed = None
         if self.tracer is not None:
             self.tracer.close(outcome)
             self.tracer = None

@@ -65,8 +65,10 @@ class InstructionTracer:
         self._repeat = False
 
     @classmethod
-    def open(cls, path: str, limit: int = DEFAULT_LIMIT) -> "InstructionTracer":
-        return cls(open(path, "w", buffering=1 << 16), limit)
+    def open(cls, path: str, limit: int = DEFAULT_LIMIT, on_error=None) -> "InstructionTracer":
+        """A tracer writing to `path`; a write error goes to `on_error(text)` (user_files.OutputText)."""
+        from ..user_files import OutputText
+        return cls(OutputText(path, "instruction trace", on_error), limit)
 
     def on_instruction(self, address: int, code: bytes, bits: int) -> bool:
         """Log the instruction at linear `address` (`code`: up to 15 bytes from there, fewer

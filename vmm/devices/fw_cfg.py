@@ -82,7 +82,8 @@ class FwCfg:
         self.dma = FwCfgDma(self) if dma and memory is not None else None
         self._items = {}                # key -> bytes
         self._files = {}                # name -> key
-        self._data = b""                # the selected item
+        self._key = None                # the selected item's key, and its bytes
+        self._data = b""
         self._offset = 0
         self.add_bytes(SIGNATURE, b"QEMU")
         self.add_u32(ID, ID_TRADITIONAL | (ID_DMA if self.dma else 0))
@@ -184,8 +185,46 @@ class FwCfg:
             self.select(value)
 
     def select(self, key: int) -> None:
-        self._data = self._items.get(key & ~WRITE_CHANNEL, b"")
+        self._key = key & ~WRITE_CHANNEL
+        self._data = self._items.get(self._key, b"")
         self._offset = 0
+
+    # --- snapshots: the selection here, the items as one blob (devices/state.py) ------------
+    STATE_VERSION = 1
+    ITEM_HEADER = struct.Struct("<II")      # key, length; then the item's bytes
+
+    def save_state(self) -> dict:
+        return {"key": self._key, "offset": self._offset,
+                "dma_address": None if self.dma is None else self.dma._address}
+
+    def load_state(self, state: dict) -> None:
+        from .state import need
+        key = need(state, "key", (int, type(None)), "fw_cfg")
+        self._key, self._data = key, b"" if key is None else self._items.get(key, b"")
+        self._offset = need(state, "offset", int, "fw_cfg")
+        address = state.get("dma_address")
+        if self.dma is not None and isinstance(address, int):
+            self.dma._address = address
+
+    def items_blob(self) -> bytes:
+        """Every item, for a snapshot: what the guest could still read."""
+        return b"".join(self.ITEM_HEADER.pack(key, len(data)) + data for key, data in sorted(self._items.items()))
+
+    @classmethod
+    def from_items_blob(cls, memory, blob: bytes, dma: bool) -> "FwCfg":
+        from .state import StateError
+        cfg = cls(memory, dma=dma)
+        at = 0
+        while at < len(blob):
+            if at + cls.ITEM_HEADER.size > len(blob):
+                raise StateError("fw_cfg: the item file is truncated")
+            key, length = cls.ITEM_HEADER.unpack_from(blob, at)
+            at += cls.ITEM_HEADER.size
+            if at + length > len(blob):
+                raise StateError("fw_cfg: the item file is truncated")
+            cfg._items[key] = blob[at:at + length]
+            at += length
+        return cfg
 
     # --- DMA ---------------------------------------------------------------------------
     def dma_transfer(self, access_addr: int) -> None:

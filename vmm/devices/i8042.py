@@ -33,6 +33,19 @@ class I8042:
         self._command_byte = 0
         self._pending = None             # a command waiting for its data byte
 
+    STATE_VERSION = 1
+    _STATE_FIELDS = ("_output", "_command_byte", "_pending")
+
+    def save_state(self) -> dict:
+        from .state import pick
+        return pick(self, self._STATE_FIELDS)
+
+    def load_state(self, state: dict) -> None:
+        from .state import StateError, put
+        put(self, state, self._STATE_FIELDS)
+        if not all(isinstance(b, int) and 0 <= b < 256 for b in self._output):
+            raise StateError("i8042: its output buffer holds something that is not a byte")
+
     def read(self, offset: int, size: int) -> int:
         if offset == COMMAND:
             return STATUS_SYSTEM_FLAG | (STATUS_OUTPUT_FULL if self._output else 0)

@@ -38,6 +38,23 @@ class IoApic:
         self.entries = [RESET_ENTRY] * pins    # 64-bit redirection entries
         self.levels = [False] * pins           # what the devices drive now
 
+    # --- snapshots (devices/state.py) --------------------------------------------------------
+    STATE_VERSION = 1
+    _STATE_FIELDS = ("apic_id", "select", "entries", "levels")
+
+    def save_state(self) -> dict:
+        from .state import pick
+        return pick(self, self._STATE_FIELDS)
+
+    def load_state(self, state: dict) -> None:
+        from .state import StateError, put
+        pins = self.pins
+        put(self, state, self._STATE_FIELDS)
+        if len(self.entries) != pins or len(self.levels) != pins or not all(
+                isinstance(e, int) and 0 <= e < 1 << 64 for e in self.entries):
+            raise StateError(f"IOAPIC: {pins} redirection entries and line levels expected")
+        self.levels = [bool(level) for level in self.levels]
+
     # --- the interrupt lines ----------------------------------------------------------------
     def set_irq(self, pin: int, level: bool) -> None:
         if not 0 <= pin < self.pins:

@@ -23,3 +23,12 @@ class DeferredLine:
         self._target = target
         if self._level:
             target(True)
+
+    @property
+    def level(self) -> bool:
+        """The level the device drives now (what a snapshot records)."""
+        return self._level
+
+    def restore_level(self, level: bool) -> None:
+        """A level from a snapshot, before connect() passes it on."""
+        self._level = bool(level)

@@ -84,6 +84,22 @@ class Pic8259:
         self._icw4_needed = False
         self._init_step = _READY
 
+    # --- snapshots (devices/state.py; engines/kvm_platform.py maps KVM's 8259A to these) -------
+    STATE_FIELDS = ("lines", "irr", "isr", "imr", "vector_base", "level_mask", "highest", "auto_eoi",
+                    "rotate_in_aeoi", "special_mask", "special_fully_nested", "read_isr", "poll", "single",
+                    "icw3", "int_out", "_icw4_needed", "_init_step")
+
+    def save_state(self) -> dict:
+        from .state import pick
+        return pick(self, self.STATE_FIELDS)
+
+    def load_state(self, state: dict) -> None:
+        """The registers as saved; INT is not driven (the pair re-derives the CPU's INTR)."""
+        from .state import StateError, put
+        put(self, state, self.STATE_FIELDS)
+        if not 0 <= self._init_step <= _ICW4 or not 0 <= self.highest < 8:
+            raise StateError("8259A: initialization step or priority out of range")
+
     # --- guest side: the bus calls these -------------------------------------------------------
     def read(self, offset: int, size: int) -> int:
         if self.poll:

@@ -88,6 +88,22 @@ class Channel:
         self._latched = []              # latched count bytes, in read order
         self._status = None             # a latched status byte
 
+    # --- snapshots: `elapsed` input clocks instead of host times (devices/state.py) -----------
+    STATE_FIELDS = ("mode", "mode_bits", "access", "bcd", "gate", "cr", "n", "loaded", "running", "null_count",
+                    "edges_seen", "_seq_start", "_edge_base", "_reload_at", "_write_lsb", "_msb_next", "_latched",
+                    "_status")
+
+    def save_state(self, now: int) -> dict:
+        from .state import pick
+        return dict(pick(self, self.STATE_FIELDS), elapsed=self._elapsed(now))
+
+    def load_state(self, state: dict, now: int) -> None:
+        from .state import StateError, need, put
+        put(self, state, self.STATE_FIELDS)
+        if self.mode is not None and not 0 <= self.mode <= 5 or self.loaded and self.n <= 0:
+            raise StateError("8254: a channel's mode or count is out of range")
+        self._origin_e, self._origin_ns = need(state, "elapsed", int, "8254"), now
+
     # --- the guest's view -------------------------------------------------------------------
     def program(self, value: int) -> None:
         """A control word with RW != 00: all control logic is reset (datasheet)."""
@@ -328,6 +344,24 @@ class Pit8254:
         self._line = False
         self.lost_ticks = 0             # periodic ticks merged into one interrupt
 
+    # --- snapshots (devices/state.py) ----------------------------------------------------------
+    STATE_VERSION = 1
+
+    def save_state(self) -> dict:
+        now = self._now()
+        return {"channels": [channel.save_state(now) for channel in self.channels], "line": self._line,
+                "lost_ticks": self.lost_ticks}
+
+    def load_state(self, state: dict) -> None:
+        from .state import StateError, need, put
+        channels = need(state, "channels", list, "8254")
+        if len(channels) != len(self.channels):
+            raise StateError("8254: three channels expected")
+        now = self._now()
+        for channel, channel_state in zip(self.channels, channels):
+            channel.load_state(channel_state, now)
+        put(self, state, ("_line", "lost_ticks"))
+
     # --- guest side: the bus calls these -------------------------------------------------------
     def read(self, offset: int, size: int) -> int:
         if offset >= CHANNEL_PORTS:
@@ -425,6 +459,14 @@ class SystemControlPortB:
         self._pit = pit
         self._bits = 0
         self._refresh = False
+
+    def save_state(self) -> dict:
+        from .state import pick
+        return pick(self, ("_bits", "_refresh"))
+
+    def load_state(self, state: dict) -> None:
+        from .state import put
+        put(self, state, ("_bits", "_refresh"))
 
     def read(self, offset: int, size: int) -> int:
         # Real hardware toggles every 15 us; toggling per read makes loops that wait for a

@@ -46,6 +46,26 @@ class CmosRtc:
         self._ram[REG_D] = D_VALID_RAM
         self._frozen = None                # the fields while SET is on: {register: value}
 
+    # --- snapshots (devices/state.py) ------------------------------------------------------
+    STATE_VERSION = 1
+
+    def save_state(self) -> dict:
+        frozen = None if self._frozen is None else sorted(self._frozen.items())
+        return {"offset": self._offset, "index": self._index, "ram": bytes(self._ram).hex(), "frozen": frozen}
+
+    def load_state(self, state: dict) -> None:
+        from .state import StateError, put, hex_bytes
+        put(self, state, ("_offset", "_index"))
+        ram = hex_bytes(state, "ram", "rtc")
+        frozen = state.get("frozen")
+        if len(ram) != len(self._ram) or not 0 <= self._index < len(ram):
+            raise StateError("rtc: the CMOS RAM or its index has the wrong size")
+        try:
+            self._frozen = None if frozen is None else {int(r): int(v) for r, v in frozen}
+        except (TypeError, ValueError):
+            raise StateError("rtc: the frozen time fields are not [register, value] pairs") from None
+        self._ram[:] = ram
+
     # --- ports ------------------------------------------------------------------------
     def read(self, offset: int, size: int) -> int:
         if offset == INDEX:

@@ -108,6 +108,25 @@ class Uart16550:
     def pending_input(self) -> int:
         return len(self._rx) + len(self._host_input)
 
+    # --- snapshots (devices/state.py) -------------------------------------------------------
+    STATE_VERSION = 1
+    _STATE_FIELDS = ("ier", "lcr", "mcr", "lsr_errors", "msr", "scr", "divisor", "fifo_enabled",
+                     "_thre_pending", "_irq_level")
+
+    def save_state(self) -> dict:
+        from .state import pick
+        with self._lock:
+            return dict(pick(self, self._STATE_FIELDS), rx=bytes(self._rx).hex(),
+                        host_input=bytes(self._host_input).hex())
+
+    def load_state(self, state: dict) -> None:
+        """Registers and FIFOs as saved; the interrupt line's level is the machine's to restore."""
+        from .state import put, hex_bytes
+        with self._lock:
+            put(self, state, self._STATE_FIELDS)
+            self._rx = collections.deque(hex_bytes(state, "rx", "uart"))
+            self._host_input = collections.deque(hex_bytes(state, "host_input", "uart"))
+
     # --- guest side: the bus calls these -------------------------------------------------------
     def read(self, offset: int, size: int) -> int:
         self._acquire()

@@ -19,7 +19,7 @@ from ..arch.x86 import paging as x86_paging
 # The outcome types live in vmm/outcome.py, shared with the devices that request stops;
 # they are re-exported here because every engine needs them.
 from ..outcome import (CRASHES, DEBUG_EXIT, EMULATION_FAILURE, ENGINE_ERROR, ENTRY_FAILURE,  # noqa: F401
-                       HALT, INTERNAL_ERROR, INTERRUPTED, SHUTDOWN, SYSTEM_EVENT, TIMEOUT,
+                       HALT, INTERNAL_ERROR, INTERRUPTED, PAUSED, SHUTDOWN, SYSTEM_EVENT, TIMEOUT,
                        Outcome, RunControl)
 
 
@@ -44,6 +44,14 @@ class Engine:
         """{feature: reason} for guest-visible behaviour this engine cannot provide here.
         Guest programs that `require:` such a feature are skipped on it, with the reason."""
         return {}
+
+    @classmethod
+    def prepare(cls, memory):
+        """Start, on another thread, what the engine will need from the host (KVM: the VM with
+        `memory` mapped, and its vCPU), so that it overlaps the machine's own set-up; None if
+        nothing is worth it. The result goes to the constructor as `prepared`, and has discard().
+        `memory`'s regions must be final (no ROM added after)."""
+        return None
 
     @classmethod
     def tsc_khz(cls) -> int:
@@ -75,6 +83,56 @@ class Engine:
 
     def run(self, timeout: float | None = None) -> Outcome:
         raise NotImplementedError
+
+    # --- snapshots: the engine's module `snapshot_module` does the work --------------------------
+    # The vCPU and the interrupt platform in the engine-neutral format (arch/x86/cpu_snapshot.py,
+    # devices/state.py), so a snapshot saved on one engine loads on the other; called only
+    # while the vCPU is not running (paused, or before the first run).
+    snapshot_module = None
+
+    def _snapshot_part(self, name: str):
+        import importlib
+        return getattr(importlib.import_module(f"{__package__}.{self.snapshot_module}"), name)
+
+    def save_vcpu(self) -> dict:
+        return self._snapshot_part("save_vcpu")(self)
+
+    def load_vcpu(self, state: dict) -> None:
+        self._snapshot_part("load_vcpu")(self, state)
+
+    def save_platform(self) -> dict:
+        """The PIC pair, PIT, local APIC and IOAPIC, timer deadlines as guest time from now."""
+        return self._snapshot_part("save_platform")(self)
+
+    def load_platform(self, state: dict) -> None:
+        self._snapshot_part("load_platform")(self, state)
+
+    def freeze_clock(self) -> None:
+        """The VM pauses: guest time (TSC, timers) stands still until thaw_clock(), so that
+        a pause, or the snapshot taken in it, is invisible to the guest."""
+        self._snapshot_part("freeze_clock")(self)
+
+    def thaw_clock(self) -> None:
+        self._snapshot_part("thaw_clock")(self)
+
+    def idle(self):
+        """From any thread: whether the vCPU sits in HLT waiting for an interrupt now (a guest
+        asleep or waiting for input); None where the engine cannot tell."""
+        return self._snapshot_part("idle")(self)
+
+    def track_dirty_pages(self) -> None:
+        """Start logging the guest's writes to RAM, for snapshots that write only what changed
+        (dirty_pages()); UsageError where the engine has no such log."""
+        try:
+            track = self._snapshot_part("track_dirty_pages")
+        except AttributeError:
+            from ..errors import UsageError
+            raise UsageError(f"the {self.name} engine keeps no dirty-page log (diff snapshots need KVM)") from None
+        track(self)
+
+    def dirty_pages(self) -> bytes:
+        """A bitmap, one bit per page of RAM, of the pages the guest wrote since the last call."""
+        return self._snapshot_part("dirty_pages")(self)
 
     def exit_counts(self) -> dict:
         """{reason name: count} of the exits this engine handled."""

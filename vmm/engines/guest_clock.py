@@ -25,7 +25,8 @@ class GuestClock:
     def __init__(self, tsc_hz: int, host_ns=time.monotonic_ns, skip_idle: bool = False):
         self.tsc_hz = tsc_hz
         self.skip_idle = skip_idle
-        self._host_ns = host_ns
+        self._host_ns = self._real_host_ns = host_ns
+        self._frozen_host_ns = None     # the host time guest time stopped at (freeze)
         self._origin = host_ns()        # the TSC counts from the VM's creation
         self.lead_ns = 0                # guest time minus host time: the idle time skipped
 
@@ -39,6 +40,23 @@ class GuestClock:
     def host_ns(self, guest_ns: int) -> int:
         """When, on the host's monotonic clock, the guest's clock reads `guest_ns`."""
         return guest_ns - self.lead_ns
+
+    def set_tsc(self, tsc: int) -> None:
+        """Make the TSC read `tsc` now and count on from there (a restored snapshot's)."""
+        self._origin = self.ns() - tsc * NS_PER_S // self.tsc_hz
+
+    def freeze(self) -> None:
+        """Stop guest time (a paused VM): ns() and tsc() keep their value until thaw()."""
+        if self._frozen_host_ns is None:
+            self._frozen_host_ns = self._host_ns()
+            self._host_ns = lambda: self._frozen_host_ns
+
+    def thaw(self) -> None:
+        """Guest time goes on from where freeze() stopped it: the pause is skipped, not seen."""
+        frozen, self._frozen_host_ns = self._frozen_host_ns, None
+        if frozen is not None:
+            self._host_ns = self._real_host_ns
+            self.lead_ns -= self._host_ns() - frozen
 
     def skip_to(self, guest_ns: int) -> bool:
         """Jump to `guest_ns` if it is near enough and the lead allows; True if it did (or

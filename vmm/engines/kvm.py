@@ -40,11 +40,10 @@ import errno
 import threading
 import time
 
-from .. import layout
 from ..arch.x86.cpu_state import RFLAGS_IF, CpuState
 from ..arch.x86.cpuid import CpuidTable
 from ..errors import AcceleratorUnavailable, VmmError
-from ..kvm import Kvm, KvmError
+from ..kvm import KvmError
 from ..kvm import constants as kc
 from ..kvm.ioctl import get_errno, raw_ioctl
 from ..kvm.kick import Watchdog, acquire_kick_handler, release_kick_handler
@@ -52,9 +51,9 @@ from ..kvm.ioctl_numbers import KVM_RUN
 from ..kvm.vcpu import (EXIT_REASON_U32, IMMEDIATE_EXIT_OFFSET, IO_COUNT_U32, IO_DATA_OFFSET_U64, IO_DIRECTION_U8,
                         IO_PORT_U16, IO_SIZE_U8, MMIO_ADDR_U64, MMIO_DATA_U8, MMIO_DATA_U64, MMIO_IS_WRITE_U8,
                         MMIO_LEN_U32)
-from ..kvm.structs import KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES, KVM_PIT_SPEAKER_DUMMY, KvmRun
+from ..kvm.structs import KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES, KvmRun
 from . import kvm_features, kvm_setup, kvm_state
-from .base import (EMULATION_FAILURE, ENTRY_FAILURE, HALT, INTERNAL_ERROR, INTERRUPTED, SHUTDOWN,
+from .base import (EMULATION_FAILURE, ENTRY_FAILURE, HALT, INTERNAL_ERROR, INTERRUPTED, PAUSED, SHUTDOWN,
                    SYSTEM_EVENT, TIMEOUT, Engine, Outcome, RunControl, deadline_after)
 from .kvm_halt import HaltWatch
 
@@ -72,6 +71,7 @@ IOAPIC_PINS = 24            # GSIs of KVM's default routing; more would need KVM
 
 class KvmEngine(Engine):
     name = "kvm"
+    snapshot_module = "kvm_snapshot"
 
     _probe_result = ...             # cached per process: None or the reason
     _tsc_khz = None
@@ -104,10 +104,16 @@ class KvmEngine(Engine):
         return cls._tsc_khz
 
     # --- construction ----------------------------------------------------------------------------
-    def __init__(self, memory, ports, mmio, control: RunControl, cpuid: CpuidTable, irqchip: bool = True):
+    @classmethod
+    def prepare(cls, memory):
+        """Start creating the VM on another thread (kvm_setup.PreparedVm), for __init__'s `prepared`."""
+        return kvm_setup.PreparedVm(memory)
+
+    def __init__(self, memory, ports, mmio, control: RunControl, cpuid: CpuidTable, irqchip: bool = True,
+                 prepared=None):
         """irqchip=False leaves out the in-kernel PIC, IOAPIC, local APIC and PIT: no
         interrupts (irq_line refuses), and every HLT exits to the VMM (ending the run at
-        once with IF=0), for measurements of the bare exit path."""
+        once with IF=0), for measurements of the bare exit path. `prepared`: prepare()'s VM."""
         super().__init__(memory, ports, mmio, control, cpuid)
         self._kvm = self._vm = self._vcpu = self._watchdog = self._halt_watch = None
         self.irqchip = irqchip
@@ -125,14 +131,10 @@ class KvmEngine(Engine):
             raise VmmError(f"KvmEngine: {e}") from None
         self._holds_kick_handler = True
         try:
-            self._kvm, self._vm = kvm_setup.open_vm()      # (the probe's VM, if still unused)
-            self._vm.set_tss_addr(layout.KVM_TSS_ADDR)
-            self._vm.set_identity_map_addr(layout.KVM_IDENTITY_MAP_ADDR)   # before any vCPU
-            kvm_setup.map_memory(self._kvm, self._vm, memory)
-            if irqchip:
-                self._vm.create_irqchip()                               # before any vCPU
-                self._vm.create_pit2(KVM_PIT_SPEAKER_DUMMY)
-            self._vcpu = self._vm.create_vcpu(0)
+            made = prepared.take() if prepared is not None else kvm_setup.create_vm(memory, irqchip)
+            self._kvm, self._vm, self._vcpu = made
+            if prepared is not None and prepared.regions != len(memory.regions()):
+                raise VmmError("guest memory regions changed while the VM was being prepared")
             self.dropped_features, self.cpuid_overrides = kvm_setup.set_cpuid(self._kvm, self._vcpu, cpuid)
             kvm_setup.set_boot_msrs(self._vcpu)
             kvm_setup.set_boot_fpu(self._vcpu)
@@ -325,6 +327,8 @@ class KvmEngine(Engine):
     def _after_kick(self, deadline):
         """The EINTR path: HALT if the vCPU sits in a HLT with interrupts off (in-kernel
         irqchip; see HLT in the module docstring), TIMEOUT past the deadline, else None."""
+        if self.control.pause_requested:
+            return self._outcome(PAUSED, "paused")
         halted = False
         if self._halt_watch is not None:
             halted = self._vcpu.get_mp_state() == kc.KVM_MP_STATE_HALTED

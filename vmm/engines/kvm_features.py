@@ -20,8 +20,9 @@ BREAKPOINTS = "breakpoints"                 # one of the two: without, the debug
 USER_DEBUG = "user-debug"                   # single-steps and debug registers see ring-3 code
 STEP_MODE_SWITCH = "step-mode-switch"       # single-stepping goes on across the switch to long mode
 REGISTERS_AFTER_SHUTDOWN = "registers-after-shutdown"   # a triple fault leaves the registers as they were
+TSC_SET = "tsc-set"                         # the VMM sets the guest's TSC (a restored snapshot's, a paused VM's)
 FEATURES = (USER_CPUID, LINUX_RING0, SYSCALL_RING0, SW_BREAKPOINTS, HW_BREAKPOINTS, BREAKPOINTS, USER_DEBUG,
-            STEP_MODE_SWITCH, REGISTERS_AFTER_SHUTDOWN)     # every name above: `requires:` may use them
+            STEP_MODE_SWITCH, REGISTERS_AFTER_SHUTDOWN, TSC_SET)     # every name above: `requires:` may use them
 
 PVM_MODULE = "/sys/module/kvm_pvm"          # KVM is PVM: nested, no VT-x/AMD-V
 AMD_MODULE = "/sys/module/kvm_amd"          # KVM is on AMD SVM
@@ -57,13 +58,14 @@ def missing() -> dict:
     once per process: a tiny VM checks the debug registers (a few ms; KVM must be usable)."""
     global _cache
     if _cache is None:
-        _cache = lacks(os.path.exists, _read, breakpoints_stop_a_guest)
+        _cache = lacks(os.path.exists, _read, breakpoints_stop_a_guest, tsc_probe=guest_tsc_is_set)
     return dict(_cache)
 
 
-def lacks(module_present, read, probe) -> dict:
-    """missing()'s rules, given how to look for a module, read a parameter and run the probe
-    (probe(int3) -> {feature: reason} of the breakpoint kinds that do not stop a guest)."""
+def lacks(module_present, read, probe, tsc_probe=lambda: {}) -> dict:
+    """missing()'s rules, given how to look for a module, read a parameter and run the probes
+    (probe(int3) -> {feature: reason} of the breakpoint kinds that do not stop a guest;
+    tsc_probe() -> {TSC_SET: reason} where the guest's TSC cannot be set)."""
     found = {}
     pvm = module_present(PVM_MODULE)
     if pvm:
@@ -74,6 +76,7 @@ def lacks(module_present, read, probe) -> dict:
             found.update(_NO_NRIPS_LACKS)
     for feature, reason in probe(int3=not pvm).items():
         found.setdefault(feature, reason)
+    found.update(tsc_probe())
     if SW_BREAKPOINTS in found and HW_BREAKPOINTS in found:
         found[BREAKPOINTS] = ("neither int3 nor the debug registers stop the guest here: breakpoints are "
                               "found by single-stepping, which KVM does with the guest's TF, lost where the "
@@ -140,3 +143,29 @@ def breakpoints_stop_a_guest(int3: bool = True) -> dict:
         for feature, *_ in checks:
             found[feature] = f"the breakpoint probe could not run: {error}"
     return found
+
+
+TSC_PROBE_VALUE = 1 << 32                   # a TSC far below any host's after boot
+TSC_PROBE_SLACK = 1 << 31                   # what a few ms of the probe itself may add
+
+
+def guest_tsc_is_set() -> dict:
+    """{TSC_SET: reason} unless a vCPU's TSC reads what the snapshot code sets it to
+    (kvm_snapshot._set_tsc: the TSC offset attribute, else a write of IA32_TSC)."""
+    from ..arch.x86.cpu_snapshot import IA32_TSC
+    from ..errors import VmmError
+    from ..kvm import Kvm
+    from .kvm_snapshot import _set_tsc
+    try:
+        with Kvm() as kvm, kvm.create_vm() as vm:
+            vcpu = vm.create_vcpu(0)
+            _set_tsc(vcpu, TSC_PROBE_VALUE)
+            tsc = vcpu.get_msrs([IA32_TSC])[IA32_TSC]
+    except (VmmError, OSError, KeyError) as error:
+        return {TSC_SET: f"the TSC probe could not run: {error}"}
+    if abs(tsc - TSC_PROBE_VALUE) <= TSC_PROBE_SLACK:
+        return {}
+    pvm = " (kvm_pvm: the guest's TSC is the host's)" if os.path.exists(PVM_MODULE) else ""
+    return {TSC_SET: f"this KVM keeps its own guest TSC{pvm}: set to {TSC_PROBE_VALUE:#x}, it read {tsc:#x}, "
+                     "so a restored or resumed guest sees the time that passed (from a software-engine "
+                     "snapshot, the host's uptime)"}

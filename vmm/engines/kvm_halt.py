@@ -37,6 +37,10 @@ class HaltWatch:
         self._seen = None           # halt_exits when last seen blocking
         self._kicked = None         # halt_exits we kicked for
 
+    def blocking(self):
+        """Whether the vCPU sits in a HLT now, from any thread; None without the statistics."""
+        return None if self._read is None else bool(self._read()[0])
+
     def due(self) -> bool:
         if self._read is None:
             return True

@@ -4,12 +4,13 @@ import errno
 import os
 import threading
 
+from .. import layout
 from ..arch.x86 import msrs
 from ..arch.x86.cpu_state import FPU_CONTROL_WORD_RESET, MXCSR_RESET
 from ..arch.x86.cpuid import CpuidEntry, CpuidTable
 from ..kvm import Kvm, KvmError
 from ..kvm import constants as kc
-from ..kvm.structs import KVM_CPUID_FLAG_SIGNIFCANT_INDEX, KvmCpuidEntry2, KvmFpu
+from ..kvm.structs import KVM_CPUID_FLAG_SIGNIFCANT_INDEX, KVM_PIT_SPEAKER_DUMMY, KvmCpuidEntry2, KvmFpu
 
 
 def map_memory(kvm, vm, memory) -> None:
@@ -19,6 +20,62 @@ def map_memory(kvm, vm, memory) -> None:
         if read_only:
             kvm.require(kc.KVM_CAP_READONLY_MEM)
         vm.set_user_memory_region(slot, gpa, size, host_address, kc.KVM_MEM_READONLY if read_only else 0)
+
+
+def create_vm(memory, irqchip: bool = True) -> tuple:
+    """(kvm, vm, vcpu): a VM with the TSS and identity-map pages from layout.py, `memory`'s
+    regions (map_memory: before the irqchip, after which each slot costs KVM milliseconds),
+    KVM's in-kernel interrupt controllers and PIT (with `irqchip`; both before any vCPU),
+    and vCPU 0. Everything made is closed again if a step fails."""
+    kvm, vm = open_vm()                 # (the probe's VM, if still unused)
+    try:
+        vm.set_tss_addr(layout.KVM_TSS_ADDR)
+        vm.set_identity_map_addr(layout.KVM_IDENTITY_MAP_ADDR)
+        map_memory(kvm, vm, memory)
+        if irqchip:
+            vm.create_irqchip()
+            vm.create_pit2(KVM_PIT_SPEAKER_DUMMY)
+        return kvm, vm, vm.create_vcpu(0)
+    except BaseException:
+        vm.close()
+        kvm.close()
+        raise
+
+
+class PreparedVm:
+    """create_vm() on a thread of its own, started as soon as guest memory exists (Machine):
+    the kernel's share of it (KVM_CREATE_PIT2 starts a kernel thread, which takes
+    milliseconds on a busy host) overlaps the Python work of building the machine, or of
+    loading a snapshot. take() waits for it. The memory's regions must not change meanwhile."""
+
+    def __init__(self, memory, irqchip: bool = True):
+        self._made = self._error = None
+        self.regions = len(memory.regions())
+        self._thread = threading.Thread(target=self._make, args=(memory, irqchip), name="kvm-vm-setup", daemon=True)
+        self._thread.start()
+
+    def _make(self, memory, irqchip):
+        try:
+            self._made = create_vm(memory, irqchip)
+        except BaseException as error:
+            self._error = error
+
+    def take(self) -> tuple:
+        """(kvm, vm, vcpu), or the error that creating them raised; once."""
+        self._thread.join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        made, self._made = self._made, None
+        return made
+
+    def discard(self) -> None:
+        """Close what was made, if nobody took it (the machine failed before its engine)."""
+        self._thread.join()
+        made, self._made = self._made, None
+        if made is not None:
+            made[1].close()
+            made[0].close()
 
 
 def set_cpuid(kvm, vcpu, table: CpuidTable) -> tuple:

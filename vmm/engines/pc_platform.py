@@ -79,6 +79,29 @@ class PcPlatform:
         with self.lock:
             self.lapic.lvt[LVT_LINT0] = DELIVERY_EXTINT | LVT_MASKED
 
+    # --- snapshots: the engine-neutral platform state (vmm/snapshot; kvm_platform.py for KVM) ---
+    def save_state(self) -> dict:
+        with self.lock:
+            return {"pic": {"master": self.pic.master.save_state(), "slave": self.pic.slave.save_state()},
+                    "pit": dict(self.pit.save_state(), port_b=self.port_b.save_state()),
+                    "lapic": self.lapic.save_state(), "ioapic": self.ioapic.save_state(), "pulsed": self._pulsed}
+
+    def load_state(self, state: dict) -> None:
+        """Every model as saved (raises devices.state.StateError); the timers are asked again
+        at the next update()."""
+        from ..devices.state import need
+        with self.lock:
+            pic = need(state, "pic", dict, "platform")
+            self.pic.master.load_state(need(pic, "master", dict, "pic"))
+            self.pic.slave.load_state(need(pic, "slave", dict, "pic"))
+            pit = need(state, "pit", dict, "platform")
+            self.pit.load_state(pit)
+            self.port_b.load_state(need(pit, "port_b", dict, "pit"))
+            self.lapic.load_state(need(state, "lapic", dict, "platform"))
+            self.ioapic.load_state(need(state, "ioapic", dict, "platform"))
+            self._pulsed = state.get("pulsed", 0) if isinstance(state.get("pulsed"), int) else 0
+            self._quiet_until = 0
+
     def add_timer(self, timer, port_ranges) -> None:
         """A timer (update(now_ns), next_deadline_ns()) and the ports that program it:
         [(base, count, device)]."""

@@ -56,7 +56,7 @@ import time
 from ..arch.x86.cpu_state import RFLAGS_IF
 from ..layout import PAGE_SIZE
 from ..records import replace
-from .base import ENGINE_ERROR, HALT, SHUTDOWN, TIMEOUT, Engine, Outcome, deadline_after
+from .base import ENGINE_ERROR, HALT, PAUSED, SHUTDOWN, TIMEOUT, Engine, Outcome, deadline_after
 from .host_timers import Wakeup, make_watchdog
 
 TICK = 0.05                 # seconds: the longest emu_start, so that signals get handled
@@ -64,6 +64,7 @@ TICK = 0.05                 # seconds: the longest emu_start, so that signals ge
 
 class UnicornEngine(Engine):
     name = "unicorn"
+    snapshot_module = "unicorn_snapshot"
     _measured_tsc_khz = None
 
     @classmethod
@@ -247,6 +248,8 @@ class UnicornEngine(Engine):
             return self._run_end.outcome
         if self.control.stop is not None:
             return self._stop_outcome()
+        if self.control.pause_requested:
+            return Outcome(PAUSED, rip=self._rip, detail=f"paused at rip={self._rip:#x}")
         if deadline is not None and time.monotonic() >= deadline:
             state = "timed out in hlt (interrupts enabled)" if self._halted else "still running"
             return Outcome(TIMEOUT, rip=self._rip, detail=f"{state} after {timeout:g} s, at rip={self._rip:#x}")

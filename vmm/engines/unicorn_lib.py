@@ -41,8 +41,11 @@ UC_X86_REG_CR0, UC_X86_REG_CR2, UC_X86_REG_CR3, UC_X86_REG_CR4 = 50, 52, 53, 54
 UC_X86_REG_FPSW, UC_X86_REG_XMM0 = 31, 122     # XMM0..XMM15 are 122..137
 UC_X86_REG_IDTR, UC_X86_REG_GDTR, UC_X86_REG_LDTR, UC_X86_REG_TR = 242, 243, 244, 245
 UC_X86_REG_FPCW, UC_X86_REG_MSR, UC_X86_REG_MXCSR, UC_X86_REG_RFLAGS = 246, 248, 249, 253
+UC_X86_REG_FP0 = 82                    # FP0..FP7 (physical x87 registers) are 82..89
+UC_X86_REG_FPTAG, UC_X86_REG_FIP, UC_X86_REG_FDP, UC_X86_REG_FOP = 247, 254, 256, 258
 _TABLE_REGISTERS = (UC_X86_REG_IDTR, UC_X86_REG_GDTR, UC_X86_REG_LDTR, UC_X86_REG_TR)
 _XMM_REGISTERS = range(UC_X86_REG_XMM0, UC_X86_REG_XMM0 + 32)
+_FP_REGISTERS = range(UC_X86_REG_FP0, UC_X86_REG_FP0 + 8)
 
 uc_engine = ctypes.c_void_p
 uc_context = ctypes.c_void_p
@@ -68,6 +71,11 @@ class UcRegTable(ctypes.Structure):
     """uc_x86_mmr: GDTR, IDTR, LDTR and TR (selector and flags unused by GDTR and IDTR)."""
     _fields_ = [("selector", ctypes.c_uint16), ("base", ctypes.c_uint64), ("limit", ctypes.c_uint32),
                 ("flags", ctypes.c_uint32)]
+
+
+class UcRegFp(ctypes.Structure):
+    """uc_x86_float80: an x87 register (64-bit mantissa, 16-bit sign and exponent)."""
+    _fields_ = [("mantissa", ctypes.c_uint64), ("exponent", ctypes.c_uint16)]
 
 
 class UcRegMsr(ctypes.Structure):
@@ -200,11 +208,16 @@ class Uc:
 
     # --- registers ----------------------------------------------------------------------------
     def reg_read(self, reg: int):
-        """An int; (selector, base, limit, flags) for GDTR, IDTR, LDTR and TR."""
+        """An int; (selector, base, limit, flags) for GDTR, IDTR, LDTR and TR; (mantissa,
+        exponent) for FP0-7, as the binding gives them."""
         if reg in _TABLE_REGISTERS:
             table = UcRegTable()
             _check(lib.uc_reg_read(self._uch, reg, ctypes.byref(table)))
             return table.selector, table.base, table.limit, table.flags
+        if reg in _FP_REGISTERS:
+            fp = UcRegFp()
+            _check(lib.uc_reg_read(self._uch, reg, ctypes.byref(fp)))
+            return fp.mantissa, fp.exponent
         if reg in _XMM_REGISTERS:
             value = (ctypes.c_uint64 * 2)()
             _check(lib.uc_reg_read(self._uch, reg, value))
@@ -216,6 +229,13 @@ class Uc:
     def reg_write(self, reg: int, value) -> None:
         if reg in _TABLE_REGISTERS:
             _check(lib.uc_reg_write(self._uch, reg, ctypes.byref(UcRegTable(*value))))
+            return
+        if reg in _FP_REGISTERS:
+            _check(lib.uc_reg_write(self._uch, reg, ctypes.byref(UcRegFp(*value))))
+            return
+        if reg in _XMM_REGISTERS:
+            halves = (ctypes.c_uint64 * 2)(value & (1 << 64) - 1, value >> 64 & (1 << 64) - 1)
+            _check(lib.uc_reg_write(self._uch, reg, halves))
             return
         self._value.value = value & 0xFFFF_FFFF_FFFF_FFFF
         _check(lib.uc_reg_write(self._uch, reg, ctypes.byref(self._value)))

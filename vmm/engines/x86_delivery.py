@@ -174,6 +174,12 @@ class InterruptDelivery:
             self.hs.save()
         return self._deliver_nested(vector, None, EXTERNAL, 0)
 
+    def deliver_pending_exception(self, vector: int, error: int | None) -> str | None:
+        """An exception another engine was delivering when a snapshot was taken (KVM's
+        vCPU events): deliver it now, between runs."""
+        self.hs.save()
+        return self._deliver_nested(vector, error, EXCEPTION, 0)
+
     def _deliver_nested(self, vector, error, source, eip_bias) -> str | None:
         """Deliver, and if that faults, apply the double-fault rules (SDM 3A table 6-5)."""
         hs = self.hs

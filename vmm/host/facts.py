@@ -10,9 +10,11 @@ unwritable or garbled file means measuring again, never an error; VMM_NO_HOST_FA
 the file off (every process measures for itself).
 """
 import os
+import stat
 
 DISABLE_ENV = "VMM_NO_HOST_FACTS"
 MAX_LINES = 64                      # older lines go: keys change with every boot
+MAX_BYTES = MAX_LINES * 4096         # a larger file is not ours: ignored
 _memory = {}                        # this process's facts (also when the file is off)
 
 
@@ -57,11 +59,22 @@ def remembered(key: str, measure) -> str:
 
 
 def _read() -> list:
+    """The file's lines; none if it is not a regular file (a FIFO would block the open, a
+    device such as /dev/zero would never end) or larger than MAX_LINES lines can be."""
     try:
-        with open(cache_file(), encoding="utf-8") as file:
-            return [line.rstrip("\n") for line in file if "\t" in line]
+        fd = os.open(cache_file(), os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_BYTES:
+            return []
+        text = os.read(fd, MAX_BYTES).decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return []
+    finally:
+        os.close(fd)
+    return [line for line in text.split("\n") if "\t" in line]
 
 
 def _write(lines) -> None:
@@ -69,7 +82,13 @@ def _write(lines) -> None:
     temporary = f"{path}.{os.getpid()}"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(temporary, "w", encoding="utf-8") as file:
+        try:
+            os.unlink(temporary)            # left by a killed process of the same PID
+        except FileNotFoundError:
+            pass
+        # A new file of our own, never whatever is there (a FIFO would block the open).
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        with open(fd, "w", encoding="utf-8") as file:
             file.write("".join(line + "\n" for line in lines))
         os.replace(temporary, path)
     except OSError:

@@ -1,8 +1,9 @@
-"""This process and its children: the C heap's free memory, which pages of a mapping are
-resident, a child's death signal, and the other prctl(2) settings the OCI runtime makes
-(capabilities' bounding and ambient sets, no_new_privs, keep-caps across setuid, child
-subreaper). Numbers from <linux/prctl.h>."""
+"""This process and others: the C heap's free memory, which pages of a mapping are resident,
+a child's death signal, whether a process lives, and the other prctl(2) settings the OCI
+runtime makes (capabilities' bounding and ambient sets, no_new_privs, keep-caps across setuid,
+child subreaper). Numbers from <linux/prctl.h>."""
 import ctypes
+import os
 
 from .libc import check, libc, prototype
 
@@ -45,6 +46,17 @@ def resident_pages(address: int, length: int, page_size: int) -> int:
 def set_parent_death_signal(signum: int) -> None:
     """The kernel sends `signum` to this process when its parent thread exits (kept across execve)."""
     check(_prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists (as far as this process can tell: another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:

@@ -2,8 +2,9 @@
 import ctypes
 
 from .ioctl import KVMIO, _IO, _IOR, _IOW, _IOWR
-from .structs import (KvmCpuid2, KvmFpu, KvmGuestDebug, KvmIrqchip, KvmIrqLevel, KvmLapicState, KvmMpState, KvmMsrs,
-                      KvmPitConfig, KvmRegs, KvmSregs, KvmTranslation, KvmUserspaceMemoryRegion)
+from .structs import (KvmCpuid2, KvmDeviceAttr, KvmDirtyLog, KvmFpu, KvmGuestDebug, KvmIrqchip, KvmIrqLevel,
+                      KvmLapicState, KvmMpState, KvmMsrs, KvmPitConfig, KvmPitState2, KvmRegs, KvmSregs,
+                      KvmTranslation, KvmUserspaceMemoryRegion, KvmVcpuEvents)
 
 # System ioctls (on the /dev/kvm fd)
 KVM_GET_API_VERSION = _IO(KVMIO, 0x00)
@@ -20,7 +21,11 @@ KVM_SET_IDENTITY_MAP_ADDR = _IOW(KVMIO, 0x48, ctypes.c_uint64)
 KVM_CREATE_IRQCHIP = _IO(KVMIO, 0x60)                           # KVM_CAP_IRQCHIP
 KVM_IRQ_LINE = _IOW(KVMIO, 0x61, KvmIrqLevel)
 KVM_GET_IRQCHIP = _IOWR(KVMIO, 0x62, KvmIrqchip)
+KVM_SET_IRQCHIP = _IOR(KVMIO, 0x63, KvmIrqchip)                 # (sic: _IOR in linux/kvm.h)
 KVM_CREATE_PIT2 = _IOW(KVMIO, 0x77, KvmPitConfig)               # KVM_CAP_PIT2
+KVM_GET_PIT2 = _IOR(KVMIO, 0x9F, KvmPitState2)
+KVM_SET_PIT2 = _IOW(KVMIO, 0xA0, KvmPitState2)
+KVM_GET_DIRTY_LOG = _IOW(KVMIO, 0x42, KvmDirtyLog)
 KVM_GET_STATS_FD = _IO(KVMIO, 0xCE)     # on a VM or a vCPU fd (KVM_CAP_BINARY_STATS_FD)
 
 # vCPU ioctls
@@ -42,3 +47,9 @@ KVM_GET_MP_STATE = _IOR(KVMIO, 0x98, KvmMpState)
 KVM_SET_MP_STATE = _IOW(KVMIO, 0x99, KvmMpState)
 KVM_SET_GUEST_DEBUG = _IOW(KVMIO, 0x9B, KvmGuestDebug)     # KVM_CAP_SET_GUEST_DEBUG
 KVM_GET_TSC_KHZ = _IO(KVMIO, 0xA3)      # a vCPU ioctl since Linux 4.x (KVM_CAP_GET_TSC_KHZ)
+KVM_SET_TSC_KHZ = _IO(KVMIO, 0xA2)      # KVM_CAP_TSC_CONTROL
+KVM_GET_VCPU_EVENTS = _IOR(KVMIO, 0x9F, KvmVcpuEvents)       # KVM_CAP_VCPU_EVENTS
+KVM_SET_VCPU_EVENTS = _IOW(KVMIO, 0xA0, KvmVcpuEvents)
+KVM_SET_DEVICE_ATTR = _IOW(KVMIO, 0xE1, KvmDeviceAttr)       # on a vCPU: KVM_CAP_VCPU_ATTRIBUTES
+KVM_GET_DEVICE_ATTR = _IOW(KVMIO, 0xE2, KvmDeviceAttr)
+KVM_HAS_DEVICE_ATTR = _IOW(KVMIO, 0xE3, KvmDeviceAttr)

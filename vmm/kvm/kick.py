@@ -13,6 +13,7 @@ main thread) and releases it on close(); the last release in the main thread res
 previous disposition, unless install_kick_handler() pinned the handler. The handler does
 nothing; its only job is to make the signal interrupt the system call instead of killing us.
 """
+import _thread
 import signal
 import threading
 import time
@@ -105,18 +106,22 @@ class Watchdog:
         self._deadline = None
         self._next_poll = 0.0
         self._closed = False
-        self._thread = None
+        self._started = False
+        self._ident = None
+        self._done = threading.Event()
 
     def arm(self, deadline: float | None) -> None:
         """Kick at `deadline`, and poll until then (None: no deadline; polls only)."""
         with self._cond:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._main, name=self._name, daemon=True)
+            if not self._started:
+                self._started = True
                 # Started with every signal blocked (a thread inherits its creator's mask), so
-                # that SIGINT is never delivered to this thread, which cannot act on it.
+                # that SIGINT is never delivered to this thread, which cannot act on it; and
+                # with _thread, which does not wait for it to run (threading's start() does:
+                # a millisecond on a busy host, on the path of a run's start).
                 previous = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
                 try:
-                    self._thread.start()
+                    _thread.start_new_thread(self._run, ())
                 finally:
                     signal.pthread_sigmask(signal.SIG_SETMASK, previous)
             self._armed = True
@@ -129,6 +134,13 @@ class Watchdog:
         with self._cond:
             self._armed = False
             self._deadline = None
+
+    def _run(self) -> None:
+        self._ident = threading.get_ident()
+        try:
+            self._main()
+        finally:
+            self._done.set()
 
     def _main(self) -> None:
         with self._cond:
@@ -160,6 +172,6 @@ class Watchdog:
             self._armed = False
             self._deadline = None
             self._cond.notify()
-            thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
+            started = self._started
+        if started and self._ident != threading.get_ident():
+            self._done.wait()

@@ -207,18 +207,116 @@ class KvmPicState(ctypes.Structure):         # one 8259A of the in-kernel PIC pa
         "init4", "elcr", "elcr_mask")]
 
 
-class KvmIrqchipState(ctypes.Union):
+KVM_IOAPIC_NUM_PINS = 24
+
+
+class KvmIoapicState(ctypes.Structure):      # the in-kernel IOAPIC
     _fields_ = [
-        ("dummy", ctypes.c_char * 512),      # fixes the union's size (the IOAPIC's state is not decoded)
-        ("pic", KvmPicState),
+        ("base_address", u64),
+        ("ioregsel", u32),
+        ("id", u32),
+        ("irr", u32),                        # pins whose line is asserted (level) or whose edge waits
+        ("pad", u32),
+        ("redirtbl", u64 * KVM_IOAPIC_NUM_PINS),   # the 64-bit redirection entries
     ]
 
 
-class KvmIrqchip(ctypes.Structure):          # KVM_GET_IRQCHIP
+class KvmIrqchipState(ctypes.Union):
+    _fields_ = [
+        ("dummy", ctypes.c_char * 512),      # fixes the union's size
+        ("pic", KvmPicState),
+        ("ioapic", KvmIoapicState),
+    ]
+
+
+class KvmIrqchip(ctypes.Structure):          # KVM_GET_IRQCHIP, KVM_SET_IRQCHIP
     _fields_ = [
         ("chip_id", u32),                    # constants.KVM_IRQCHIP_PIC_MASTER, _PIC_SLAVE, _IOAPIC
         ("pad", u32),
         ("chip", KvmIrqchipState),
+    ]
+
+
+class KvmPitChannelState(ctypes.Structure):  # one channel of the in-kernel 8254
+    _fields_ = [
+        ("count", u32),                      # the count loaded (65536 for a written 0)
+        ("latched_count", u16),
+        ("count_latched", u8),               # 0, or the RW mode the latched count is read in
+        ("status_latched", u8),
+        ("status", u8),
+        ("read_state", u8),                  # KVM's RW_STATE_*: 1 LSB, 2 MSB, 3 word LSB next, 4 word MSB next
+        ("write_state", u8),
+        ("write_latch", u8),                 # the LSB of a word write awaiting its MSB
+        ("rw_mode", u8),
+        ("mode", u8),
+        ("bcd", u8),
+        ("gate", u8),
+        ("count_load_time", ctypes.c_int64),  # the host's CLOCK_MONOTONIC ns when the count was loaded
+    ]
+
+
+class KvmPitState2(ctypes.Structure):        # KVM_GET_PIT2, KVM_SET_PIT2
+    _fields_ = [
+        ("channels", KvmPitChannelState * 3),
+        ("flags", u32),
+        ("reserved", u32 * 9),
+    ]
+
+
+# kvm_vcpu_events.flags and interrupt.shadow (asm/kvm.h)
+KVM_VCPUEVENT_VALID_NMI_PENDING = 0x01
+KVM_VCPUEVENT_VALID_SIPI_VECTOR = 0x02
+KVM_VCPUEVENT_VALID_SHADOW = 0x04
+KVM_X86_SHADOW_INT_MOV_SS = 0x01
+KVM_X86_SHADOW_INT_STI = 0x02
+
+
+class KvmEventException(ctypes.Structure):
+    _fields_ = [("injected", u8), ("nr", u8), ("has_error_code", u8), ("pending", u8), ("error_code", u32)]
+
+
+class KvmEventInterrupt(ctypes.Structure):
+    _fields_ = [("injected", u8), ("nr", u8), ("soft", u8), ("shadow", u8)]
+
+
+class KvmEventNmi(ctypes.Structure):
+    _fields_ = [("injected", u8), ("pending", u8), ("masked", u8), ("pad", u8)]
+
+
+class KvmVcpuEvents(ctypes.Structure):       # KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS
+    _fields_ = [
+        ("exception", KvmEventException),
+        ("interrupt", KvmEventInterrupt),
+        ("nmi", KvmEventNmi),
+        ("sipi_vector", u32),
+        ("flags", u32),
+        ("smi", u8 * 4),
+        ("triple_fault", u8),
+        ("reserved", u8 * 26),
+        ("exception_has_payload", u8),
+        ("exception_payload", u64),
+    ]
+
+
+class KvmDirtyLog(ctypes.Structure):         # KVM_GET_DIRTY_LOG
+    _fields_ = [
+        ("slot", u32),
+        ("padding1", u32),
+        ("dirty_bitmap", u64),               # the address of a bitmap, one bit per page of the slot
+    ]
+
+
+# KVM_{GET,SET}_DEVICE_ATTR on a vCPU: the TSC offset (KVM_CAP_VCPU_ATTRIBUTES, Linux 5.16)
+KVM_VCPU_TSC_CTRL = 0
+KVM_VCPU_TSC_OFFSET = 0
+
+
+class KvmDeviceAttr(ctypes.Structure):
+    _fields_ = [
+        ("flags", u32),
+        ("group", u32),
+        ("attr", u64),
+        ("addr", u64),                       # the address of the attribute's value
     ]
 
 

@@ -61,8 +61,16 @@ class Kvm(FdOwner):
             raise AcceleratorUnavailable(f"KVM on this host lacks {name}, which the VMM needs")
         return value
 
+    _supported_cpuid = None             # a host property: asked once per process
+
     def supported_cpuid(self) -> list:
-        """KVM_GET_SUPPORTED_CPUID: a list of KvmCpuidEntry2, growing the buffer on E2BIG."""
+        """KVM_GET_SUPPORTED_CPUID: a list of KvmCpuidEntry2 (the caller must not change them),
+        asked once per process, growing the buffer on E2BIG."""
+        if Kvm._supported_cpuid is None:
+            Kvm._supported_cpuid = self._ask_supported_cpuid()
+        return Kvm._supported_cpuid
+
+    def _ask_supported_cpuid(self) -> list:
         count = 64
         while True:
             buf = cpuid2_class(count)()

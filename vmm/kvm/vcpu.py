@@ -1,4 +1,5 @@
 """Vcpu: one virtual CPU (vCPU ioctls) and its shared kvm_run page."""
+import ctypes
 import errno
 import mmap
 import threading
@@ -6,8 +7,9 @@ import threading
 from . import ioctl_numbers as r
 from .ioctl import FdOwner, KvmError, get_errno, ioctl, raw_ioctl
 from .kick import send_kick
-from .structs import (KvmCpuidEntry2, KvmFpu, KvmGuestDebug, KvmLapicState, KvmMpState, KvmRegs, KvmRun,
-                      KvmRunDebug, KvmRunIo, KvmRunMmio, KvmSregs, KvmTranslation, cpuid2_class, msrs_class)
+from .structs import (KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET, KvmCpuidEntry2, KvmDeviceAttr, KvmFpu, KvmGuestDebug,
+                      KvmLapicState, KvmMpState, KvmRegs, KvmRun, KvmRunDebug, KvmRunIo, KvmRunMmio, KvmSregs,
+                      KvmTranslation, KvmVcpuEvents, cpuid2_class, msrs_class)
 
 LAPIC_LVT_LINT0 = 0x350     # xAPIC register offset and mask bit (Intel SDM vol. 3A, 11.4.1, 11.5.1)
 LAPIC_LVT_MASKED = 1 << 16
@@ -82,6 +84,49 @@ class Vcpu(FdOwner):
 
     def set_fpu(self, fpu: KvmFpu) -> None:
         ioctl(self.fd, r.KVM_SET_FPU, fpu, "KVM_SET_FPU")
+
+    def get_lapic(self) -> KvmLapicState:
+        """KVM_GET_LAPIC: the whole register page (TMCCT holds the timer's current count)."""
+        state = KvmLapicState()
+        ioctl(self.fd, r.KVM_GET_LAPIC, state, "KVM_GET_LAPIC")
+        return state
+
+    def set_lapic(self, state: KvmLapicState) -> None:
+        """KVM_SET_LAPIC: the timer restarts from the page's TMCCT (Linux 4.17 and later)."""
+        ioctl(self.fd, r.KVM_SET_LAPIC, state, "KVM_SET_LAPIC")
+
+    def get_events(self) -> KvmVcpuEvents:
+        """KVM_GET_VCPU_EVENTS: an exception or interrupt KVM is injecting, NMI state and
+        the STI / MOV SS interrupt shadow."""
+        events = KvmVcpuEvents()
+        ioctl(self.fd, r.KVM_GET_VCPU_EVENTS, events, "KVM_GET_VCPU_EVENTS")
+        return events
+
+    def set_events(self, events: KvmVcpuEvents) -> None:
+        ioctl(self.fd, r.KVM_SET_VCPU_EVENTS, events, "KVM_SET_VCPU_EVENTS")
+
+    def _tsc_offset_attr(self, value: ctypes.c_int64) -> KvmDeviceAttr:
+        return KvmDeviceAttr(group=KVM_VCPU_TSC_CTRL, attr=KVM_VCPU_TSC_OFFSET, addr=ctypes.addressof(value))
+
+    def has_tsc_offset(self) -> bool:
+        """Whether KVM lets us read and set the guest's TSC offset (Linux 5.16 and later)."""
+        value = ctypes.c_int64()
+        attr = self._tsc_offset_attr(value)
+        return raw_ioctl(self.fd, r.KVM_HAS_DEVICE_ATTR, ctypes.addressof(attr)) == 0
+
+    def get_tsc_offset(self) -> int:
+        """The guest's TSC minus the host's (KVM_VCPU_TSC_OFFSET)."""
+        value = ctypes.c_int64()
+        ioctl(self.fd, r.KVM_GET_DEVICE_ATTR, self._tsc_offset_attr(value), "KVM_GET_DEVICE_ATTR(TSC offset)")
+        return value.value
+
+    def set_tsc_offset(self, offset: int) -> None:
+        value = ctypes.c_int64(offset)
+        ioctl(self.fd, r.KVM_SET_DEVICE_ATTR, self._tsc_offset_attr(value), "KVM_SET_DEVICE_ATTR(TSC offset)")
+
+    def set_tsc_khz(self, khz: int) -> bool:
+        """KVM_SET_TSC_KHZ: scale the guest's TSC to `khz`; False where KVM cannot."""
+        return raw_ioctl(self.fd, r.KVM_SET_TSC_KHZ, khz) == 0
 
     def get_lapic_register(self, offset: int) -> int:
         """A 32-bit register of the in-kernel local APIC (KVM_GET_LAPIC)."""

@@ -5,7 +5,8 @@ import os
 from . import constants as c
 from . import ioctl_numbers as r
 from .ioctl import FdOwner, KvmError, get_errno, ioctl, raw_ioctl
-from .structs import KvmIrqchip, KvmIrqLevel, KvmPicState, KvmPitConfig, KvmUserspaceMemoryRegion
+from .structs import (KvmDirtyLog, KvmIrqchip, KvmIrqLevel, KvmPicState, KvmPitConfig, KvmPitState2,
+                      KvmUserspaceMemoryRegion)
 
 
 class Vm(FdOwner):
@@ -67,6 +68,34 @@ class Vm(FdOwner):
         state = KvmIrqchip(chip_id=chip)
         ioctl(self.fd, r.KVM_GET_IRQCHIP, state, "KVM_GET_IRQCHIP")
         return KvmPicState.from_buffer_copy(state.chip.pic)
+
+    def get_irqchip(self, chip: int) -> KvmIrqchip:
+        """KVM_GET_IRQCHIP: one chip's state (constants.KVM_IRQCHIP_*), decoded through
+        .chip.pic or .chip.ioapic."""
+        state = KvmIrqchip(chip_id=chip)
+        ioctl(self.fd, r.KVM_GET_IRQCHIP, state, "KVM_GET_IRQCHIP")
+        return state
+
+    def set_irqchip(self, state: KvmIrqchip) -> None:
+        ioctl(self.fd, r.KVM_SET_IRQCHIP, state, "KVM_SET_IRQCHIP")
+
+    def get_pit2(self) -> KvmPitState2:
+        state = KvmPitState2()
+        ioctl(self.fd, r.KVM_GET_PIT2, state, "KVM_GET_PIT2")
+        return state
+
+    def set_pit2(self, state: KvmPitState2) -> None:
+        """KVM_SET_PIT2: KVM reloads every channel's count at once, so channel 0's period
+        restarts now (count_load_time is not taken from `state`)."""
+        ioctl(self.fd, r.KVM_SET_PIT2, state, "KVM_SET_PIT2")
+
+    def get_dirty_log(self, slot: int, pages: int) -> bytes:
+        """KVM_GET_DIRTY_LOG of a slot made with KVM_MEM_LOG_DIRTY_PAGES: one bit per page
+        the guest wrote since the last call (which it also clears)."""
+        bitmap = (ctypes.c_uint64 * ((pages + 63) // 64))()
+        log = KvmDirtyLog(slot=slot, dirty_bitmap=ctypes.addressof(bitmap))
+        ioctl(self.fd, r.KVM_GET_DIRTY_LOG, log, "KVM_GET_DIRTY_LOG")
+        return bytes(bitmap)
 
     def create_vcpu(self, vcpu_id: int = 0):
         from .vcpu import Vcpu

@@ -13,7 +13,8 @@ ELF_MAGIC = b"\x7fELF"
 ELFCLASS32, ELFCLASS64 = 1, 2
 ELFDATA2LSB = 1
 EM_386, EM_X86_64 = 3, 62
-PT_LOAD, PT_NOTE = 1, 4
+ET_EXEC, ET_DYN = 2, 3
+PT_LOAD, PT_INTERP, PT_NOTE = 1, 3, 4
 
 # e_ident is 16 bytes; then the class-specific rest of the header.
 EHDR = {ELFCLASS32: struct.Struct("<HHIIIIIHHHHHH"), ELFCLASS64: struct.Struct("<HHIQQQIHHHHHH")}
@@ -55,7 +56,7 @@ class ElfImage:
         header = EHDR[self.elf_class]
         if len(data) < 16 + header.size:
             self._fail("is truncated inside its ELF header")
-        (_, machine, _, self.entry, phoff, _, _, _, phentsize, phnum, _, _, _) = header.unpack_from(data, 16)
+        (self.elf_type, machine, _, self.entry, phoff, _, _, _, phentsize, phnum, _, _, _) = header.unpack_from(data, 16)
         expected_machine = EM_X86_64 if self.elf_class == ELFCLASS64 else EM_386
         if machine != expected_machine:
             self._fail(f"is for machine {machine}, not {'x86-64' if self.elf_class == ELFCLASS64 else 'i386'}")
@@ -66,13 +67,16 @@ class ElfImage:
             self._fail("is truncated inside its program headers")
         self.segments = []
         self.notes = []
+        self.interpreter = None             # PT_INTERP: the dynamic linker a program asks for
         for i in range(phnum):
             kind, offset, vaddr, paddr, filesz, memsz = self._phdr(phdr, phoff + i * phentsize)
-            if kind not in (PT_LOAD, PT_NOTE):
+            if kind not in (PT_LOAD, PT_NOTE, PT_INTERP):
                 continue
             if offset + filesz > len(data):
                 self._fail(f"is truncated: program header {i} points past the end of the file")
-            if kind == PT_LOAD:
+            if kind == PT_INTERP:
+                self.interpreter = data[offset:offset + filesz].rstrip(b"\0").decode(errors="replace")
+            elif kind == PT_LOAD:
                 if memsz < filesz:
                     self._fail("has a segment whose memory size is smaller than its file size")
                 if memsz:
@@ -124,3 +128,32 @@ class ElfImage:
     def extent(self):
         """(lowest paddr, highest paddr + memsz) of the loadable segments."""
         return (min(s.paddr for s in self.segments), max(s.paddr + s.memsz for s in self.segments))
+
+
+SHDR64 = struct.Struct("<IIQQQQIIQQ")     # name type flags addr offset size link info addralign entsize
+SYM64 = struct.Struct("<IBBHQQ")          # name info other shndx value size
+SHT_SYMTAB = 2
+
+
+def symbol_address(data: bytes, name: str) -> int | None:
+    """The value of symbol `name` in an ELF64's .symtab (for tests that name an address by
+    its label, such as fault.expect's faulting RIP), or None if there is no such symbol."""
+    if data[:4] != ELF_MAGIC or len(data) < 64 or data[4] != ELFCLASS64:
+        return None
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    if shentsize < SHDR64.size or shoff + shnum * shentsize > len(data):
+        return None
+    sections = [SHDR64.unpack_from(data, shoff + i * shentsize) for i in range(shnum)]
+    wanted = name.encode()
+    for _, kind, _, _, offset, size, link, _, _, _ in sections:
+        if kind != SHT_SYMTAB or link >= shnum:
+            continue
+        strings_at, strings_size = sections[link][4], sections[link][5]
+        for at in range(offset, min(offset + size, len(data)) - SYM64.size + 1, SYM64.size):
+            name_at, _, _, _, value, _ = SYM64.unpack_from(data, at)
+            start = strings_at + name_at
+            end = data.find(b"\0", start, strings_at + strings_size)
+            if end >= 0 and data[start:end] == wanted:
+                return value
+    return None

@@ -61,7 +61,7 @@ def load_kernel(memory, kernel: ElfImage, firmware: bool = False):
     low, high = kernel.extent()
     check_overlaps([(s.paddr, s.paddr + s.memsz) for s in kernel.segments], boot_structures(firmware))
     if high > memory.size:
-        raise UsageError(f"--mem {memory.size // layout.KiB}K is too small for the kernel, which ends at {high:#x}")
+        raise too_small(memory.size, high, f"the kernel, which ends at {high:#x}")
     for segment in kernel.segments:
         memory.write(segment.paddr, kernel.data[segment.offset:segment.offset + segment.filesz])
         # RAM starts zeroed, but a VM object may be reused: clear the BSS explicitly.
@@ -80,8 +80,17 @@ def check_fits(memory_size: int, kernel: ElfImage, module: bytes | None) -> None
     module_size = page_align_up(len(module)) if module is not None else 0
     needed = page_align_up(kernel.extent()[1]) + module_size + GUEST_WORKING_SET
     if needed > memory_size:
-        raise UsageError(f"--mem {memory_size // layout.KiB}K is too small: the kernel and program need "
-                         f"at least {page_align_up(needed) // layout.KiB}K")
+        raise too_small(memory_size, needed, f"the kernel and program, which need at least "
+                                              f"{page_align_up(needed) // layout.KiB}K")
+
+
+def too_small(memory_size: int, needed: int, what: str):
+    """The error for RAM that cannot hold `what`: raising --mem helps (UsageError) only when
+    `needed` bytes are within the maximum; beyond it the image itself is at fault."""
+    if needed > layout.MAX_MEM_SIZE:
+        return ImageError(f"no guest RAM can hold {what}: the maximum of --mem is "
+                          f"{layout.MAX_MEM_SIZE // layout.MiB}M")
+    return UsageError(f"--mem {memory_size // layout.KiB}K is too small for {what}")
 
 
 def load_pvh(memory, kernel: ElfImage, module: bytes | None, cmdline: str, rsdp_addr: int = 0):

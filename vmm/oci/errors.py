@@ -16,14 +16,14 @@ stderr, and the same line in the --log file in the format asked:
   75  the container is not in a state that allows the operation (WrongState)
   78  config.json is malformed, or asks for something this runtime does not support (ConfigError)
   129, 130, 143  SIGHUP, SIGINT or SIGTERM ended the command; what it had half made (state,
-      cgroup, the container's process) was undone first   (Terminated, KeyboardInterrupt)
+      cgroup, the container's process) was undone first   (Terminated, KeyboardInterrupt);
+      128+N for every other terminating signal N (SIGQUIT, SIGUSR1, SIGALRM...), the same way
 `exec` without --detach and `run` without --detach exit with the process's own status (128+N
 for signal N), as runc does.
 """
-import signal
-
 from ..container.errors import ContainerUnavailable
 from ..errors import InputError, UsageError, VmmError
+from ..signals import TERMINATING as ALL_TERMINATING, signal_name
 
 __all__ = ["ConfigError", "ContainerExists", "NoSuchContainer", "SetupFailed", "Terminated", "WrongState",
            "ContainerUnavailable", "InputError", "UsageError", "VmmError", "EXIT_STATUSES"]
@@ -49,14 +49,17 @@ class ConfigError(VmmError):
     exit_status = 78            # EX_CONFIG
 
 
-TERMINATING = (signal.SIGTERM, signal.SIGHUP)
+# Every catchable signal whose default action ends the process (vmm/signals.py: SIGTERM, SIGHUP,
+# SIGQUIT, SIGUSR1, SIGALRM, the real-time ones...): a command dying of one would leave its
+# half-made container behind. (SIGINT: KeyboardInterrupt, the same way.)
+TERMINATING = ALL_TERMINATING
 
 
 class Terminated(VmmError):
-    """SIGTERM or SIGHUP arrived (raised from the handler, so that cleanup code runs)."""
+    """A terminating signal arrived (raised from the handler, so that cleanup code runs)."""
 
     def __init__(self, signum: int):
-        super().__init__(f"terminated by {signal.Signals(signum).name}; what was half-made was undone")
+        super().__init__(f"terminated by {signal_name(signum)}; what was half-made was undone")
         self.exit_status = 128 + signum
 
 
@@ -74,4 +77,6 @@ EXIT_STATUSES = [
     (129, "ended by SIGHUP; what the command had half made was undone first"),
     (130, "ended by SIGINT; what the command had half made was undone first"),
     (143, "ended by SIGTERM; what the command had half made was undone first"),
+    ("128+N", "ended by another terminating signal N (131 SIGQUIT, 138 SIGUSR1, 142 SIGALRM...); what the "
+              "command had half made was undone first"),
 ]

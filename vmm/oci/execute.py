@@ -19,7 +19,7 @@ import signal
 from ..container import namespaces, pty, seccomp
 from ..host import process as host_process
 from . import channel, process as process_setup, spec as spec_module
-from .errors import ConfigError, ContainerUnavailable, InputError, UsageError, WrongState
+from .errors import TERMINATING, ConfigError, ContainerUnavailable, InputError, UsageError, WrongState
 
 SETUP_FAILED = 127
 JOINED = ("user", "ipc", "uts", "network", "cgroup", "pid", "mount")   # user first: the others are its; mount
@@ -160,7 +160,7 @@ def _helper(config, process, opened, console, end, preserve_fds, log) -> None:
 def _process(config, process, console, end, preserve_fds, log) -> None:
     try:
         channel.expect(end, "go")
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for signum in (signal.SIGINT, *TERMINATING):        # the runtime's handlers are not the child's
             signal.signal(signum, signal.SIG_DFL)
         if console is not None:
             master, slave, _ = pty.open_pair("/dev/ptmx")

@@ -32,7 +32,7 @@ from ..container import mounts, namespaces, pty, seccomp
 from ..host import container_calls as libc
 from ..host.process import set_parent_death_signal
 from . import channel, hooks, process as process_setup
-from .errors import ConfigError
+from .errors import TERMINATING, ConfigError
 from .state import OCI_VERSION
 
 SETUP_FAILED = 127
@@ -52,7 +52,7 @@ def main(ctx: InitContext) -> None:
     """The init's whole life; never returns."""
     try:
         set_parent_death_signal(signal.SIGKILL)
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for signum in (signal.SIGINT, *TERMINATING):        # the runtime's handlers are not the child's
             signal.signal(signum, signal.SIG_DFL)       # as PID 1 only handled signals reach it; keep it so
         preload(ctx.spec)
         if ctx.spec.has_namespace("user"):

@@ -30,7 +30,7 @@ from ..container import pty
 from ..host.process import set_parent_death_signal
 from . import channel, hooks
 from .init import handle_termination_while_created
-from .errors import ConfigError, ContainerUnavailable, UsageError
+from .errors import TERMINATING, ConfigError, ContainerUnavailable, UsageError
 from .state import OCI_VERSION
 
 DEFAULT_MEM = 64 << 20
@@ -120,7 +120,7 @@ def _vmm_process(end, state_dir_fd, console, argv, terminal, spec) -> None:
     """In the VMM process: terminal, "ready", the FIFO wait, then become `vmm run`."""
     try:
         set_parent_death_signal(signal.SIGKILL)
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for signum in (signal.SIGINT, *TERMINATING):        # the runtime's handlers are not the child's
             signal.signal(signum, signal.SIG_DFL)
         channel.expect(end, "go")
         if terminal:

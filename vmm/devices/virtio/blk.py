@@ -6,16 +6,17 @@ data moves zero-copy: preadv/pwritev straight between the file and memoryviews o
 
 The disk's size is fixed when it is opened: the file is never truncated or extended, and a
 request that reaches past the last whole 512-byte sector fails with IOERR. A read-only disk
-is opened O_RDONLY and offers VIRTIO_BLK_F_RO, so a write cannot reach the file. Writes go
+is opened O_RDONLY and offers VIRTIO_BLK_F_RO, so a write cannot reach the file. Images are
+locked as QEMU locks them (shared for read-only, exclusive for read-write: vmm/user_files.py). Writes go
 to the host page cache (they survive the VMM being killed); FLUSH makes them durable with
 fdatasync, and FLUSH is offered, so the guest knows the cache is write-back (5.2.6.3).
 """
 import errno
 import os
-import stat
 import struct
 
 from ...errors import InputError
+from ...user_files import open_disk
 from .device import DEVICE_ID_BLOCK, VirtioDevice
 from .queue import byte_range, gather, views
 
@@ -59,7 +60,7 @@ class VirtioBlock(VirtioDevice):
         self.path = path
         self.read_only = read_only
         self.disk_id = disk_id[:ID_BYTES].ljust(ID_BYTES, b"\0")
-        self.fd = _open_disk(path, read_only)
+        self.fd = open_disk(path, read_only)      # type, permission and lock checks (user_files.py)
         try:
             self.capacity = os.lseek(self.fd, 0, os.SEEK_END) // SECTOR_SIZE
         except OSError as err:
@@ -146,20 +147,6 @@ class VirtioBlock(VirtioDevice):
             self.memory.write(gpa, chunk)
             done += len(chunk)
         return done
-
-
-def _open_disk(path: str, read_only: bool) -> int:
-    flags = (os.O_RDONLY if read_only else os.O_RDWR) | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags)
-    except OSError as err:
-        hint = " for writing (is it read-only?)" if not read_only and err.errno in (errno.EACCES, errno.EROFS) else ""
-        raise InputError(f"cannot open disk image {path}{hint}: {err.strerror}") from None
-    mode = os.fstat(fd).st_mode
-    if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
-        os.close(fd)
-        raise InputError(f"disk image {path} is not a regular file or block device")
-    return fd
 
 
 def _transfer(call, fd: int, buffers, offset: int) -> None:

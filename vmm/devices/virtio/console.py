@@ -55,6 +55,18 @@ class VirtioConsole(VirtioDevice):
         self._pending.append(memoryview(bytes(data)))
         self._pending_bytes += len(data)
 
+    def save_state(self) -> dict:
+        return {"pending": b"".join(self._pending).hex()}
+
+    def load_state(self, state: dict) -> None:
+        """Host input that had not reached the driver yet."""
+        from ..state import hex_bytes
+        pending = hex_bytes(state, "pending", "virtio-console")
+        self._pending.clear()
+        self._pending_bytes = 0
+        if pending:
+            self._append(pending)
+
     # --- the transport calls these -------------------------------------------------------------
     def activate(self) -> None:
         self.process(RECEIVEQ)          # input that came before the driver was ready

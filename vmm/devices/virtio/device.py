@@ -49,6 +49,13 @@ class VirtioDevice:
     def write_config(self, offset: int, size: int, value: int) -> None:
         pass                    # read-only configuration space by default
 
+    # --- snapshots: what the device keeps beyond its queues (the transport saves those) --------
+    def save_state(self) -> dict:
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        pass
+
     # --- helper for devices ------------------------------------------------------------------
     def serve(self, index: int, handle) -> None:
         """Complete every available chain of queue `index` with `handle(chain) -> bytes

@@ -120,6 +120,34 @@ class MmioTransport:
         with self.lock:
             self._write_register(offset, value & U32)
 
+    # --- snapshots (devices/state.py) -----------------------------------------------------------
+    STATE_VERSION = 1
+    _STATE_FIELDS = ("status", "device_features_sel", "driver_features_sel", "driver_features", "features",
+                     "queue_sel", "interrupt_status", "config_generation", "_irq_level")
+
+    def save_state(self) -> dict:
+        from ..state import pick
+        with self.lock:
+            return dict(pick(self, self._STATE_FIELDS), device_id=self.device.device_id, error=self.error,
+                        queues=[queue.save_state() for queue in self.queues], device=self.device.save_state())
+
+    def load_state(self, state: dict) -> None:
+        """Registers, queues and the device's own state as saved; nothing is re-negotiated
+        and the device is not activated again (its driver is past that)."""
+        from ..state import StateError, need, put
+        with self.lock:
+            if need(state, "device_id", int, "virtio") != self.device.device_id:
+                raise StateError(f"virtio: a device of type {state['device_id']} was saved in the slot "
+                                 f"of a type {self.device.device_id}")
+            queues = need(state, "queues", list, "virtio")
+            if len(queues) != len(self.queues):
+                raise StateError(f"virtio: {len(queues)} queues saved for a device with {len(self.queues)}")
+            put(self, state, self._STATE_FIELDS)
+            self.error = state.get("error") if isinstance(state.get("error"), str) else None
+            for queue, queue_state in zip(self.queues, queues):
+                queue.load_state(queue_state)
+            self.device.load_state(need(state, "device", dict, "virtio"))
+
     # --- host side ---------------------------------------------------------------------------
     @property
     def driver_ok(self) -> bool:

@@ -118,6 +118,29 @@ class Virtqueue:
         self._signalled_used = 0            # next_used when the interrupt decision was last made
         self._desc = self._avail = self._used = None
 
+    # --- snapshots (devices/state.py) ---------------------------------------------------------
+    _STATE_FIELDS = ("size", "desc_addr", "avail_addr", "used_addr", "ready", "broken", "event_idx",
+                     "indirect", "last_avail", "next_used", "_signalled_used")
+
+    def save_state(self) -> dict:
+        from ..state import pick
+        return pick(self, self._STATE_FIELDS)
+
+    def load_state(self, state: dict) -> None:
+        """The queue as saved; a ready one gets its ring views back, after the same checks as
+        enable() (the addresses come from a file now, not from the driver)."""
+        from ..state import StateError, put
+        put(self, state, self._STATE_FIELDS)
+        self._desc = self._avail = self._used = None
+        if self.ready:
+            problem = self.layout_problem()
+            if problem is not None:
+                raise StateError(f"virtqueue: {problem}")
+            size = self.size
+            self._desc = self.memory.view(self.desc_addr, DESC_SIZE * size)
+            self._avail = self.memory.view(self.avail_addr, 6 + 2 * size)
+            self._used = self.memory.view(self.used_addr, 6 + 8 * size)
+
     # --- enabling --------------------------------------------------------------------------
     def layout_problem(self):
         """Why the driver's size and addresses cannot be used, or None if they can."""

@@ -1,0 +1,33 @@
+"""The local APIC's registers and bits in xAPIC mode (Intel SDM vol. 3A, chapter 11): the
+software engine's model (devices/lapic.py) and the translation of KVM's in-kernel APIC
+(engines/kvm_platform.py) read the same page layout.
+"""
+
+APIC_BASE_MSR = 0x1B
+TSC_DEADLINE_MSR = 0x6E0
+BASE_BSP = 1 << 8
+BASE_ENABLE = 1 << 11                  # the global enable in IA32_APIC_BASE
+BASE_ADDRESS_MASK = 0xFFFF_F000
+
+ID, VERSION, TPR, APR, PPR, EOI, RRD, LDR, DFR, SVR = 0x20, 0x30, 0x80, 0x90, 0xA0, 0xB0, 0xC0, 0xD0, 0xE0, 0xF0
+ISR, TMR, IRR = 0x100, 0x180, 0x200    # eight 32-bit registers each, 16 bytes apart
+ESR, LVT_CMCI, ICR_LOW, ICR_HIGH = 0x280, 0x2F0, 0x300, 0x310
+LVT_TIMER, LVT_THERMAL, LVT_PERF, LVT_LINT0, LVT_LINT1, LVT_ERROR = 0x320, 0x330, 0x340, 0x350, 0x360, 0x370
+TIMER_INITIAL, TIMER_CURRENT, TIMER_DIVIDE = 0x380, 0x390, 0x3E0
+LVT_REGISTERS = (LVT_CMCI, LVT_TIMER, LVT_THERMAL, LVT_PERF, LVT_LINT0, LVT_LINT1, LVT_ERROR)
+APIC_VERSION = 0x14 | (len(LVT_REGISTERS) - 1) << 16   # an integrated APIC; max LVT entry index
+
+SVR_ENABLE = 1 << 8                    # software enable
+SVR_SUPPRESS_EOI_BROADCAST = 1 << 12
+LVT_MASKED = 1 << 16
+LVT_LEVEL = 1 << 15
+LVT_VECTOR = 0xFF
+LVT_DELIVERY_MODE = 0x700
+DELIVERY_FIXED, DELIVERY_NMI, DELIVERY_INIT, DELIVERY_STARTUP, DELIVERY_EXTINT = 0x000, 0x400, 0x500, 0x600, 0x700
+TIMER_MODE_SHIFT = 17
+TIMER_ONE_SHOT, TIMER_PERIODIC, TIMER_TSC_DEADLINE = 0, 1, 2
+ICR_SHORTHAND_SHIFT = 18
+SHORTHAND_NONE, SHORTHAND_SELF, SHORTHAND_ALL, SHORTHAND_OTHERS = 0, 1, 2, 3
+ICR_LEVEL_TRIGGER = 1 << 15
+# TDCR bits 0, 1 and 3 select the divider: 2, 4, 8, 16, 32, 64, 128, 1 (SDM figure 11-10).
+DIVIDERS = {0b000: 2, 0b001: 4, 0b010: 8, 0b011: 16, 0b100: 32, 0b101: 64, 0b110: 128, 0b111: 1}
