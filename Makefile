@@ -32,10 +32,15 @@ launcher: $(STAMP)
 bytecode: $(STAMP)
 	$(VPY) -m compileall -q vmm
 
-# The guest is built with the machine's gcc and binutils; install them if missing.
+# The guest is built with the machine's gcc and binutils; the test root file system with
+# Debian's static glibc (libc6-dev), musl-gcc (musl-tools) and busybox-static. Install them
+# if missing.
 toolchain:
 	@command -v gcc >/dev/null && command -v as >/dev/null && command -v ld >/dev/null && command -v objcopy >/dev/null \
-	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc binutils make; }
+	  && command -v musl-gcc >/dev/null && test -e /usr/lib/x86_64-linux-gnu/libc.a \
+	  && dpkg-query -W -f='$${Status}' busybox-static 2>/dev/null | grep -q "ok installed" \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc binutils make \
+	       libc6-dev musl-tools busybox-static; }
 
 guest: toolchain
 	$(MAKE) -C guest
@@ -51,12 +56,13 @@ test: build test-tools
 
 # What the tests drive besides the VMM: the real gdb (the stub's tests), valgrind (counting
 # instructions for bench engines), a static libc (the container tests build programs), iasl
-# (acpica-tools: the ACPI tests disassemble our tables) and mkfs.ext4 (the Linux disk test).
+# (acpica-tools: the ACPI tests disassemble our tables), mkfs.ext4 (the Linux disk test) and the
+# real strace (--strace is checked against it).
 test-tools:
 	@command -v gdb >/dev/null && command -v valgrind >/dev/null && test -e /usr/lib/x86_64-linux-gnu/libc.a \
-	  && command -v iasl >/dev/null && command -v mkfs.ext4 >/dev/null \
+	  && command -v iasl >/dev/null && command -v mkfs.ext4 >/dev/null && command -v strace >/dev/null \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gdb valgrind libc6-dev \
-	       acpica-tools e2fsprogs; }
+	       acpica-tools e2fsprogs strace; }
 
 # A wheel and an sdist in dist/ (DIST=... elsewhere), with the standard `build` frontend: it
 # makes the sdist, then the wheel from it, whose setup.py builds the guest kernel, programs and

@@ -25,6 +25,11 @@ PLAIN = [
     ["--gdb", "127.0.0.1:1234", "--gdb-wait", "--debug"],
     ["--cmdline", "console=ttyS0 quiet", "-"],
     ["--timeout", "1_0"],
+    ["--rootfs", "root", "--strace"],
+    ["--strace", "--rootfs=root"],
+    ["--strace", "trace.txt", "--rootfs", "root"],
+    ["--strace=trace.txt", "kernel.elf"],
+    ["--rootfs", "root", "--strace", "-"],
 ]
 HANDED_OVER = [
     ["-h"], ["--help"], ["--init", "hello"], ["--bogus"], ["--accel", "hvf"], ["--accel"],

@@ -294,17 +294,23 @@ def test_rootfs_must_be_an_existing_directory(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(InputError, match="not a directory"):
         run_container(tmp_path / "file", ["probe"])
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "proc").write_text("")
+    with pytest.raises(InputError, match="/proc is not a directory"):
+        run_container(tmp_path / "odd", ["probe"])
 
 
-def test_missing_proc_mount_point_is_created(probe_program, tmp_path):
-    """A root file system without /proc runs: the mount point is made, as runc does."""
+def test_missing_mount_points_are_created_as_runc_does(probe_program, tmp_path):
+    """A root file system with only a program (no /proc, /dev, /sys) runs; the launcher makes
+    the mount points, and /dev holds runc's default devices."""
     require_containers()
     bare = tmp_path / "bare"
     (bare / "bin").mkdir(parents=True)
     subprocess.run(["cp", str(probe_program), str(bare / "bin" / "probe")], check=True)
     status, out = run_captured(bare, ["/bin/probe"], tmp_path)
     assert status == 0 and "procs=1," in out
-    assert (bare / "proc").is_dir()
+    assert sorted(p.name for p in bare.iterdir()) == ["bin", "dev", "proc", "sys"]
+    assert list((bare / "dev").iterdir()) == []             # the devices were in the container's tmpfs
 
 
 def test_program_missing_or_not_static(rootfs, tmp_path):

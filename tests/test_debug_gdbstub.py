@@ -402,15 +402,15 @@ def test_gdb_breaks_steps_reads_and_continues(engine_name, kernel_path):
     stepped = re.search(r"rip +(0x[0-9a-f]+) +0x[0-9a-f]+ <serial_write\+(\d+)>", output)
     assert stepped and int(stepped.group(1), 16) == address + int(stepped.group(2)) > address, output
     assert re.search(r"\$1 = 0x[0-9a-f]+", output) and f"=> {int(stepped.group(1), 16):#x} <serial_write+" in output
-    assert "in syscall_dispatch ()" in output, output
+    assert "in console_write ()" in output, output
     assert "[Inferior 1 (Remote target) exited normally]" in output, output
     assert outcome.reason == DEBUG_EXIT and outcome.status == 0
     assert serial == b"hello from ring 3\n"
 
 
 def test_gdb_sees_the_exit_status(requires_kvm, kernel_path):
-    outcome, output, _ = run_gdb("kvm", "exitcode", ["break exec_start", "continue", "continue"], kernel_path)
-    assert re.search(r"Breakpoint 1, 0x[0-9a-f]+ in exec_start \(\)", output), output
+    outcome, output, _ = run_gdb("kvm", "exitcode", ["break exec_file", "continue", "continue"], kernel_path)
+    assert re.search(r"Breakpoint 1, 0x[0-9a-f]+ in exec_file \(\)", output), output
     assert "[Inferior 1 (Remote target) exited with code 052]" in output, output
     assert outcome.status == 42
 
@@ -419,10 +419,10 @@ def test_gdb_sees_the_exit_status(requires_kvm, kernel_path):
 def test_gdb_breaks_and_steps_in_user_mode(engine_name, kernel_path):
     """A breakpoint in the ring-3 program (its own symbols), then a step there. kvm_pvm runs
     ring 3 natively, where neither the debug registers nor single-steps fire (skipped there,
-    saying so). The program's breakpoint is set once the kernel runs with paging on (at
-    exec_start): an int3 can only go where the page tables say."""
+    saying so). The program's breakpoint is set once the kernel has mapped the program and
+    switched to its page tables (at enter_user): an int3 can only go where they say."""
     outcome, output, _ = run_gdb(engine_name, "hello", [
-        "break exec_start", "continue", "add-symbol-file guest/build/programs/hello", "break main",
+        "break enter_user", "continue", "add-symbol-file guest/build/programs/hello", "break main",
         "continue", "info registers cs", "stepi", "delete", "continue"], kernel_path)
     assert re.search(r"Breakpoint 2, 0x[0-9a-f]+ in main \(\)", output), output
     assert re.search(r"cs +0x33 ", output), output                 # ring 3

@@ -13,7 +13,7 @@ import pytest
 
 from vmm import layout, layout_header, paths
 from vmm.arch.x86 import pvh
-from vmm.devices import fw_cfg
+from vmm.devices import fw_cfg, rtc
 
 FIRMWARE = paths.REPO_ROOT / "firmware"
 KERNEL = paths.GUEST_SOURCE / "kernel"
@@ -24,6 +24,11 @@ KERNEL_COPIES = {
     "COM1_BASE": layout.COM1_PORT,
     "IRQ_COM1": layout.COM1_IRQ,
     "DEBUG_EXIT_PORT": layout.DEBUG_EXIT_PORT,
+    "RTC_INDEX_PORT": layout.RTC_PORT + rtc.INDEX,
+    "RTC_DATA_PORT": layout.RTC_PORT + rtc.DATA,
+    "RTC_SECONDS": rtc.REG_SECONDS, "RTC_MINUTES": rtc.REG_MINUTES, "RTC_HOURS": rtc.REG_HOURS,
+    "RTC_DAY": rtc.REG_DAY, "RTC_MONTH": rtc.REG_MONTH, "RTC_YEAR": rtc.REG_YEAR, "RTC_CENTURY": rtc.REG_CENTURY,
+    "RTC_REG_A": rtc.REG_A, "RTC_REG_B": rtc.REG_B, "RTC_B_BINARY": rtc.B_BINARY, "RTC_B_24H": rtc.B_24_HOUR,
     "PIC_MASTER_CMD": layout.PIC_MASTER_PORT,
     "PIC_MASTER_DATA": layout.PIC_MASTER_PORT + 1,
     "PIC_SLAVE_CMD": layout.PIC_SLAVE_PORT,
@@ -35,10 +40,18 @@ KERNEL_COPIES = {
     "PIT_CMD": layout.PIT_PORT + 3,
     "PIT_INPUT_HZ": layout.PIT_INPUT_HZ,
     "PORT_B": layout.SYSTEM_CONTROL_PORT_B,
+    "STRACE_PORT": layout.STRACE_PORT,
     "HVM_START_MAGIC": pvh.HVM_START_MAGIC,
     "XEN_ELFNOTE_PHYS32_ENTRY": pvh.XEN_ELFNOTE_PHYS32_ENTRY,
     "E820_RAM": pvh.E820_RAM,
 }
+
+
+def c_integer(text: str) -> int:
+    """A C integer literal: hexadecimal, octal (a leading 0, as the O_ flags are) or decimal."""
+    if text[:2].lower() == "0x":
+        return int(text, 16)
+    return int(text, 8) if len(text) > 1 and text[0] == "0" else int(text)
 
 
 def defines(folder: Path, patterns=("*.h", "*.c", "*.S")) -> dict:
@@ -47,7 +60,7 @@ def defines(folder: Path, patterns=("*.h", "*.c", "*.S")) -> dict:
     for pattern in patterns:
         for path in sorted(folder.glob(pattern)):
             for name, value in DEFINE.findall(path.read_text()):
-                found[name] = (int(value, 0), path.name)
+                found[name] = (c_integer(value), path.name)
     return found
 
 

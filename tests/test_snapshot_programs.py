@@ -14,6 +14,7 @@ import pytest
 
 from conftest import ENGINES, _probe
 from snapshot_points import IdleAfter, Notify, Output, RunningAfter, finish, save_at
+from vmm import paths
 from vmm.guest_tests import all_programs, load_expectation, scratch_disks
 from vmm.machine import engine_class
 
@@ -32,7 +33,9 @@ def points(name):
     return found + SCENARIOS.get(name, [])
 
 
-CASES = [(name, point) for name in all_programs() for point in points(name)]
+# The guest programs booted as --initrd (the test root file system's run from --rootfs, which
+# snapshots do not record: a snapshot of them is not part of issue 13).
+CASES = [(name, point) for name in all_programs([paths.PROGRAMS_SOURCE]) for point in points(name)]
 
 
 def pair_params():

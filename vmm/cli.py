@@ -73,11 +73,12 @@ def command_run(args, program_args) -> int:
     from .debug.session import DebugOptions
     from .machine import Machine
     initrd = args.initrd
-    if initrd is None and args.kernel is None:
+    if initrd is None and args.kernel is None and args.rootfs is None:
         initrd = paths.DEFAULT_PROGRAM          # the tiny kernel's default program
     config = MachineConfig(
         kernel=args.kernel if args.kernel is not None else paths.location("DEFAULT_KERNEL"),
-        initrd=paths.program_file(initrd) if initrd is not None else None,
+        initrd=paths.program_file(initrd) if initrd is not None else None, rootfs=args.rootfs,
+        strace=args.strace,
         cmdline=args.cmdline, program_args=program_args,
         mem_size=parse_size(args.mem) if args.mem is not None else None,
         accel=args.accel, serial=args.serial, timeout=args.timeout, idle=args.idle,
@@ -291,7 +292,7 @@ def command_bench(args) -> int:
         raise UsageError("--nested is for `bench exits`")
     if args.which == "exits":
         if args.json:
-            raise UsageError("--json is for `bench startup`, `density`, `engines`, `boot`, `linux` and `snapshot`")
+            raise UsageError("--json is for `bench startup`, `density`, `engines`, `boot`, `syscalls`, `linux` and `snapshot`")
         runs, count = 5 if runs is None else runs, 20000 if count is None else count
         if args.nested:
             from .bench import nested
@@ -304,6 +305,11 @@ def command_bench(args) -> int:
         from .bench import blk
         from .guest_tests import available_engines
         return blk.main(engines=tuple(available_engines()), runs=runs or blk.DEFAULT_RUNS)
+    if args.which == "syscalls":
+        from .bench import syscalls
+        from .guest_tests import available_engines
+        return syscalls.main(engines=tuple(available_engines()), runs=runs or syscalls.DEFAULT_RUNS, count=count,
+                             json_path=args.json)
     if args.which == "interrupts":
         if args.json or runs is not None or count is not None:
             raise UsageError("`bench interrupts` takes no --runs, --count or --json")
@@ -312,7 +318,7 @@ def command_bench(args) -> int:
         return interrupts.main(engine=available_engines() or ["kvm"])
     if args.which == "startup":
         if count is not None:
-            raise UsageError("--count is for `bench exits`, `density`, `engines` and `boot`")
+            raise UsageError("--count is for `bench exits`, `density`, `engines`, `boot` and `syscalls`")
         from .bench import startup
         return startup.main(runs=10 if runs is None else runs, json_path=args.json)
     if args.which == "snapshot":

@@ -29,14 +29,15 @@ class Option:
     """One option: `kind` is FLAG or a converter (str, int, float); `append` collects
     repeats in a list; `group` names a mutually exclusive group; a callable `default` is
     called when a parser is made (the environment may change it)."""
-    __slots__ = ("flags", "dest", "kind", "default", "choices", "metavar", "help", "append", "group")
+    __slots__ = ("flags", "dest", "kind", "default", "choices", "metavar", "help", "append", "group", "const")
 
     def __init__(self, *flags, kind=str, default=None, choices=None, metavar=None, help="", append=False,
-                 group=None):
+                 group=None, const=None):
         self.flags = flags
         self.dest = flags[-1].lstrip("-").replace("-", "_")
         self.kind, self.default, self.choices, self.metavar = kind, default, choices, metavar
         self.help, self.append, self.group = help, append, group
+        self.const = const              # not None: the value may be left out (argparse's nargs="?")
 
     def default_value(self):
         if self.append:
@@ -55,7 +56,9 @@ class Positional:
 
 RUN_DESCRIPTION = ("Boot KERNEL (default: the tiny kernel built under guest/) with PROGRAM as its module. KERNEL may "
                    "be a Linux bzImage (with --initrd an initramfs), a PVH ELF, or a Multiboot kernel: the format is "
-                   "read from the file. Arguments after `--` reach the program as argv. The guest's serial port is "
+                   "read from the file. The tiny kernel also boots a root file system (--rootfs DIR, --initrd "
+                   "FILE.cpio[.gz]) whose program is the first word after `--` (default /init, then /bin/sh). "
+                   "Arguments after `--` reach the program as argv. The guest's serial port is "
                    "this terminal, in raw mode: Ctrl-A x ends the VM, Ctrl-A s saves a snapshot (with "
                    "--snapshot-file), Ctrl-A Ctrl-A sends Ctrl-A.")
 
@@ -65,8 +68,15 @@ RUN_POSITIONAL = Positional("kernel", help="kernel: bzImage, PVH ELF or Multiboo
 
 RUN_OPTIONS = (
     Option("--initrd", metavar="PROGRAM",
-           help="guest program or initrd: a path, or the name of a built guest program "
+           help="guest program or initrd: a path, or the name of a built guest program; for the tiny kernel a "
+                "static ELF or a root file system as a newc cpio archive, optionally gzip-compressed "
                 "(default: hello with the tiny kernel, none with another kernel)"),
+    Option("--rootfs", metavar="DIR",
+           help="tiny kernel: boot with DIR as the root file system (packed as an initramfs; writes stay in guest "
+                "memory); the program is `-- PROGRAM ARGS`, looked up in /bin:/usr/bin:/sbin:/usr/sbin"),
+    Option("--strace", metavar="FILE", const="-",
+           help="tiny kernel: print every system call of the guest program, with its arguments and result, as "
+                "strace does, on stderr or into FILE"),
     Option("--cmdline", help=f"kernel command line (default: `{DEFAULT_CMDLINE}`; for a Linux bzImage "
                              f"`{LINUX_CMDLINE}`; --stats prints the one used)"),
     Option("--mem", help=f"guest RAM size, e.g. 64M or 1G (default: {format_size(layout.DEFAULT_MEM_SIZE)}, "
@@ -150,7 +160,13 @@ def parse_run(argv, options=RUN_OPTIONS, positional=RUN_POSITIONAL):
                 return None
             values[option.dest] = True
             continue
-        if not has_value:
+        if not has_value and option.const is not None:
+            if index == len(argv) or (argv[index].startswith("-") and argv[index] != "-"):
+                value = option.const    # the value left out (argparse takes a next word that is no option)
+            else:
+                value = argv[index]
+                index += 1
+        elif not has_value:
             if index == len(argv) or argv[index].startswith("-"):
                 return None             # argparse's "expected one argument" (or a negative number)
             value = argv[index]

@@ -73,7 +73,8 @@ class DiskSpec:
 @record
 class MachineConfig:
     kernel: str
-    initrd: str | None = None           # the guest program, passed as PVH module 0
+    initrd: str | None = None           # the guest program (static ELF) or a .cpio[.gz]: module 0
+    rootfs: str | None = None           # a directory packed as the root file system (instead of initrd)
     cmdline: str | None = None          # None: the default for the kind of kernel (DEFAULT_CMDLINE, LINUX_CMDLINE)
     program_args: list = field(default_factory=list)   # appended to cmdline after " -- "
     mem_size: int | str | None = None   # None: DEFAULT_MEM_SIZE, or LINUX_MEM_SIZE for a Linux bzImage
@@ -84,6 +85,7 @@ class MachineConfig:
     firmware: str | None = None         # boot through this firmware image (fw_cfg hands it the kernel)
     fw_cfg_dma: bool = True             # offer fw_cfg's DMA interface (off: the firmware reads byte by byte)
     disks: list = field(default_factory=list)   # [DiskSpec]: virtio-blk devices, vda first
+    strace: str | None = None           # report every guest system call: "-" (stderr) or a file path
     idle: str = "sleep"                 # sleep | skip: an idle vCPU waits for its timer, or jumps the clock there
 
     def __post_init__(self):
@@ -115,15 +117,19 @@ class MachineConfig:
                 raise UsageError(f"{what} {text.encode('utf-8', 'surrogateescape')!r} is not valid UTF-8 text "
                                  "(or holds a NUL byte), "
                                  "which a kernel command line cannot carry")
+        if self.rootfs is not None and self.initrd is not None:
+            raise UsageError("give a root file system either as --rootfs DIR or as --initrd FILE.cpio, not both")
         for arg in self.program_args:
             if not arg or any(c.isspace() for c in arg):
                 raise UsageError(f"program argument {arg!r} is empty or holds white space, "
                                  "which the kernel command line cannot carry")
 
     def full_cmdline(self, kernel_params=(), default: str = DEFAULT_CMDLINE) -> str:
-        """The kernel command line: the VMM's parameters (device announcements), the
-        user's command line (or `default`), then the program's arguments after `--`."""
-        line = " ".join([*kernel_params, default if self.cmdline is None else self.cmdline]).strip()
+        """The kernel command line: the VMM's parameters (device announcements, strace), the
+        user's command line (or `default`), then the program's arguments after `--` (with a
+        root file system, the first is the program to run)."""
+        line = " ".join([*kernel_params, *(["strace"] if self.strace else []),
+                         default if self.cmdline is None else self.cmdline]).strip()
         if self.program_args:
             line += f" -- {' '.join(self.program_args)}"
         return line

@@ -1,16 +1,28 @@
-"""Guest test programs: read what each expects (guest/programs/NAME.expect), run it in a VM
-on one or more engines, and compare.
+"""Guest test programs: read what each expects (guest/programs/NAME.expect for the programs
+built on the project's libc, guest/rootfs/programs/NAME.expect for those of the test root
+file system), run it in a VM on one or more engines, and compare.
 
 The .expect format: header lines `key: value` (status, args, stdin, disks, qemu, linux,
-requires, restore-requires; `#` starts a comment), a line `---`, then the exact expected serial output up to the
-end of the file.
+requires, restore-requires, rootfs, program, variants, unordered; `#` starts a comment), a line
+`---`, then the exact expected serial output up to the end of the file.
 
 `disks: 1M 64K,ro` gives the program scratch virtio disks (vda, vdb, ...), made for the run
 and deleted after it: writable ones zero-filled, read-only ones filled with disk_pattern(),
 which the run must leave unchanged.
+
+`rootfs: rootfs` boots the root file system guest/build/rootfs (packed as an initramfs) and
+runs `program:` in it (a path, or a name looked up in PATH; default /bin/NAME), with `args:`.
+`variants: glibc musl` makes one test per variant, NAME/glibc running /bin/NAME-glibc and so
+on, all expecting the same output. The same root file system also runs each program as a
+host process (chrooted, with /proc and /dev) and in the container launcher: one image, run
+as a VM and as a container. `unordered: yes` compares the output's lines in any order with
+the .expect (a directory listing in the host file system's order), while the runs are still
+compared with one another as they are.
 """
 import os
 import re
+import subprocess
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -43,6 +55,26 @@ class Expectation:
     requires: list = field(default_factory=list)    # engine features (Engine.missing_features)
     restore_requires: list = field(default_factory=list)    # features a restore from a snapshot needs
     disks: list = field(default_factory=list)   # [DiskNeed]: scratch disks, vda first
+    rootfs: str | None = None           # a directory under guest/build: the root file system
+    program: str | None = None          # the program to run in it
+    unordered: bool = False             # lines may come in any order (compare them sorted)
+
+    def root(self):
+        return paths.GUEST_BUILD / self.rootfs
+
+    def argv(self) -> list:
+        """What the root file system's kernel, host and container runs execute."""
+        return [self.program, *self.args]
+
+    def matches(self, output: bytes) -> bool:
+        if self.unordered:
+            return sorted(output.splitlines(keepends=True)) == sorted(self.output.splitlines(keepends=True))
+        return output == self.output
+
+
+# The environment the tiny kernel gives the first program (guest/kernel/main.c): the host and
+# container runs of a root file system's program get the same.
+GUEST_ENV = {"HOME": "/", "TERM": "linux", "PATH": "/bin:/usr/bin:/sbin:/usr/sbin"}
 
 
 @dataclass
@@ -95,7 +127,7 @@ def unescape(text: str) -> str:
     return "".join(out)
 
 
-def parse_expectation(name: str, text: str) -> Expectation:
+def parse_expectation(name: str, text: str, variant: str | None = None) -> Expectation:
     lines = text.split("\n")
     if "---" not in lines:
         raise ImageError(f"{name}.expect has no '---' line before the expected output")
@@ -116,24 +148,45 @@ def parse_expectation(name: str, text: str) -> Expectation:
     if "status" not in fields:
         raise ImageError(f"{name}.expect has no 'status:' line")
     skip = {}
-    for runner in ("qemu", "linux"):
+    for runner in ("qemu", "linux", "container"):
         value = fields.get(runner, "")
         if value.startswith("skip"):
             skip[runner] = value[4:].strip() or "skipped"
+    rootfs = fields.get("rootfs")
+    if rootfs is not None and (not rootfs or "/" in rootfs or rootfs.startswith(".")):
+        raise ImageError(f"{name}.expect: rootfs: {rootfs!r} is not a directory name under guest/build")
+    variants = fields.get("variants", "").split()
+    if variants and variant not in variants:
+        raise InputError(f"{name}.expect has the variants {', '.join(variants)}: run one as {name}/VARIANT")
+    if variant and variant not in variants:
+        raise InputError(f"{name}.expect has no variant {variant!r}")
+    program = fields.get("program") or (f"/bin/{name}-{variant}" if variant else f"/bin/{name}")
     return Expectation(
-        name=name, status=int(fields["status"]), output=body.encode(),
+        name=f"{name}/{variant}" if variant else name, status=int(fields["status"]), output=body.encode(),
         args=fields.get("args", "").split(), stdin=unescape(fields.get("stdin", "")).encode(), skip=skip,
         requires=fields.get("requires", "").split(), restore_requires=fields.get("restore-requires", "").split(),
-        disks=parse_disks(name, fields.get("disks", "")))
+        disks=parse_disks(name, fields.get("disks", "")),
+        rootfs=rootfs, program=program if rootfs else None, unordered=fields.get("unordered") == "yes")
+
+
+def expectation_file(base: str):
+    for directory in paths.EXPECT_DIRECTORIES:
+        path = directory / f"{base}.expect"
+        if path.exists():
+            return path
+    return None
 
 
 def load_expectation(name: str) -> Expectation:
-    path = paths.PROGRAMS_SOURCE / f"{name}.expect"
-    try:
-        expect = parse_expectation(name, path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"no expectation file {path} for program {name}") from None
-    expect.output = resolve_symbols(paths.program_path(name), expect.output)
+    """NAME, or NAME/VARIANT for a program built in variants."""
+    base, _, variant = name.partition("/")
+    path = expectation_file(base)
+    if path is None:
+        raise InputError(f"no expectation file {base}.expect for program {name} in "
+                         + " or ".join(str(d) for d in paths.EXPECT_DIRECTORIES))
+    expect = parse_expectation(base, path.read_text(), variant or None)
+    if not expect.rootfs:
+        expect.output = resolve_symbols(paths.program_path(name), expect.output)
     return expect
 
 
@@ -151,8 +204,16 @@ def resolve_symbols(program, output: bytes) -> bytes:
     return SYMBOL.sub(address, output)
 
 
-def all_programs() -> list:
-    return sorted(p.stem for p in paths.PROGRAMS_SOURCE.glob("*.expect"))
+def all_programs(directories=None) -> list:
+    """Every test: one per .expect file, one per variant for those built in variants; from
+    `directories` (default: the guest programs' and the test root file system's)."""
+    names = []
+    for directory in directories or paths.EXPECT_DIRECTORIES:
+        for path in directory.glob("*.expect"):
+            variants = next((line.partition(":")[2].split() for line in path.read_text().split("\n---\n")[0].splitlines()
+                             if line.startswith("variants:")), [])
+            names += [f"{path.stem}/{v}" for v in variants] or [path.stem]
+    return sorted(names)
 
 
 @dataclass
@@ -234,9 +295,10 @@ def run_expectation(expect: Expectation, program: str, accel: str, kernel: str |
         return ProgramRun(expect.name, engine.name if engine is not None else accel, True, [], b"", None,
                           "skipped", 0.0, skipped=skipped)
     with scratch_disks(expect.disks) as disks:
-        config = MachineConfig(kernel=kernel or str(paths.DEFAULT_KERNEL), initrd=program,
-                               program_args=expect.args, accel=accel, stdin=expect.stdin or None, timeout=timeout,
-                               firmware=firmware, disks=disks)
+        boot = {"rootfs": str(expect.root()), "program_args": expect.argv()} if expect.rootfs else \
+            {"initrd": program, "program_args": expect.args}
+        config = MachineConfig(kernel=kernel or str(paths.DEFAULT_KERNEL), accel=accel, stdin=expect.stdin or None,
+                               timeout=timeout, firmware=firmware, disks=disks, **boot)
         if mem_size:
             config.mem_size = mem_size
         with Machine(config) as vm:
@@ -251,11 +313,50 @@ def run_expectation(expect: Expectation, program: str, accel: str, kernel: str |
         serial = serial[len(FIRMWARE_BANNER):]
     if result.exit_status != expect.status:
         problems.append(f"exit status {result.exit_status} ({result.reason}: {result.detail}), expected {expect.status}")
-    if serial != expect.output:
+    if not expect.matches(serial):
         problems.append(f"output {serial[-300:]!r}, expected {expect.output[-300:]!r}")
     return ProgramRun(expect.name, result.engine, not problems, problems, serial, result.exit_status,
                       result.reason, result.stats["total_seconds"], detail=result.detail,
                       cpu_report=result.cpu_report)
+
+
+@dataclass
+class ProcessRun:
+    """A root file system's program run outside the VM: as a host process, in a container."""
+    status: int | None
+    output: bytes
+    skipped: str = ""               # why it could not run here
+
+
+def _exit_status(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def run_on_host(expect: Expectation, timeout: float = DEFAULT_TIMEOUT) -> ProcessRun:
+    """The program as a plain host process, chrooted into the root file system, with /proc and
+    the host's /dev (mount points made as the container launcher makes them), the guest's
+    environment, stdout and stderr merged as on the serial port; in its own mount and PID
+    namespaces, so that nothing it starts outlives it (vmm/host_run.py). Needs root."""
+    if os.geteuid() != 0:
+        return ProcessRun(None, b"", "a host process in the root file system needs root (chroot, mounts)")
+    from . import host_run
+    status, output = host_run.run(expect.root(), expect.argv(), stdin=expect.stdin, env=GUEST_ENV,
+                                  timeout=timeout)
+    return ProcessRun(_exit_status(status), output)
+
+
+def run_in_container(expect: Expectation) -> ProcessRun:
+    """The program in the project's container launcher, on the same root file system."""
+    from .container import probe, run_container
+    reason = probe()
+    if reason is not None:
+        return ProcessRun(None, b"", f"containers unavailable here: {reason}")
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as feed:
+        feed.write(expect.stdin)
+        feed.seek(0)
+        status = run_container(expect.root(), expect.argv(), env=GUEST_ENV, stdin=feed, stdout=out, stderr=out)
+        out.seek(0)
+        return ProcessRun(status, out.read())
 
 
 def available_engines() -> list:

@@ -87,6 +87,12 @@ COM1_PORT_COUNT = 8
 COM1_IRQ = 4
 DEBUG_EXIT_PORT = 0xF4                 # QEMU isa-debug-exit's conventional iobase
 DEBUG_EXIT_PORT_COUNT = 4              # 32-bit register (QEMU: iosize=4)
+# --strace: the tiny kernel writes the physical address of each report record here; only
+# claimed when --strace asks for the reports. Above the ISA range (0-0x3ff) and clear of the
+# ACPI PM block (0x600) and fw_cfg (0x510): no PC device answers there, and this VMM has no
+# PCI I/O BARs. guest/kernel/layout.h has the same number.
+STRACE_PORT = 0x4000
+STRACE_PORT_COUNT = 4
 
 # The classic PC interrupt platform (IBM PC/AT; Intel 8259A and 8254 datasheets).
 PIC_MASTER_PORT = 0x20                 # command (0x20) and data (0x21)

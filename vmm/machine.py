@@ -7,6 +7,7 @@ returns a RunResult. This is the public API:
     print(result.serial.decode(), result.status)
 """
 import os
+import sys
 import threading
 import time
 from contextlib import ExitStack
@@ -23,7 +24,8 @@ from .devices.uart import Uart16550
 from .devices.virtio.console import VirtioConsole
 from .devices.virtio.mmio import MmioTransport
 from .devices.virtio.rng import VirtioRng
-from .errors import AcceleratorUnavailable, GuestCrashed, GuestTimeout, ImageError, OutputError, UsageError, VmmError
+from .errors import (AcceleratorUnavailable, GuestCrashed, GuestTimeout, ImageError, InputError, OutputError, UsageError,
+                     VmmError)
 from .loader.detect import BZIMAGE, MULTIBOOT, PVH, is_bzimage, kernel_format
 from .loader.elf import ElfImage
 from .loader.program import check_program
@@ -32,7 +34,7 @@ from .memory import GuestMemory
 from .outcome import CRASHES, DEBUG_EXIT, INTERRUPTED, OUTPUT_ERROR, PAUSED, TIMEOUT, Outcome, PauseGate, RunControl
 from .records import field, record
 from .serial_sink import SerialSink
-from .user_files import InputFile, read_input
+from .user_files import InputFile, OutputText, read_input
 
 # Only what a plain run of the tiny kernel uses is imported above: the engine, the Linux and
 # Multiboot loaders, the firmware's devices and virtio-blk are imported where they are used
@@ -84,6 +86,34 @@ def read_for_ram(file: InputFile, mem_size: int) -> bytes:
     """All of `file` if it can fit in `mem_size` of guest RAM: else a UsageError when a larger
     --mem would do, an ImageError when not even the maximum would."""
     return file.read(mem_size, ram_room(mem_size), UsageError if file.size <= layout.MAX_MEM_SIZE else ImageError)
+
+
+def boot_module(config: MachineConfig) -> bytes | None:
+    """PVH module 0: the root file system (a directory packed, or a .cpio[.gz] repacked) or a
+    single static program, checked here rather than in the guest."""
+    if config.rootfs is not None:
+        return rootfs_module(config.rootfs, config.program_args[0] if config.program_args else "")
+    if not config.initrd:
+        return None
+    with InputFile(config.initrd, "program") as file:
+        module = read_for_ram(file, config.mem_size)
+    if module[:4] == b"\x7fELF":           # the common case: vmm.initramfs (and zlib) stay unloaded
+        check_program(module)               # refuse a program the tiny kernel cannot run here, not in the guest
+        return module
+    from . import initramfs
+    return initramfs.load_initrd(module, config.initrd)[1]      # an archive, repacked
+
+
+def rootfs_module(rootfs: str, program: str) -> bytes:
+    """The directory packed as a newc archive, once PROGRAM is known to be in it."""
+    from . import initramfs
+    if initramfs.find_program(rootfs, program) is None and os.path.isdir(rootfs):
+        if not program:
+            raise InputError(f"no program given (`-- PROGRAM ARGS`), and the root file system {rootfs} "
+                             f"has neither {' nor '.join(initramfs.image.DEFAULT_PROGRAMS)}")
+        where = "" if "/" in program else f" (looked in {':'.join(initramfs.image.SEARCH_PATH)})"
+        raise InputError(f"program {program} not found in the root file system {rootfs}{where}")
+    return initramfs.pack_directory(rootfs)
 
 
 def check_firmware_image(path: str, image: bytes) -> None:
@@ -145,12 +175,16 @@ class Machine:
         self.debug.on_output_error = self._output_failed
         if snapshot is None:
             kernel = self._parse_kernel(kernel_data)
-            module = None
-            if config.initrd is not None:
-                with InputFile(config.initrd, "initrd" if self.kernel_format == BZIMAGE else "program") as module_file:
-                    module = read_for_ram(module_file, config.mem_size)
-            if module is not None and self.kernel_format == PVH:
-                check_program(module)           # refuse a program the tiny kernel cannot run here, not in the guest
+            if self.kernel_format == PVH:
+                module = boot_module(config)
+            else:
+                if config.rootfs is not None or config.strace:
+                    raise UsageError(f"--rootfs and --strace are for the tiny kernel (PVH); for this "
+                                     f"{self.kernel_format} kernel pass a .cpio[.gz] as --initrd")
+                module = None
+                if config.initrd is not None:
+                    with InputFile(config.initrd, "initrd" if self.kernel_format == BZIMAGE else "program") as file:
+                        module = read_for_ram(file, config.mem_size)
             if config.firmware and self.kernel_format != PVH:
                 raise UsageError(f"--firmware boots PVH kernels only; boot this {self.kernel_format} kernel directly")
         choosing = time.monotonic()
@@ -175,6 +209,8 @@ class Machine:
             self.ports.register(layout.COM1_PORT, layout.COM1_PORT_COUNT, self.uart)
             self.ports.register(layout.DEBUG_EXIT_PORT, layout.DEBUG_EXIT_PORT_COUNT, DebugExit(self.control))
             self.board_devices = add_pc_devices(self.ports, self.control)
+            if config.strace:
+                self._add_strace(config.strace)
             kernel_params = self._add_virtio_devices()
             self.fw_cfg = None
             if snapshot is None:
@@ -223,6 +259,16 @@ class Machine:
             self._cleanup.close()
             raise
         self.ready = time.monotonic()
+
+    def _add_strace(self, target: str) -> None:
+        """The port the kernel reports system calls through, printing to stderr or a file."""
+        from .strace import StraceDevice        # only when asked: it costs start-up time
+        if target == "-":
+            out = sys.stderr
+        else:
+            out = OutputText(target, "strace output", self._output_failed, buffering=1)
+            self._cleanup.callback(out.close)
+        self.ports.register(layout.STRACE_PORT, layout.STRACE_PORT_COUNT, StraceDevice(self.memory, out))
 
     @classmethod
     def restore(cls, path: str, accel: str = "auto", serial: str = "capture", disks=None, timeout=None,

@@ -63,6 +63,9 @@ if SOURCE == "source checkout":
         "DEFAULT_FIRMWARE": os.path.join(_REPO_ROOT, PACKAGED[1][1]),
         "PROGRAMS_BUILD": os.path.join(_REPO_ROOT, PACKAGED_PROGRAMS[1]),
         "PROGRAMS_SOURCE": os.path.join(_REPO_ROOT, PACKAGED_PROGRAMS[2]),
+        # Programs of the test root file system (glibc and musl builds, busybox): their
+        # .expect files name the root file system, a folder under GUEST_BUILD.
+        "ROOTFS_PROGRAMS_SOURCE": os.path.join(_GUEST_SOURCE, "rootfs", "programs"),
     }
 else:
     _PROGRAMS = os.path.join(_ARTEFACTS_ROOT, PACKAGED_PROGRAMS[0])
@@ -73,6 +76,7 @@ else:
         "DEFAULT_FIRMWARE": os.path.join(_ARTEFACTS_ROOT, PACKAGED[1][0]),
         "PROGRAMS_BUILD": _PROGRAMS,
         "PROGRAMS_SOURCE": _PROGRAMS,
+        "ROOTFS_PROGRAMS_SOURCE": os.path.join(_ARTEFACTS_ROOT, "rootfs-programs"),   # not packaged
     }
 _LOCATIONS.update(REPO_ROOT=_REPO_ROOT, ARTEFACTS_ROOT=_ARTEFACTS_ROOT)
 
@@ -96,6 +100,9 @@ def program_path(name_or_path: str):
 
 
 def __getattr__(name):
+    if name == "EXPECT_DIRECTORIES":        # where .expect files are: guest programs, then rootfs ones
+        from pathlib import Path
+        return tuple(Path(_LOCATIONS[key]) for key in ("PROGRAMS_SOURCE", "ROOTFS_PROGRAMS_SOURCE"))
     if name in _LOCATIONS:
         from pathlib import Path
         value = Path(_LOCATIONS[name])

@@ -203,6 +203,13 @@ class OutputText:
             except OSError as error:
                 self._failed(error)
 
+    def flush(self) -> None:
+        if self.error is None and self._file is not None:
+            try:
+                self._file.flush()
+            except OSError as error:
+                self._failed(error)
+
     def _failed(self, error: OSError) -> None:
         self.error = f"cannot write the {self.what}: {error.strerror}"
         if self.on_error is not None:

@@ -8,7 +8,7 @@
  */
 #include "apic.h"
 #include "layout.h"
-#include "mm.h"
+#include "mm/mm.h"
 #include "x86.h"
 
 /* x2APIC mode has the registers as MSRs, xAPIC mode as MMIO. */

@@ -4,9 +4,12 @@
  * The TSC rate comes from the hypervisor timing leaf CPUID 0x40000010
  * (EAX = kHz; our VMM, and KVM/QEMU with vmware-cpuid-freq); without it
  * (QEMU by default, TCG, bare metal) it is measured against PIT channel 2 at
- * boot (pit.c), and only if that fails too is it assumed to be 1 GHz.  There
- * is no wall clock yet: CLOCK_REALTIME is time since boot, like
- * CLOCK_MONOTONIC.
+ * boot (pit.c), and only if that fails too is it assumed to be 1 GHz.
+ *
+ * The wall clock (CLOCK_REALTIME, gettimeofday, time, file times) is the
+ * CMOS RTC's date at its first use, read once (about 20 port accesses, each
+ * a VM exit: a program that never asks pays nothing), then the TSC.  A
+ * machine without an RTC (the reads give nonsense) keeps time since boot.
  *
  * nanosleep/clock_nanosleep wait in cpu_idle() (HLT with interrupts on)
  * until the TSC passes the deadline: each PIT tick wakes the CPU to check,
@@ -17,7 +20,8 @@
 #include "kernel.h"
 #include "layout.h"
 #include "pit.h"
-#include "uspace.h"
+#include "mm/mm.h"
+#include "uapi.h"
 #include "x86.h"
 
 #define NSEC_PER_SEC 1000000000ull
@@ -26,6 +30,7 @@
 _Static_assert(PIT_HZ % USER_HZ == 0, "times() assumes whole ticks per clock_t");
 
 static uint64_t tsc_boot;
+static int64_t realtime_offset = -1;    /* wall-clock seconds at boot; -1: RTC not read yet */
 static uint64_t tsc_khz = TSC_KHZ_DEFAULT;
 
 static uint64_t cpuid_tsc_khz(void)
@@ -58,7 +63,7 @@ static uint64_t tsc_cycles(uint64_t sec, uint64_t nsec)
 }
 
 /* Nanoseconds since boot, split to avoid 64-bit overflow. */
-static void now(uint64_t *sec, uint64_t *nsec)
+void clock_now(uint64_t *sec, uint64_t *nsec)
 {
     uint64_t ticks = rdtsc() - tsc_boot;
     uint64_t hz = tsc_khz * 1000;
@@ -66,15 +71,94 @@ static void now(uint64_t *sec, uint64_t *nsec)
     *nsec = (ticks % hz) * 1000000 / tsc_khz;   /* < 2^32 * 10^6: fits */
 }
 
+uint64_t clock_ns(void)
+{
+    uint64_t sec, nsec;
+    clock_now(&sec, &nsec);
+    return sec * NSEC_PER_SEC + nsec;
+}
+
+/* MC146818 CMOS RTC (ports 0x70/0x71): BCD unless register B says binary,
+ * 12-hour unless it says 24 (bit 7 of the hour: PM).  A read that straddles
+ * an update (the seconds differ from first to last) is retried. */
+static uint8_t cmos(uint8_t reg)
+{
+    outb(RTC_INDEX_PORT, reg);
+    return inb(RTC_DATA_PORT);
+}
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)     /* H. Hinnant's algorithm */
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int64_t rtc_seconds(void)
+{
+    uint8_t f[8], again;
+    static const uint8_t regs[8] = { RTC_SECONDS, RTC_MINUTES, RTC_HOURS, RTC_DAY, RTC_MONTH, RTC_YEAR,
+                                     RTC_CENTURY, RTC_REG_B };
+    for (int tries = 0; tries < 3; tries++) {
+        for (int spin = 0; spin < 1000 && (cmos(RTC_REG_A) & RTC_A_UIP); spin++)
+            ;
+        for (int i = 0; i < 8; i++)
+            f[i] = cmos(regs[i]);
+        if ((again = cmos(RTC_SECONDS)) == f[0])
+            break;
+    }
+    int binary = f[7] & RTC_B_BINARY, pm = !(f[7] & RTC_B_24H) && (f[2] & 0x80);
+    if (!binary)
+        for (int i = 0; i < 7; i++)
+            f[i] = (uint8_t)((f[i] & (i == 2 ? 0x7f : 0xff)) >> 4) * 10 + (f[i] & 0x0f);
+    unsigned hour = f[2] & 0x7f;
+    if (!(f[7] & RTC_B_24H))
+        hour = hour % 12 + (pm ? 12 : 0);
+    unsigned year = f[6] * 100u + f[5];
+    if (f[6] < 19 || f[6] > 99)         /* no century byte: this century */
+        year = 2000 + f[5];
+    if (f[0] > 59 || f[1] > 59 || hour > 23 || f[3] < 1 || f[3] > 31 || f[4] < 1 || f[4] > 12 || f[5] > 99)
+        return 0;                       /* no RTC here (0xff everywhere) */
+    return days_from_civil(year, f[4], f[3]) * 86400 + hour * 3600 + f[1] * 60 + f[0];
+}
+
+void clock_realtime(uint64_t *sec, uint64_t *nsec)
+{
+    clock_now(sec, nsec);
+    if (realtime_offset < 0) {
+        int64_t now = rtc_seconds();
+        realtime_offset = now > (int64_t)*sec ? now - (int64_t)*sec : 0;
+    }
+    *sec += (uint64_t)realtime_offset;
+}
+
+uint64_t clock_tsc_khz(void)
+{
+    return tsc_khz;
+}
+
+/* REALTIME 0, MONOTONIC 1, the CPU-time clocks 2 and 3 (one process on one
+ * CPU that never waits for another: its time since boot), MONOTONIC_RAW 4,
+ * *_COARSE 5/6, BOOTTIME 7. */
+static int clock_known(uint64_t clock)
+{
+    return clock <= CLOCK_BOOTTIME;
+}
+
 long sys_clock_gettime(uint64_t clock, uint64_t tp)
 {
-    /* REALTIME 0, MONOTONIC 1, MONOTONIC_RAW 4, *_COARSE 5/6, BOOTTIME 7 */
-    if (clock != 0 && clock != 1 && (clock < 4 || clock > 7))
+    if (!clock_known(clock))
         return -EINVAL;
     if (!user_ok(tp, 16, 1))
         return -EFAULT;
     uint64_t *ts = (uint64_t *)tp;
-    now(&ts[0], &ts[1]);
+    if (clock == CLOCK_REALTIME || clock == CLOCK_REALTIME_COARSE)
+        clock_realtime(&ts[0], &ts[1]);
+    else
+        clock_now(&ts[0], &ts[1]);
     return 0;
 }
 
@@ -89,9 +173,26 @@ long sys_gettimeofday(uint64_t tv, uint64_t tz)
     if (!user_ok(tv, 16, 1))
         return -EFAULT;
     uint64_t *t = (uint64_t *)tv;
-    now(&t[0], &t[1]);
+    clock_realtime(&t[0], &t[1]);
     t[1] /= 1000;
     return 0;
+}
+
+long sys_clock_getres(uint64_t clock, uint64_t res)
+{
+    if (!clock_known(clock))
+        return -EINVAL;
+    static const uint64_t one_ns[2] = { 0, 1 };
+    return res ? copy_to_user(res, one_ns, sizeof one_ns) : 0;
+}
+
+long sys_time(uint64_t t)
+{
+    uint64_t sec, nsec;
+    clock_realtime(&sec, &nsec);
+    if (t && copy_to_user(t, &sec, 8) < 0)
+        return -EFAULT;
+    return (long)sec;
 }
 
 /* Read a struct timespec; 0, -EFAULT or -EINVAL (negative or >= 1 s of ns). */
@@ -126,8 +227,8 @@ long sys_nanosleep(uint64_t req, uint64_t rem)
     return 0;
 }
 
-/* Relative, or with TIMER_ABSTIME absolute in the clock's own time (which
- * for all three clocks here is time since boot). */
+/* Relative, or with TIMER_ABSTIME absolute in the clock's own time (for
+ * CLOCK_REALTIME the wall clock: a time before boot has passed already). */
 long sys_clock_nanosleep(uint64_t clock, uint64_t flags, uint64_t req, uint64_t rem)
 {
     (void)rem;
@@ -137,6 +238,13 @@ long sys_clock_nanosleep(uint64_t clock, uint64_t flags, uint64_t req, uint64_t 
     long err = get_timespec(req, &sec, &nsec);
     if (err)
         return err;
+    if ((flags & TIMER_ABSTIME) && clock == CLOCK_REALTIME) {
+        uint64_t now_sec, now_nsec;
+        clock_realtime(&now_sec, &now_nsec);
+        if (sec < (uint64_t)realtime_offset)
+            return 0;
+        sec -= (uint64_t)realtime_offset;
+    }
     uint64_t base = flags & TIMER_ABSTIME ? tsc_boot : rdtsc();
     sleep_until(base + tsc_cycles(sec, nsec));
     return 0;

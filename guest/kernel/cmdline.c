@@ -1,12 +1,14 @@
 /*
- * Command line: "console=ttyS0 -- foo bar" gives argv {"init", "foo", "bar"}.
- * Tokens before "--" are kernel options; the only one used is
+ * Command line: "console=ttyS0 -- foo bar" gives the words {"foo", "bar"}.
+ * Tokens before "--" are kernel options; the ones used are
  * virtio_mmio.device=<size>@<base>:<irq> (virtio_mmio.c), which is taken
  * from anywhere on the line: QEMU microvm appends its own at the very end,
- * after our "-- args" (so a program argument cannot start with it).
+ * after our "-- args" (so a program argument cannot start with it), and
+ * "strace" (report every system call to the VMM: syscall/strace.c).
  */
 #include "cmdline.h"
 #include "kernel.h"
+#include "syscall/strace.h"
 #include "virtio.h"
 
 /* Separators: space and every control character (Linux's isspace() plus a
@@ -49,22 +51,22 @@ static int is_virtio_mmio_option(const char *tok, size_t len)
            load64(tok + 11) == load64(".device=");
 }
 
-int cmdline_args(char *cmdline, char **argv, int max)
+int cmdline_args(char *cmdline, char **words, int max)
 {
-    static char init[] = "init";
-    int argc = 0, after_dashes = 0;
+    int n = 0, after_dashes = 0;
     size_t len;
     char *tok;
 
-    argv[argc++] = init;
-    while ((tok = next_token(&cmdline, &len)) && argc < max - 1) {
+    while ((tok = next_token(&cmdline, &len)) && n < max - 1) {
         if (is_virtio_mmio_option(tok, len))
             virtio_mmio_param(tok + 19, len - 19);
         else if (after_dashes)
-            argv[argc++] = tok;
+            words[n++] = tok;
         else if (tok[0] == '-' && tok[1] == '-' && tok[2] == 0)
             after_dashes = 1;
+        else if (len == 6 && memcmp(tok, "strace", 6) == 0)
+            strace_enable();
     }
-    argv[argc] = 0;
-    return argc;
+    words[n] = 0;
+    return n;
 }

@@ -2,8 +2,9 @@
 #ifndef CMDLINE_H
 #define CMDLINE_H
 
-/* Splits cmdline in place.  argv[0] = "init", then every token after a
- * standalone "--".  Returns argc (at most max); argv[argc] = 0. */
-int cmdline_args(char *cmdline, char **argv, int max);
+/* The words after "--" into words[] (NULL-terminated, at most max - 1),
+ * taking the kernel options before it; NUL-terminates in place.  Returns
+ * how many words. */
+int cmdline_args(char *cmdline, char **words, int max);
 
 #endif

@@ -6,6 +6,11 @@
 #ifndef LAYOUT_H
 #define LAYOUT_H
 
+/* The Linux ABI numbers (system calls, errno, signals) come from the header
+ * shared with the libc; the flags and structure layouts of the Linux ABI are
+ * in uapi.h. */
+#include "linux_abi.h"
+
 /* ---- Physical memory ------------------------------------------------------ */
 
 /* Where the kernel image is linked and loaded (kernel.ld repeats it).  The
@@ -21,27 +26,42 @@
 #define PAGE_SIZE          4096
 /* Zeroed pages carried in the kernel's .data (page tables, first stack
  * pages), so that a small program needs no ring-0 zeroing at all. */
-#define ZERO_POOL_PAGES    8
+#define ZERO_POOL_PAGES    16              /* an address space's first page tables, and more */
 #define LARGE_PAGE_SIZE    0x200000        /* 2 MiB page (PDE.PS) */
 
 /* ---- Virtual memory map ----------------------------------------------------
  *   [0, 1 MiB)              not mapped (user NULL dereferences fault)
  *   [1 MiB, 2 MiB)          kernel image, identity mapped, supervisor only
- *   [2 MiB, 1 GiB)          the user program: ELF segments, brk, stack, and
- *                           at the top the ring-3 zeroing stub (user_stub.S)
+ *                           (pt_kernel, shared by every address space)
+ *   [2 MiB, USER_END)       the user program: ELF segments, brk, mmap
+ *                           regions, the stack, and at the top the ring-3
+ *                           stub page (user_stub.S)
  *   DIRECT_MAP_BASE + pa    all RAM (up to DIRECT_MAP_LIMIT), supervisor only
  * The user program is linked at 0x400000, so VA = PA cannot be used for the
  * kernel's view of RAM: the kernel reads physical memory through the direct map.
+ * The user addresses are Linux's without randomization (arch/x86: TASK_SIZE,
+ * ELF_ET_DYN_BASE, mmap_base = TASK_SIZE - 128 MiB gap).
  */
 #define USER_MIN           0x200000
-#define USER_MAX           0x40000000      /* one page directory of 4 KiB PTEs */
-#define USER_STUB_VA       (USER_MAX - PAGE_SIZE)  /* user_stub.S, read-only + exec */
-#define USER_STACK_TOP     (USER_MAX - 2 * PAGE_SIZE)  /* one guard page below the stub */
-#define USER_STACK_MAX     0x800000        /* 8 MiB, grown on demand like Linux */
-#define USER_BRK_LIMIT     (USER_STACK_TOP - USER_STACK_MAX - LARGE_PAGE_SIZE)
+#define USER_END           0x7ffffffff000  /* TASK_SIZE_MAX: 47 bits minus a guard page */
+#define USER_STUB_VA       (USER_END - PAGE_SIZE)  /* user_stub.S, read-only + exec */
+#define USER_STACK_TOP     (USER_END - 2 * PAGE_SIZE)  /* one guard page below the stub */
+#define USER_STACK_MAX     0x800000        /* 8 MiB, RLIMIT_STACK's default, grown on demand */
+#define USER_MMAP_BASE     (USER_END - 0x8000000)  /* 0x7ffff7fff000: mmap grows down from here */
+#define USER_PIE_BASE      0x555555554000  /* ELF_ET_DYN_BASE: where a static-pie is loaded */
+/* The copy window (fs/data.c): pages of the boot image mapped read-only
+ * here for the moment of a read(), so that the ring-3 stub copies them into
+ * the reader's buffer at native speed (a 4 KiB copy in ring 0 is 512
+ * emulated iterations on this machine's KVM).  Between mmap_base and the
+ * stack's lowest address; a larger read, or any other page, is copied in
+ * ring 0.  READ_STUB_MIN: below it the detour costs more than the copy. */
+#define USER_WINDOW_BASE   0x7ffff8000000
+#define USER_WINDOW_PAGES  8192            /* 32 MiB */
+#define READ_STUB_MIN      512
 #define DIRECT_MAP_BASE    0xffff800000000000   /* PML4 slot 256, as Linux */
 #define DIRECT_MAP_LIMIT   0x100000000     /* 4 GiB: 4 static page directories */
 #define DIRECT_MAP_PDS     4
+#define PML4_DIRECT_SLOT   256
 
 /* ---- Page-table entry bits (Intel SDM vol. 3, 4.5) ------------------------- */
 #define PTE_P              0x1
@@ -52,6 +72,10 @@
 #define PTE_PS             0x80            /* 2 MiB page in a PDE */
 #define PTE_NX             0x8000000000000000
 #define PTE_ADDR_MASK      0x000ffffffffff000
+/* Software bit (ignored by the CPU): the page is not this address space's
+ * own but a read-only page of the root file system's image (module 0),
+ * which is never freed or written: unmapping leaves it, a write copies it. */
+#define PTE_BORROWED       0x200
 #define PT_ENTRIES         512             /* entries per page-table page */
 
 /* ---- Segment selectors (GDT in entry.S).  The order is forced by
@@ -107,7 +131,7 @@
 #define USER_RFLAGS_INIT   USER_RFLAGS_SET
 
 /* ---- Stacks (in the kernel image, see kernel.ld) --------------------------- */
-#define KERNEL_STACK_SIZE  16384           /* boot stack = TSS.RSP0 stack */
+#define KERNEL_STACK_SIZE  32768           /* boot stack = TSS.RSP0 stack (paths are 4 KiB) */
 #define IST_STACK_SIZE     4096            /* #DF, NMI, #MC */
 
 /* ---- I/O ports ---------------------------------------------------------------- */
@@ -213,6 +237,28 @@
 /* QEMU isa-debug-exit (hw/misc/debugexit.c), -device isa-debug-exit,iobase=0xf4:
  * QEMU exits with (value << 1) | 1; our VMM exits with value. */
 #define DEBUG_EXIT_PORT    0xf4
+/* MC146818 CMOS RTC (the PC's; Motorola datasheet; vmm/devices/rtc.py): index
+ * port, data port, the time registers, the century byte (ACPI FADT's default),
+ * status registers A (bit 7: update in progress) and B (bit 2: binary, not
+ * BCD; bit 1: 24-hour). */
+#define RTC_INDEX_PORT     0x70
+#define RTC_DATA_PORT      0x71
+#define RTC_SECONDS        0x00
+#define RTC_MINUTES        0x02
+#define RTC_HOURS          0x04
+#define RTC_DAY            0x07
+#define RTC_MONTH          0x08
+#define RTC_YEAR           0x09
+#define RTC_CENTURY        0x32
+#define RTC_REG_A          0x0a
+#define RTC_REG_B          0x0b
+#define RTC_A_UIP          0x80
+#define RTC_B_BINARY       0x04
+#define RTC_B_24H          0x02
+/* --strace reports (syscall/strace.c): a port no PC device uses (above the
+ * ISA range, clear of the ACPI PM block at 0x600), claimed by our VMM only
+ * when it asks for the reports (vmm/layout.py STRACE_PORT). */
+#define STRACE_PORT        0x4000
 
 /* ---- Boot protocol: Xen PVH (xen/include/public/elfnote.h and
  * xen/include/public/arch-x86/hvm/start_info.h) -------------------------------- */
@@ -222,6 +268,9 @@
 #define MAX_MEMMAP         32              /* entries we copy; more are ignored */
 #define CMDLINE_MAX        2048            /* bytes of command line we keep */
 #define MAX_ARGS           64              /* argv entries passed to the program */
+/* Where the first program is looked up, and its PATH: the container
+ * launcher's (vmm/container/launcher.py DEFAULT_PATH), so both run alike. */
+#define INIT_PATH          "/bin:/usr/bin:/sbin:/usr/sbin"
 
 /* ---- Exit statuses (tests depend on them) ------------------------------------ */
 #define EXIT_PANIC         125             /* kernel error: 0x7d */
@@ -235,136 +284,6 @@
 #define CPUID_HV_BASE            0x40000000
 #define CPUID_HV_TIMING          0x40000010  /* EAX = TSC frequency in kHz */
 #define TSC_KHZ_DEFAULT          1000000     /* assume 1 GHz when unknown */
-
-/* ---- Linux ABI constants (include/uapi/...) ---------------------------------- */
-#define AT_NULL    0
-#define AT_PHDR    3
-#define AT_PHENT   4
-#define AT_PHNUM   5
-#define AT_PAGESZ  6
-#define AT_ENTRY   9
-#define AT_UID     11
-#define AT_EUID    12
-#define AT_GID     13
-#define AT_EGID    14
-#define AT_SECURE  23
-#define AT_RANDOM  25
-#define ELF64_PHDR_SIZE 56       /* sizeof(Elf64_Phdr), for AT_PHENT */
-
-/* errno (include/uapi/asm-generic/errno-base.h, errno.h) */
-#define EPERM    1
-#define ENOENT   2
-#define EIO      5
-#define ENXIO    6
-#define EBADF    9
-#define EACCES   13
-#define EFAULT   14
-#define EEXIST   17
-#define EINVAL   22
-#define EMFILE   24
-#define ENOTTY   25
-#define ENOSPC   28
-#define ESPIPE   29
-#define ENOSYS   38
-#define EOPNOTSUPP 95
-
-#define SIGILL   4
-#define SIGTRAP  5
-#define SIGFPE   8
-#define SIGKILL  9
-#define SIGSEGV  11
-#define SIGSTOP  19
-#define NSIG     64
-
-/* System call numbers (arch/x86/entry/syscalls/syscall_64.tbl) */
-#define SYS_read            0
-#define SYS_write           1
-#define SYS_close           3
-#define SYS_lseek           8
-#define SYS_brk             12
-#define SYS_rt_sigaction    13
-#define SYS_rt_sigprocmask  14
-#define SYS_rt_sigreturn    15
-#define SYS_ioctl           16
-#define SYS_pread64         17
-#define SYS_pwrite64        18
-#define SYS_writev          20
-#define SYS_sched_yield     24
-#define SYS_nanosleep       35
-#define SYS_getpid          39
-#define SYS_exit            60
-#define SYS_uname           63
-#define SYS_fsync           74
-#define SYS_fdatasync       75
-#define SYS_gettimeofday    96
-#define SYS_times           100
-#define SYS_getuid          102
-#define SYS_getgid          104
-#define SYS_geteuid         107
-#define SYS_getegid         108
-#define SYS_getppid         110
-#define SYS_arch_prctl      158
-#define SYS_gettid          186
-#define SYS_set_tid_address 218
-#define SYS_clock_gettime   228
-#define SYS_clock_nanosleep 230
-#define SYS_exit_group      231
-#define SYS_openat          257
-
-/* Files (include/uapi/asm-generic/fcntl.h, linux/fs.h) */
-#define AT_FDCWD       (-100)
-#define O_ACCMODE      3
-#define O_RDONLY       0
-#define O_WRONLY       1
-#define O_RDWR         2
-#define O_CREAT        0x40
-#define O_EXCL         0x80
-#define SEEK_SET       0
-#define SEEK_CUR       1
-#define SEEK_END       2
-#define BLKROGET       0x125e          /* int: 1 if read-only */
-#define BLKSSZGET      0x1268          /* int: logical sector size */
-#define BLKGETSIZE64   0x80081272      /* u64: size in bytes */
-/* File descriptors 3 .. 3 + MAX_FILES - 1 (0-2 are the serial console). */
-#define FIRST_FILE_FD  3
-#define MAX_FILES      16
-#define PATH_BYTES     32              /* longer paths cannot name one of our files */
-
-/* Clocks (include/uapi/linux/time.h) */
-#define CLOCK_REALTIME     0
-#define CLOCK_MONOTONIC    1
-#define CLOCK_BOOTTIME     7
-#define TIMER_ABSTIME      1
-
-/* arch_prctl codes (arch/x86/include/uapi/asm/prctl.h) */
-#define ARCH_SET_GS 0x1001
-#define ARCH_SET_FS 0x1002
-#define ARCH_GET_FS 0x1003
-#define ARCH_GET_GS 0x1004
-#define USER_CANONICAL_END 0x800000000000   /* first non-canonical user address */
-
-/* Signals (include/uapi/asm-generic/signal-defs.h, siginfo.h; x86 ucontext.h) */
-#define SIG_DFL       0
-#define SIG_IGN       1
-#define SIG_BLOCK     0
-#define SIG_UNBLOCK   1
-#define SIG_SETMASK   2
-#define SA_SIGINFO    0x00000004
-#define SA_RESTORER   0x04000000
-#define SA_NODEFER    0x40000000
-#define SA_RESETHAND  0x80000000
-#define SEGV_MAPERR   1
-#define SEGV_ACCERR   2
-#define ILL_ILLOPN    2
-#define FPE_INTDIV    1
-#define SI_KERNEL     0x80
-#define UC_SIGCONTEXT_SS 0x2
-#define SS_DISABLE    2
-#define SIGNAL_RED_ZONE 128      /* psABI red zone below the user RSP */
-
-/* Misc. limits (include/uapi/linux/uio.h, utsname.h) */
-#define UIO_MAXIOV     1024
-#define UTSNAME_LEN    65
 
 /* ---- virtio over MMIO (virtio 1.2: 4.2.2 registers, 2.1 status, 2.7 split
  * virtqueues, 5.2 block, 5.3 console, 5.4 entropy; names as in Linux's

@@ -40,3 +40,24 @@ size_t strlen(const char *s)
         n++;
     return n;
 }
+
+int strcmp(const char *a, const char *b)
+{
+    while (*a && *a == *b) {
+        a++;
+        b++;
+    }
+    return (unsigned char)*a - (unsigned char)*b;
+}
+
+/* Forward copies (memcpy's direction) are safe when dst is below src. */
+void *memmove(void *dst, const void *src, size_t n)
+{
+    if ((const char *)src >= (const char *)dst || (const char *)src + n <= (const char *)dst)
+        return memcpy(dst, src, n);
+    char *d = (char *)dst + n;
+    const char *s = (const char *)src + n;
+    while (n--)
+        *--d = *--s;
+    return dst;
+}

@@ -5,7 +5,7 @@
  */
 #include "bootinfo.h"
 #include "kernel.h"
-#include "mm.h"
+#include "mm/mm.h"
 
 struct hvm_start_info {
     uint32_t magic;

@@ -106,6 +106,11 @@ int serial_input_ready(void)
     return rx_head != rx_tail;
 }
 
+uint32_t serial_input_count(void)
+{
+    return rx_head - rx_tail;
+}
+
 /* Call only when serial_input_ready(). */
 uint8_t serial_take_byte(void)
 {

@@ -1,15 +1,18 @@
 /*
  * CPU exceptions (vectors 0..31).
  *   ring 0, #DF, #MC: "panic: kernel #PF vector=14 ..." and status 125.
- *   ring 3: stack growth, else the program's signal handler, else a
- *           one-line report and status 128 + signal, like a shell.
+ *   ring 3: a page fault the address space resolves (mm/fault.c), else the
+ *           program's signal handler, else a one-line report and status
+ *           128 + signal, like a shell.
  */
 #include "kernel.h"
 #include "layout.h"
+#include "mm/mm.h"
+#include "proc/task.h"
 #include "regs.h"
 #include "serial.h"
-#include "signal.h"
-#include "uspace.h"
+#include "syscall/strace.h"
+#include "uapi.h"
 #include "x86.h"
 
 static const char *const names[32] = {
@@ -67,16 +70,23 @@ void trap_handler(struct regs *r)
         print_fault(r, cr2);
         vm_exit(EXIT_PANIC);
     }
-    if (r->vector == VEC_PF && !(r->error & PF_ERR_PRESENT) && user_stack_grow(cr2))
-        return;                                 /* retry with the new stack page */
-
-    int sig = fault_signal(r->vector);
+    int sig = fault_signal(r->vector), code = fault_code(r, sig);
+    if (r->vector == VEC_PF && user_page_fault(r, cr2, &sig, &code))
+        return;                                 /* retry with the page there */
+    if (sig == SIGKILL) {                       /* out of memory, as Linux's OOM killer */
+        serial_start_line();
+        serial_puts("fault: out of memory at cr2=");
+        serial_put_hex(cr2);
+        serial_puts("\n");
+        task_kill_by_signal(SIGKILL);
+    }
     uint64_t addr = r->vector == VEC_PF ? cr2 : r->rip;
-    if (signal_deliver(r, sig, fault_code(r, sig), addr, cr2))
+    if (signal_force(r, sig, code, addr, cr2))
         return;                                 /* into the handler */
 
+    strace_signal(sig, code, addr, 0, 0);       /* as strace shows a fatal fault, before the death */
     serial_start_line();
     serial_puts("fault: ");
     print_fault(r, cr2);
-    vm_exit(EXIT_SIGNAL_BASE + sig);
+    task_kill_by_signal(sig);
 }

@@ -12,6 +12,7 @@
  * syscall entry uses it, to find the kernel stack (struct percpu).
  */
 #include "layout.h"
+#include "uapi.h"
 
 /* Offsets in struct percpu (cpu.c). */
 #define PERCPU_KERNEL_RSP 0
@@ -169,6 +170,7 @@ irq_entries:
 
 /* IRQ 0, the PIT tick: count it and EOI, six instructions (ring 0 is
  * emulated on this machine's KVM: the tick must stay cheap). */
+    .type irq_timer, @function      /* with its size: vmm bench syscalls leaves it out */
 irq_timer:
     incq    timer_ticks(%rip)
     pushq   %rax
@@ -176,6 +178,7 @@ irq_timer:
     outb    %al, $PIC_MASTER_CMD
     popq    %rax
     iretq
+    .size irq_timer, . - irq_timer
 
 .macro IRQ n
 irq\n:
@@ -261,33 +264,39 @@ syscall_entry:
  *
  * The fast path saves only what C may clobber and Linux must preserve
  * (RDI RSI RDX R8 R9 R10), because on this machine each ring-0 instruction
- * costs about a microsecond.  System calls that read or rewrite the whole
- * register state (rt_sigreturn; brk, which may return through the ring-3
- * zeroing stub) take the full path with a struct regs; one range compare
- * sends 12..15 there, rt_sigaction/rt_sigprocmask are rare anyway.  So does
- * a return address iretq could not take (a "syscall" forged by jumping
- * to syscall_entry).  RCX and R11 come back clobbered, as Linux allows.
+ * costs about a microsecond, and calls the table entry (syscall/table.c).
+ * The full path (a struct regs) takes the calls whose syscall_full_path
+ * byte is set (rt_sigreturn, brk, sigaltstack; all with --strace), numbers
+ * past the table (ENOSYS, from C), and a return address iretq could not
+ * take (a "syscall" forged by jumping to syscall_entry).  Back from the
+ * table, one byte test: if the return to user mode has work (a signal to
+ * deliver), the fast frame becomes a struct regs and C does it.  RCX and
+ * R11 come back clobbered, as Linux allows.
  */
 syscall_common:
     andq    $RFLAGS_USER_MASK, %r11 /* never let user RFLAGS set IOPL, nor clear IF */
     orq     $USER_RFLAGS_SET, %r11
     movq    %r11, 16(%rsp)
     movq    %rcx, 0(%rsp)           /* return to the instruction after syscall */
-    leaq    -SYS_brk(%rax), %r11    /* numbers 12..15 (brk, rt_sig*) take the full path */
-    cmpq    $(SYS_rt_sigreturn - SYS_brk), %r11
-    jbe     syscall_full
-    cmpq    $USER_MAX, %rcx
+    cmpq    $NR_SYSCALLS, %rax
     jae     syscall_full
+    cmpb    $0, syscall_full_path(%rax)
+    jne     syscall_full
+    movq    %rcx, %r11
+    shrq    $47, %r11               /* a non-canonical or kernel return address */
+    jnz     syscall_full
     pushq   %rdi
     pushq   %rsi
     pushq   %rdx
     pushq   %r8
     pushq   %r9
     pushq   %r10
-    pushq   %rax                    /* 7th C argument: the number; RSP stays 16-aligned */
+    pushq   %rax                    /* keeps RSP 16-aligned for the call */
     movq    %r10, %rcx              /* Linux passes arg 4 in R10, C in RCX */
-    call    syscall_dispatch
+    call    *syscall_table(, %rax, 8)
     addq    $8, %rsp
+    cmpb    $0, user_return_work(%rip)
+    jne     syscall_work
     popq    %r10
     popq    %r9
     popq    %r8
@@ -295,6 +304,20 @@ syscall_common:
     popq    %rsi
     popq    %rdi
     iretq
+
+syscall_work:                       /* RAX = the result: a struct regs for C */
+    popq    %r10
+    popq    %r9
+    popq    %r8
+    popq    %rdx
+    popq    %rsi
+    popq    %rdi
+    pushq   $0                      /* error code */
+    pushq   $-1                     /* "vector": not an exception */
+    PUSH_REGS
+    movq    %rsp, %rdi
+    call    return_to_user_work
+    jmp     return_to_user
 
 syscall_full:                       /* RIP and RFLAGS are already in the frame */
     pushq   $0                      /* error code */

@@ -5,11 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "layout.h"
-
-/* A physically contiguous piece of a buffer: one descriptor. */
-struct phys_seg {
-    uint64_t pa, len;
-};
+#include "mm/mm.h"
+#include "uapi.h"
 
 /* The split virtqueue (virtio 1.2, 2.7), all in one page: descriptors at 0,
  * the available ring at VIRTQ_AVAIL_OFFSET, the used ring at
@@ -74,13 +71,12 @@ struct virtio_dev {
     uint32_t max_segs;          /* data descriptors per request */
 };
 
-/* uspace.c: the physical pieces of the user buffer [addr, addr+len), checked
- * like user_ok (present or growable stack, user, writable if the device will
- * write), physically contiguous pages merged, at most `max` pieces.  Returns
- * the bytes covered from addr on (less than len where a bad page or the
- * piece limit ends it; 0: the first page is bad) and the count in *n. */
-uint64_t user_dma_map(uint64_t addr, uint64_t len, int device_writes,
-                      struct phys_seg *seg, int max, int *n);
+/* mm/uaccess.c user_dma_map(): the physical pieces of the user buffer
+ * [addr, addr+len), checked like user_ok (present or faulted in, user,
+ * writable if the device will write), physically contiguous pages merged,
+ * at most `max` pieces.  Returns the bytes covered from addr on (less than
+ * len where a bad page or the piece limit ends it; 0: the first page is
+ * bad) and the count in *n. */
 
 /* Transport (virtio_mmio.c). */
 /* One virtio_mmio.device= value (not NUL-terminated): kept, and read when a

@@ -35,7 +35,7 @@
  */
 #include "irq.h"
 #include "kernel.h"
-#include "mm.h"
+#include "mm/mm.h"
 #include "pic.h"
 #include "serial.h"
 #include "virtio.h"

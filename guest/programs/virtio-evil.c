@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <syscall.h>
 #include <unistd.h>
 #include "guestdev.h"
 
@@ -32,7 +33,10 @@ static void paths(void)
     show("openat /dev/vdz", openat(AT_FDCWD, "/dev/vdz", O_RDONLY, 0));
     show("openat /dev/vda1", openat(AT_FDCWD, "/dev/vda1", O_RDONLY, 0));
     show("openat /dev/nope", openat(AT_FDCWD, "/dev/nope", O_RDONLY, 0));
-    show("openat dev/vda (relative)", openat(AT_FDCWD, "dev/vda", O_RDONLY, 0));
+    long rel = openat(AT_FDCWD, "dev/vda", O_RDONLY, 0);    /* the working directory is / */
+    show("openat dev/vda (relative to /) gives fd", rel);
+    if (rel >= 0)
+        close((int)rel);
     show("openat a 100-byte path", openat(AT_FDCWD, "/dev/vda/../../../../../../../../../../../../../../"
                                           "../../../../../../../../../../dev/vda", O_RDONLY, 0));
     show("openat O_ACCMODE", openat(AT_FDCWD, "/dev/vda", 3, 0));
@@ -55,6 +59,9 @@ static void descriptors(void)
     show("fsync stdout", fsync(1));
     show("fsync 99", fsync(99));
     show("lseek stdin", lseek(0, 0, SEEK_SET));
+    /* RLIMIT_NOFILE 19: descriptors 3 to 18 are left. */
+    const unsigned long limit[2] = { 19, 19 };
+    show("prlimit64 RLIMIT_NOFILE 19", syscall6(SYS_prlimit64, 0, 7 /* RLIMIT_NOFILE */, (long)limit, 0, 0, 0));
     int fds[20], n = 0;
     long r;
     while (n < 20 && (r = openat(AT_FDCWD, "/dev/vda", O_RDONLY, 0)) >= 0)

@@ -3,12 +3,16 @@
 Entering (in the child, inside its new mount and PID namespaces):
 1. make every mount private (MS_REC|MS_PRIVATE on /), so nothing below propagates to the host;
 2. bind-mount ROOTFS on itself, so it is a mount point as pivot_root(2) requires;
-3. pivot_root(".", ".") from inside ROOTFS, then umount2(".", MNT_DETACH): the old root is
+3. create the mount points /proc, /dev and /sys in ROOTFS where they are missing, as runc does
+   (MkdirAllInRoot: the image directory gains empty directories; a read-only one that lacks them
+   cannot be used), and mount a tmpfs on /dev with runc's default device nodes (null, zero,
+   full, random, urandom, tty) and links (fd, stdin, stdout, stderr), hiding the image's /dev;
+4. pivot_root(".", ".") from inside ROOTFS, then umount2(".", MNT_DETACH): the old root is
    stacked on the new one and detached at once. This is the pivot_root(2) man page's form (runc
    uses it too): no put_old directory is created in ROOTFS, so a read-only ROOTFS works and a
    launcher killed half-way leaves no directory behind;
-4. mount a fresh proc on /proc (the directory is made if ROOTFS lacks it, as runc makes missing
-   mount points): being PID 1 of the new PID namespace, it shows only the container's processes.
+5. mount a fresh proc on /proc: being PID 1 of the new PID namespace, it shows only the
+   container's processes; and sysfs, read-only, on /sys (runc's default mounts).
 pivot_root fails with EINVAL when the current root cannot be pivoted away: the initramfs
 "rootfs" (a launcher running from an initramfs, as in a minimal VM) or a root that is not a mount
 point. Then chroot(2) is used instead, which is weaker: the host's tree stays mounted in the
@@ -32,6 +36,12 @@ from . import paths_in_root
 BIN_DIR = "bin"
 SKELETON = ("bin", "dev", "etc", "proc", "tmp")
 PT_INTERP = 3
+MOUNT_POINTS = ("proc", "dev", "sys")
+# runc's default devices (libcontainer/specconv: AllowedDevices) and /dev links.
+DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
+DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+             ("stderr", "/proc/self/fd/2"))
+DEV_TMPFS_OPTIONS = "mode=755,size=65536k"
 PHDR64_SIZE = 56
 PATH_MAX = 4096
 # The host's own tree (the Filesystem Hierarchy Standard's folders): never a root file system.
@@ -62,14 +72,43 @@ def check_rootfs(rootfs) -> str:
         raise InputError(f"root file system {rootfs}: no such directory")
     if not os.path.isdir(path):
         raise InputError(f"root file system {rootfs}: not a directory")
+    for name in MOUNT_POINTS:
+        point = os.path.join(path, name)
+        if os.path.lexists(point) and not os.path.isdir(point):
+            raise InputError(f"root file system {rootfs}: /{name} is not a directory, so nothing can be "
+                             "mounted there")
     return path
+
+
+def make_mount_points(rootfs: str) -> None:
+    """The missing mount points, made in ROOTFS as runc makes them (symbolic links resolved
+    inside ROOTFS, never out of it)."""
+    for name in MOUNT_POINTS:
+        try:
+            paths_in_root.mkdir_all(rootfs, "/" + name)
+        except OSError as error:
+            raise InputError(f"cannot create the mount point /{name} in the root file system {rootfs}: "
+                             f"{error.strerror}") from None
+
+
+def mount_dev(dev: str) -> None:
+    """A tmpfs on dev with runc's default device nodes and links."""
+    libc.mount("tmpfs", dev, "tmpfs", libc.MS_NOSUID, DEV_TMPFS_OPTIONS)
+    for name, major, minor in DEVICES:
+        os.mknod(os.path.join(dev, name), stat.S_IFCHR | 0o666, os.makedev(major, minor))
+        os.chmod(os.path.join(dev, name), 0o666)        # the umask must not narrow them
+    for name, target in DEV_LINKS:
+        os.symlink(target, os.path.join(dev, name))
+    for name in ("pts", "shm"):
+        os.mkdir(os.path.join(dev, name), 0o755)
 
 
 def enter_rootfs(rootfs: str) -> None:
     """Make ROOTFS this process's root, with a fresh /proc (steps in the module docstring)."""
     libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
     libc.mount(rootfs, rootfs, None, libc.MS_BIND | libc.MS_REC)
-    paths_in_root.mkdir_all(rootfs, "/proc")       # a missing mount point is made, as runc does
+    make_mount_points(rootfs)
+    mount_dev(paths_in_root.resolve(rootfs, "/dev"))
     os.chdir(rootfs)
     try:
         libc.pivot_root(".", ".")
@@ -80,6 +119,7 @@ def enter_rootfs(rootfs: str) -> None:
         os.chroot(".")
     os.chdir("/")
     libc.mount("proc", "/proc", "proc", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC)
+    libc.mount("sysfs", "/sys", "sysfs", libc.MS_RDONLY | libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC)
 
 
 def elf_interpreter(path) -> str | None:

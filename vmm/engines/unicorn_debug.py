@@ -105,6 +105,15 @@ class UnicornDebug(EngineDebug):
         return UnicornTraceFeed(self, tracer)
 
     # --- code hooks and exact stops ---------------------------------------------------------------
+    def code_hook(self, callback, begin: int, end: int) -> int:
+        """callback(address, size) before each instruction at linear [begin, end], for
+        measurements (`bench syscalls` counts the kernel's instructions so, without a call
+        into Python for the program's); remove_code_hook(handle) ends it."""
+        return self._add_code_hook(callback, begin, end)
+
+    def remove_code_hook(self, handle: int) -> None:
+        self._remove_code_hook(handle)
+
     def _add_code_hook(self, callback, begin: int = 1, end: int = 0) -> int:
         """UC_HOOK_CODE on linear [begin, end] (begin=1, end=0: every instruction):
         callback(address, size) before each instruction there."""

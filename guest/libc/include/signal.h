@@ -11,21 +11,7 @@
 
 #include <stddef.h>
 
-#define SIGHUP   1
-#define SIGINT   2
-#define SIGQUIT  3
-#define SIGILL   4
-#define SIGTRAP  5
-#define SIGABRT  6
-#define SIGBUS   7
-#define SIGFPE   8
-#define SIGKILL  9
-#define SIGUSR1 10
-#define SIGSEGV 11
-#define SIGUSR2 12
-#define SIGPIPE 13
-#define SIGALRM 14
-#define SIGTERM 15
+#include <linux_abi.h>      /* SIGHUP ... SIGSYS: the numbers the kernel uses */
 
 #define SA_SIGINFO   0x00000004UL
 #define SA_RESTORER  0x04000000UL

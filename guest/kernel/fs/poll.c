@@ -1,0 +1,159 @@
+/*
+ * Waiting for descriptors: poll, ppoll, select, pselect6.  Files of the RAM
+ * file system and most devices are always ready; the console is readable
+ * when its ring holds a byte.  A wait sleeps in cpu_idle() (HLT until the
+ * next interrupt: a received byte or the 100 Hz tick) and checks again, so
+ * a timeout ends within a tick of its deadline.  Nothing sends signals
+ * asynchronously yet, so the signal masks of ppoll and pselect6 are only
+ * checked, not installed.
+ */
+#include "clock.h"
+#include "fs/vfs.h"
+#include "irq.h"
+#include "kernel.h"
+#include "mm/mm.h"
+#include "proc/task.h"
+
+#define FD_SETSIZE 1024
+#define NO_DEADLINE (~0ull)
+#define READY_ALWAYS (POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM)
+
+struct pollfd_k {
+    int32_t fd;
+    int16_t events, revents;
+};
+
+static int file_ready(struct file *f)
+{
+    return f->ops && f->ops->poll ? f->ops->poll(f) : READY_ALWAYS;
+}
+
+static int timed_out(uint64_t deadline)
+{
+    return deadline != NO_DEADLINE && clock_ns() >= deadline;
+}
+
+/* A user timespec (or NULL: none) into an absolute deadline; 0 or -errno. */
+static long deadline_of(uint64_t ts, uint64_t *deadline)
+{
+    *deadline = NO_DEADLINE;
+    if (!ts)
+        return 0;
+    int64_t t[2];
+    if (copy_from_user(t, ts, sizeof t) < 0)
+        return -EFAULT;
+    if (t[0] < 0 || t[1] < 0 || t[1] >= 1000000000)
+        return -EINVAL;
+    *deadline = clock_ns() + (uint64_t)t[0] * 1000000000ull + (uint64_t)t[1];
+    return 0;
+}
+
+static long do_poll(uint64_t ufds, uint64_t nfds, uint64_t deadline)
+{
+    if (nfds > current->rlim_cur[RLIMIT_NOFILE])
+        return -EINVAL;
+    if (!user_ok(ufds, nfds * sizeof(struct pollfd_k), 1))
+        return -EFAULT;
+    struct pollfd_k *p = (struct pollfd_k *)ufds;
+    for (;;) {
+        long count = 0;
+        for (uint64_t i = 0; i < nfds; i++) {
+            p[i].revents = 0;
+            if (p[i].fd < 0)
+                continue;
+            struct file *f = fd_file(p[i].fd);
+            int mask = f ? file_ready(f) : POLLNVAL;
+            p[i].revents = (int16_t)(mask & (p[i].events | POLLERR | POLLHUP | POLLNVAL));
+            if (p[i].revents)
+                count++;
+        }
+        if (count || deadline == 0 || timed_out(deadline))
+            return count;
+        cpu_idle();
+    }
+}
+
+long sys_poll(uint64_t fds, uint64_t nfds, uint64_t timeout_ms)
+{
+    int64_t ms = (int32_t)timeout_ms;
+    return do_poll(fds, nfds, ms < 0 ? NO_DEADLINE : ms == 0 ? 0 : clock_ns() + (uint64_t)ms * 1000000);
+}
+
+long sys_ppoll(uint64_t fds, uint64_t nfds, uint64_t ts, uint64_t sigmask, uint64_t sigsetsize)
+{
+    if (sigmask && sigsetsize != 8)
+        return -EINVAL;
+    uint64_t deadline;
+    long r = deadline_of(ts, &deadline);
+    if (r)
+        return r;
+    if (ts && deadline <= clock_ns())
+        deadline = 0;
+    return do_poll(fds, nfds, deadline);
+}
+
+/* One fd_set (nfds bits) in and out of user memory, or NULL. */
+static long do_select(int64_t nfds, uint64_t sets[3], uint64_t deadline)
+{
+    if (nfds < 0)
+        return -EINVAL;
+    nfds = MIN(nfds, (int64_t)FD_SETSIZE);
+    uint64_t words = ((uint64_t)nfds + 63) / 64, in[3][FD_SETSIZE / 64] = { { 0 } };
+    for (int k = 0; k < 3; k++)
+        if (sets[k] && copy_from_user(in[k], sets[k], words * 8) < 0)
+            return -EFAULT;
+    for (;;) {
+        uint64_t out[3][FD_SETSIZE / 64] = { { 0 } };
+        long count = 0;
+        for (int64_t fd = 0; fd < nfds; fd++) {
+            uint64_t bit = 1ull << (fd % 64);
+            int wanted = ((in[0][fd / 64] | in[1][fd / 64] | in[2][fd / 64]) & bit) != 0;
+            if (!wanted)
+                continue;
+            struct file *f = fd_file((int)fd);
+            if (!f)
+                return -EBADF;
+            int mask = file_ready(f);
+            static const int ready[3] = { POLLIN | POLLHUP | POLLERR, POLLOUT | POLLERR, POLLPRI };
+            for (int k = 0; k < 3; k++) {
+                if ((in[k][fd / 64] & bit) && (mask & ready[k])) {
+                    out[k][fd / 64] |= bit;
+                    count++;
+                }
+            }
+        }
+        if (count || deadline == 0 || timed_out(deadline)) {
+            for (int k = 0; k < 3; k++)
+                if (sets[k] && copy_to_user(sets[k], out[k], words * 8) < 0)
+                    return -EFAULT;
+            return count;
+        }
+        cpu_idle();
+    }
+}
+
+long sys_select(uint64_t nfds, uint64_t r, uint64_t w, uint64_t e, uint64_t tv)
+{
+    uint64_t sets[3] = { r, w, e }, deadline = NO_DEADLINE;
+    if (tv) {
+        int64_t t[2];
+        if (copy_from_user(t, tv, sizeof t) < 0)
+            return -EFAULT;
+        if (t[0] < 0 || t[1] < 0)
+            return -EINVAL;
+        deadline = (t[0] || t[1]) ? clock_ns() + (uint64_t)t[0] * 1000000000ull + (uint64_t)t[1] * 1000 : 0;
+    }
+    return do_select((int64_t)(int32_t)nfds, sets, deadline);
+}
+
+long sys_pselect6(uint64_t nfds, uint64_t r, uint64_t w, uint64_t e, uint64_t ts, uint64_t sig)
+{
+    (void)sig;
+    uint64_t sets[3] = { r, w, e }, deadline;
+    long err = deadline_of(ts, &deadline);
+    if (err)
+        return err;
+    if (ts && deadline <= clock_ns())
+        deadline = 0;
+    return do_select((int64_t)(int32_t)nfds, sets, deadline);
+}

@@ -1,0 +1,79 @@
+/*
+ * Processes.  Today one task runs (PID 1, the program the VM boots), but
+ * every piece of per-process state lives in struct task and the objects it
+ * points to (address space, descriptor table, working directory, signal
+ * handlers), so that fork, threads and a scheduler can share or copy them.
+ *
+ *   task.c     the task, its limits and identities; the small process calls
+ *   exec.c     loading an ELF from a file: a new address space and stack
+ *   signal.c   handlers, masks, pending signals and their delivery
+ */
+#ifndef PROC_TASK_H
+#define PROC_TASK_H
+#include <stdint.h>
+#include "regs.h"
+#include "uapi.h"
+
+struct mm;
+struct files;
+struct inode;
+
+struct k_sigaction {            /* the kernel's layout, not glibc's */
+    uint64_t handler, flags, restorer, mask;
+};
+
+struct sighand {                /* shared by the threads of a process */
+    struct k_sigaction action[NSIG + 1];
+};
+
+struct pending_info {           /* what the siginfo of a pending signal says */
+    int32_t code, pid, uid;
+    uint64_t addr;
+};
+
+struct task {
+    int pid, tgid, ppid;
+    struct mm *mm;
+    struct files *files;
+    struct inode *cwd, *root;
+    uint32_t umask;
+    struct sighand *sighand;
+    uint64_t blocked, pending;
+    struct pending_info info[NSIG + 1];
+    uint64_t altstack_sp, altstack_size;
+    uint32_t altstack_flags;
+    uint64_t clear_child_tid, robust_list, robust_len;
+    uint64_t rlim_cur[RLIM_NLIMITS], rlim_max[RLIM_NLIMITS];
+    char comm[TASK_COMM_LEN];
+    struct inode *exe;
+    char *exe_path;             /* kmalloc(PATH_MAX): what /proc/self/exe reads */
+    uint64_t arg_start, arg_end, env_start, env_end;   /* on the user stack */
+    uint64_t fs_base, gs_base;  /* as arch_prctl set them */
+};
+
+/* The running task.  `user_return_work` is non-zero when the way back to
+ * user mode has something to do (a signal to deliver): the system-call fast
+ * path tests it (two instructions) and otherwise returns directly. */
+extern struct task *current;
+extern volatile uint8_t user_return_work;
+
+struct task *task_init(void);                 /* PID 1, before the first exec */
+/* Work before returning to user mode with r: deliver pending signals. */
+void return_to_user_work(struct regs *r);
+
+/* exec.c: replace the task's program with the ELF file at path (argv and
+ * envp are kernel strings).  Returns only on failure, with -errno. */
+long exec_file(const char *path, char *const argv[], char *const envp[]);
+
+/* signal.c */
+void signal_send(struct task *t, int sig, int code, uint64_t addr);
+/* A synchronous fault signal: delivered now into r, or the task dies.
+ * Returns 1 when r now enters the handler. */
+int signal_force(struct regs *r, int sig, int code, uint64_t addr, uint64_t cr2);
+void signal_deliver_pending(struct regs *r);
+void sys_rt_sigreturn(struct regs *r);
+void task_exit(int status) __attribute__((noreturn));
+/* End the process for signal sig (default action), with a report line. */
+void task_kill_by_signal(int sig) __attribute__((noreturn));
+
+#endif

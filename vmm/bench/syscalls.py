@@ -1,0 +1,249 @@
+"""The system-call benchmark: what one call costs a program in the VM, beside the same static
+binary as a host process, and how many ring-0 instructions the tiny kernel spends on it.
+
+Two calls, timed by guest/rootfs/programs/sysbench.c inside the guest (CLOCK_MONOTONIC around
+a loop, so boot is not counted):
+  getppid   the system-call round trip (the kernel only reads a field)
+  pread     a 4 KiB pread64 of a root file system file (/data/pattern.bin, offset 0)
+
+Rows, interleaved round-robin (run 1 of every row, then run 2 ...) after a warm-up round:
+  host          sysbench-musl as a host process, chrooted in the test root file system
+  vmm-kvm       the same binary in the VM on KVM (Machine API, in this process)
+  vmm-unicorn   the same on the software engine
+The table gives nanoseconds per call, min / median / max, and each VM row's median over the
+host's.
+
+Ring-0 instructions per call: the same program runs once with N calls and once with none,
+under the instruction tracer (vmm/debug/trace.py: a unicorn code hook; on KVM single-stepping,
+which on this machine's nested KVM sees ring 0 only); the difference in kernel-image
+instructions over N. The timer tick's handler is left out (single-stepping is slow, so ticks
+pile up in proportion to time, not to calls). A rep-prefixed string instruction counts once,
+and its iterations are given apart where the engine shows them (unicorn; this KVM steps a
+whole rep instruction at once, but emulates every iteration). On KVM `syscall`
+arrives as a #PF at the entry point (the kernel's SYSCALL_OR_TRAP path); on unicorn it takes
+the architectural SYSCALL path: the two counts differ by those entry instructions.
+
+    vmm bench syscalls [--runs N] [--count CALLS] [--json PATH]
+"""
+import os
+import platform
+import struct
+
+from .. import host_run, paths
+from ..config import MachineConfig
+from ..debug.trace import InstructionTracer, attach_tracer
+from ..machine import Machine, probe
+from .harness import FAILED, OK, UNAVAILABLE, Row, RunFailed, Unavailable, interleave, ratio, report, summary, table
+
+PROGRAM = "/bin/sysbench-musl"
+MODES = ("getppid", "pread")
+LABELS = {"getppid": "getppid round trip", "pread": "4 KiB pread64 of a rootfs file"}
+ROOTFS = paths.GUEST_BUILD / "rootfs"
+KERNEL_IMAGE = (0x10_0000, 0x20_0000)   # guest/kernel/layout.h: where ring-0 code lives
+DEFAULT_RUNS = 5
+DEFAULT_CALLS = {"kvm": 2000, "unicorn": 20000, "host": 200000}   # per run: a few hundred ms each
+COUNTED_CALLS = 50
+RUN_TIMEOUT = 300.0
+
+
+def parse(output: bytes, mode: str) -> float:
+    """ns per call from `sysbench MODE calls=N ns=T`."""
+    for line in output.decode(errors="replace").splitlines():
+        words = line.split()
+        if len(words) == 4 and words[:2] == ["sysbench", mode]:
+            fields = dict(word.split("=", 1) for word in words[2:])
+            return int(fields["ns"]) / max(1, int(fields["calls"]))
+    raise RunFailed(f"no result line for {mode}: {output[-200:]!r}")
+
+
+class HostRow(Row):
+    name = "host"
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    def prepare(self, context):
+        if os.geteuid() != 0:
+            raise Unavailable("not root: the host row runs the program chrooted in the root file system")
+
+    def measure(self, context):
+        result = {}
+        for mode in MODES:
+            status, output = host_run.run(ROOTFS, [PROGRAM, mode, str(self.calls)], timeout=RUN_TIMEOUT)
+            if status:
+                raise RunFailed(f"exit status {status}: {output[-200:]!r}")
+            result[mode] = parse(output, mode)
+        return result
+
+
+class VmRow(Row):
+    def __init__(self, engine, calls):
+        self.engine, self.calls, self.name = engine, calls, f"vmm-{engine}"
+
+    def prepare(self, context):
+        reason = probe(self.engine)
+        if reason:
+            raise Unavailable(reason)
+
+    def measure(self, context):
+        result = {}
+        for mode in MODES:
+            config = MachineConfig(kernel=str(paths.DEFAULT_KERNEL), rootfs=str(ROOTFS), accel=self.engine,
+                                   program_args=[PROGRAM, mode, str(self.calls)], timeout=RUN_TIMEOUT)
+            with Machine(config) as vm:
+                run = vm.run()
+            if run.exit_status != 0:
+                raise RunFailed(f"{run.reason}: {run.detail}; {run.serial[-200:]!r}")
+            result[mode] = parse(run.serial, mode)
+        return result
+
+
+def symbol_range(elf_path, name: str):
+    """[start, end) of a symbol in an ELF64 file's symbol table, or None."""
+    data = open(elf_path, "rb").read()
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    for _, kind, _, _, offset, size, link, _, _, entsize in sections:
+        if kind != 2:                   # SHT_SYMTAB
+            continue
+        strings = sections[link][4]
+        for at in range(offset, offset + size, entsize):
+            name_at, _, _, _, value, length = struct.unpack_from("<IBBHQQ", data, at)
+            end = data.index(b"\0", strings + name_at)
+            if data[strings + name_at:end] == name.encode():
+                return value, value + max(length, 1)
+    return None
+
+
+class Ring0Counter(InstructionTracer):
+    """The tracer, writing nothing: counts the kernel image's instructions and the
+    iterations of its rep-prefixed ones, outside the timer tick's handler."""
+
+    def __init__(self):
+        super().__init__(open(os.devnull, "w"), limit=1 << 62)
+        self.kernel = self.rep_iterations = 0
+        self.tick = symbol_range(paths.DEFAULT_KERNEL, "irq_timer") or (0, 0)
+
+    def on_instruction(self, address, code, bits):
+        inside = KERNEL_IMAGE[0] <= address < KERNEL_IMAGE[1] and not self.tick[0] <= address < self.tick[1]
+        if inside and address == self._last and self._repeat:
+            self.rep_iterations += 1
+        elif inside:
+            self.kernel += 1
+        return super().on_instruction(address, code, bits)
+
+
+class UnicornRing0Counter:
+    """On unicorn, a code hook on the kernel image only (the program's own instructions run
+    without a call into Python); a rep iteration calls the hook again at the same address."""
+
+    def __init__(self, engine):
+        self.kernel = self.rep_iterations = 0
+        self.tick = symbol_range(paths.DEFAULT_KERNEL, "irq_timer") or (0, 0)
+        self._last = None
+        self._debug = engine.debug()
+        self._handle = self._debug.code_hook(self.on_code, KERNEL_IMAGE[0], KERNEL_IMAGE[1] - 1)
+
+    def on_code(self, address: int, size: int) -> None:
+        if self.tick[0] <= address < self.tick[1]:
+            return
+        if address == self._last:
+            self.rep_iterations += 1    # only string instructions run again in place
+        else:
+            self.kernel += 1
+        self._last = address
+
+    def detach(self) -> None:
+        self._debug.remove_code_hook(self._handle)
+
+
+def ring0_count(engine: str, mode: str, calls: int):
+    """(instructions, rep iterations) of the kernel image for one run of `sysbench mode calls`."""
+    config = MachineConfig(kernel=str(paths.DEFAULT_KERNEL), rootfs=str(ROOTFS), accel=engine,
+                           program_args=[PROGRAM, mode, str(calls)], timeout=RUN_TIMEOUT)
+    with Machine(config) as vm:
+        if engine == "unicorn":
+            counter = feed = UnicornRing0Counter(vm.engine)
+        else:
+            counter = Ring0Counter()
+            feed = attach_tracer(vm.engine, counter)     # held until the run ends
+        run = vm.run()
+        feed.detach()
+    if run.exit_status != 0:
+        raise RunFailed(f"{run.reason}: {run.detail}")
+    return counter.kernel, counter.rep_iterations
+
+
+def per_call_instructions(engine: str, calls: int = COUNTED_CALLS) -> dict:
+    """{mode: (instructions per call, rep iterations per call)} on `engine`."""
+    result = {}
+    for mode in MODES:
+        base, base_rep = ring0_count(engine, mode, 0)
+        total, total_rep = ring0_count(engine, mode, calls)
+        result[mode] = ((total - base) / calls, (total_rep - base_rep) / calls)
+    return result
+
+
+def run(engines, runs: int = DEFAULT_RUNS, calls=None, progress=None, count_instructions: bool = True) -> dict:
+    calls = calls or {}
+    rows = [HostRow(calls.get("host", DEFAULT_CALLS["host"]))]
+    rows += [VmRow(engine, calls.get(engine, DEFAULT_CALLS[engine])) for engine in engines]
+    state = interleave(rows, runs, progress=progress)
+    result = {"machine": platform.machine(), "runs": runs, "rows": {}, "ring0": {}}
+    for row in rows:
+        entry = state[row.name]
+        samples = entry["samples"]
+        result["rows"][row.name] = {
+            "status": entry["status"], "reason": entry["reason"], "calls": row.calls,
+            "ns_per_call": {mode: summary([s[mode] for s in samples]) for mode in MODES} if samples else {}}
+    for engine in engines if count_instructions else ():
+        if probe(engine) is None:
+            try:
+                counts = per_call_instructions(engine)
+            except RunFailed as error:
+                result["ring0"][engine] = {"status": FAILED, "reason": str(error)}
+                continue
+            result["ring0"][engine] = {"status": OK, "calls": COUNTED_CALLS,
+                                       **{mode: {"instructions": counts[mode][0], "rep_iterations": counts[mode][1]}
+                                          for mode in MODES}}
+        else:
+            result["ring0"][engine] = {"status": UNAVAILABLE, "reason": probe(engine)}
+    return result
+
+
+def format_result(result: dict) -> str:
+    lines = []
+    host = result["rows"].get("host", {}).get("ns_per_call", {})
+    for mode in MODES:
+        rows = []
+        for name, row in result["rows"].items():
+            if row["status"] != OK:
+                rows.append([name, f"({row['status']}: {row['reason']})", None, None, None])
+                continue
+            s = row["ns_per_call"][mode]
+            factor = ratio(s["median"], host.get(mode, {}).get("median"))
+            rows.append([name, f"{s['min']:,.0f}", f"{s['median']:,.0f}", f"{s['max']:,.0f}",
+                         f"{factor:,.0f}x" if factor and name != "host" else None])
+        lines += [f"{LABELS[mode]} (ns per call, {result['runs']} runs):",
+                  table(["row", "min", "median", "max", "of host"], rows), ""]
+    rows = []
+    for engine, counts in result["ring0"].items():
+        if counts["status"] != OK:
+            rows.append([engine, f"({counts['status']}: {counts['reason']})", None, None, None])
+            continue
+        rows.append([engine, f"{counts['getppid']['instructions']:.0f}", f"{counts['getppid']['rep_iterations']:.0f}",
+                     f"{counts['pread']['instructions']:.0f}", f"{counts['pread']['rep_iterations']:.0f}"])
+    lines += ["Ring-0 instructions per call (the kernel image; rep iterations apart):",
+              table(["engine", "getppid", "+rep iter.", "pread 4K", "+rep iter."], rows)]
+    return "\n".join(lines)
+
+
+def main(engines, runs: int = DEFAULT_RUNS, count=None, json_path=None) -> int:
+    calls = {"host": count, "kvm": count, "unicorn": count} if count else None
+    if not ROOTFS.is_dir():
+        print(f"vmm: error: {ROOTFS} is not built: run `make`")
+        return 66
+    result = run(engines, runs, calls)
+    failed = any(row["status"] == FAILED for row in result["rows"].values())
+    return report(result, format_result(result), json_path, failed)
