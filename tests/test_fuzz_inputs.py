@@ -5,7 +5,7 @@ internal error is a bug), never a traceback, and with one line on stderr for a V
 
 The same SEED gives the same cases; a failure names its case, which reproduces it alone:
     .venv/bin/python -m pytest tests/test_fuzz_inputs.py -k 'case_17'
-(Snapshot files join the corpus when snapshots exist: issue 17.)
+Corrupted snapshots for `vmm restore`: tests/test_fuzz_snapshots.py.
 """
 import os
 import random
