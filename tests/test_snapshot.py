@@ -237,3 +237,21 @@ def test_a_fifo_in_place_of_a_snapshot_file_is_refused_without_blocking(hello_sn
     os.mkfifo(tmp_path / "fifo" / mf.MANIFEST)
     with pytest.raises(InputError, match="FIFO"):
         Machine.restore(str(tmp_path / "fifo"), accel="unicorn")
+
+
+def test_kvm_loads_the_saved_sse_and_x87_registers_into_a_fresh_vcpu(kernel_path, requires_kvm):
+    """KVM_SET_FPU alone writes the FXSAVE area but not XSTATE_BV: on a vCPU that never used
+    SSE, XRSTOR gave the guest zeros in XMM0-15 (a snapshot taken by the software engine
+    inside compute's SSE table loop restored on KVM printed a wrong CRC-32). What KVM hands
+    XRSTOR (KVM_GET_XSAVE: init state for a component whose bit is clear) holds the values."""
+    with Machine(program_config("hello", "kvm", [])) as vm:
+        state = vm.engine.save_vcpu()
+        xmm = [bytes(range(i, i + 16)).hex() for i in range(16)]
+        st0 = "0000000000000080ff3f"                     # 1.0 as an 80-bit extended real
+        state["fpu"].update(xmm=xmm, st=[st0] + state["fpu"]["st"][1:], ftw=0x80, fsw=7 << 11)
+        vm.engine.load_vcpu(state)
+        image = bytes(vm.engine._vcpu.get_xsave().region)
+        assert int.from_bytes(image[512:520], "little") & 0b11 == 0b11      # XSTATE_BV: x87, SSE
+        assert [image[160 + 16 * i:176 + 16 * i].hex() for i in range(16)] == xmm   # FXSAVE's XMM0-15
+        assert image[32:42].hex() == st0                                        # ST0 (physical R7)
+        assert vm.engine.save_vcpu()["fpu"]["xmm"] == xmm

@@ -3,8 +3,9 @@
 VM's clock, and KVM's dirty-page log.
 
 vCPU: KVM_GET/SET_REGS and SREGS (kvm_state.py), KVM_GET/SET_FPU (the FXSAVE image the format
-keeps), the MSRs of SNAPSHOT_MSRS, the TSC, the MP state (halted or not) and KVM_GET/SET_VCPU_
-EVENTS (an interrupt or exception KVM was injecting, and the STI / MOV SS shadow).
+keeps; on load, KVM_SET_XSAVE first marks x87 and SSE as holding state), the MSRs of
+SNAPSHOT_MSRS, the TSC, the MP state (halted or not) and KVM_GET/SET_VCPU_EVENTS (an
+interrupt or exception KVM was injecting, and the STI / MOV SS shadow).
 
 Pausing freezes guest time, as QEMU's `stop` does: freeze_clock() notes the TSC and stops the
 local APIC timer, thaw_clock() sets the TSC back to the noted value (KVM_VCPU_TSC_OFFSET where
@@ -13,8 +14,8 @@ reloads the PIT, which also drops the ticks KVM counted to re-inject during the 
 treats an IA32_TSC write within a second of where it expects the TSC as a resync, not a
 jump: on a KVM without the offset attribute, a second short pause may show in guest time.)
 """
-from ..arch.x86.cpu_snapshot import (IA32_TSC, SNAPSHOT_MSRS, check_fpu, check_msrs, cpu_state_from_json,
-                                     cpu_state_to_json, msrs_to_json)
+from ..arch.x86.cpu_snapshot import (IA32_TSC, SNAPSHOT_MSRS, XSAVE_HEADER_OFFSET, XSTATE_SSE, XSTATE_X87, check_fpu,
+                                     check_msrs, cpu_state_from_json, cpu_state_to_json, msrs_to_json)
 from ..arch.x86.cpuid import HYPERVISOR_TIMING_LEAF
 from ..kvm import KvmError
 from ..kvm import constants as kc
@@ -44,6 +45,7 @@ def load_vcpu(engine, state: dict) -> None:
     vcpu = engine._vcpu
     _match_tsc_rate(engine)
     kvm_state.set_state(vcpu, cpu_state_from_json(state.get("cpu")))
+    _mark_fpu_in_use(vcpu)
     vcpu.set_fpu(_load_fpu(check_fpu(state.get("fpu"))))
     values = sorted((i, v) for i, v in check_msrs(state.get("msrs")).items() if i in SNAPSHOT_MSRS)
     done = vcpu.set_msrs(values)
@@ -153,6 +155,19 @@ def _save_fpu(fpu: KvmFpu) -> dict:
     return {"fcw": fpu.fcw, "fsw": fpu.fsw, "ftw": fpu.ftwx, "fop": fpu.last_opcode, "fip": fpu.last_ip,
             "fdp": fpu.last_dp, "st": [bytes(fpu.fpr[i])[:10].hex() for i in range(8)], "mxcsr": fpu.mxcsr,
             "xmm": [bytes(fpu.xmm[i]).hex() for i in range(16)]}
+
+
+def _mark_fpu_in_use(vcpu) -> None:
+    """KVM_SET_FPU writes the FXSAVE area of KVM's XSAVE image of the vCPU but not the header:
+    on a vCPU that has not used them yet, XSTATE_BV's x87 and SSE bits are clear, and the
+    guest would get their init state (XMM0-15 = 0, seen as a wrong CRC-32 after a snapshot
+    taken inside an SSE loop). Setting the bits first makes KVM_SET_FPU's values count."""
+    try:
+        xsave = vcpu.get_xsave()
+    except KvmError:                    # no KVM_CAP_XSAVE: KVM keeps FXSAVE, KVM_SET_FPU is all
+        return
+    xsave.region[XSAVE_HEADER_OFFSET // 4] |= XSTATE_X87 | XSTATE_SSE
+    vcpu.set_xsave(xsave)
 
 
 def _load_fpu(state: dict) -> KvmFpu:

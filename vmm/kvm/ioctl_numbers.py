@@ -4,7 +4,7 @@ import ctypes
 from .ioctl import KVMIO, _IO, _IOR, _IOW, _IOWR
 from .structs import (KvmCpuid2, KvmDeviceAttr, KvmDirtyLog, KvmFpu, KvmGuestDebug, KvmIrqchip, KvmIrqLevel,
                       KvmLapicState, KvmMpState, KvmMsrs, KvmPitConfig, KvmPitState2, KvmRegs, KvmSregs,
-                      KvmTranslation, KvmUserspaceMemoryRegion, KvmVcpuEvents)
+                      KvmTranslation, KvmUserspaceMemoryRegion, KvmVcpuEvents, KvmXsave)
 
 # System ioctls (on the /dev/kvm fd)
 KVM_GET_API_VERSION = _IO(KVMIO, 0x00)
@@ -39,6 +39,8 @@ KVM_GET_MSRS = _IOWR(KVMIO, 0x88, KvmMsrs)
 KVM_SET_MSRS = _IOW(KVMIO, 0x89, KvmMsrs)
 KVM_GET_FPU = _IOR(KVMIO, 0x8C, KvmFpu)
 KVM_SET_FPU = _IOW(KVMIO, 0x8D, KvmFpu)
+KVM_GET_XSAVE = _IOR(KVMIO, 0xA4, KvmXsave)                    # KVM_CAP_XSAVE
+KVM_SET_XSAVE = _IOW(KVMIO, 0xA5, KvmXsave)
 KVM_GET_LAPIC = _IOR(KVMIO, 0x8E, KvmLapicState)       # with the in-kernel irqchip
 KVM_SET_LAPIC = _IOW(KVMIO, 0x8F, KvmLapicState)
 KVM_SET_CPUID2 = _IOW(KVMIO, 0x90, KvmCpuid2)

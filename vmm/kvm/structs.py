@@ -79,6 +79,12 @@ class KvmFpu(ctypes.Structure):
     ]
 
 
+class KvmXsave(ctypes.Structure):
+    """struct kvm_xsave: the vCPU's XSAVE image (legacy FXSAVE area, header, extended
+    state), for KVM_GET_XSAVE / KVM_SET_XSAVE."""
+    _fields_ = [("region", ctypes.c_uint32 * 1024)]
+
+
 class KvmMsrEntry(ctypes.Structure):
     _fields_ = [
         ("index", u32),

@@ -9,7 +9,7 @@ from .ioctl import FdOwner, KvmError, get_errno, ioctl, raw_ioctl
 from .kick import send_kick
 from .structs import (KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET, KvmCpuidEntry2, KvmDeviceAttr, KvmFpu, KvmGuestDebug,
                       KvmLapicState, KvmMpState, KvmRegs, KvmRun, KvmRunDebug, KvmRunIo, KvmRunMmio, KvmSregs,
-                      KvmTranslation, KvmVcpuEvents, cpuid2_class, msrs_class)
+                      KvmTranslation, KvmVcpuEvents, KvmXsave, cpuid2_class, msrs_class)
 
 LAPIC_LVT_LINT0 = 0x350     # xAPIC register offset and mask bit (Intel SDM vol. 3A, 11.4.1, 11.5.1)
 LAPIC_LVT_MASKED = 1 << 16
@@ -84,6 +84,14 @@ class Vcpu(FdOwner):
 
     def set_fpu(self, fpu: KvmFpu) -> None:
         ioctl(self.fd, r.KVM_SET_FPU, fpu, "KVM_SET_FPU")
+
+    def get_xsave(self) -> KvmXsave:
+        xsave = KvmXsave()
+        ioctl(self.fd, r.KVM_GET_XSAVE, xsave, "KVM_GET_XSAVE")
+        return xsave
+
+    def set_xsave(self, xsave: KvmXsave) -> None:
+        ioctl(self.fd, r.KVM_SET_XSAVE, xsave, "KVM_SET_XSAVE")
 
     def get_lapic(self) -> KvmLapicState:
         """KVM_GET_LAPIC: the whole register page (TMCCT holds the timer's current count)."""

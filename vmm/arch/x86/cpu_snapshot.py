@@ -23,6 +23,10 @@ IA32_PAT = 0x277
 FSW_TOP_SHIFT = 11
 FSW_TOP_MASK = 7 << FSW_TOP_SHIFT
 TAG_EMPTY = 3                     # a full tag word's value for an empty register
+# The XSAVE image (Intel SDM vol. 1, 13.4): the FXSAVE area, then the header, whose first
+# quadword XSTATE_BV says which components hold state; XRSTOR loads the others' init state.
+XSAVE_HEADER_OFFSET = 512
+XSTATE_X87, XSTATE_SSE = 1 << 0, 1 << 1
 
 # The MSRs a guest programs and a snapshot keeps (FS/GS bases are in the segments).
 SNAPSHOT_MSRS = (msrs.IA32_SYSENTER_CS, msrs.IA32_SYSENTER_ESP, msrs.IA32_SYSENTER_EIP, msrs.IA32_STAR,
