@@ -133,7 +133,7 @@ print(result.reason, result.status)
 """
 
 
-@pytest.mark.parametrize("engine_name", engine_params())
+@pytest.mark.parametrize("engine_name", engine_params(kvm_features=(kvm_features.STEP_MODE_SWITCH,)))
 def test_trace_survives_garbage_collection_between_set_up_and_run(engine_name, kernel_path, tmp_path):
     """The engine's trace callback is owned for as long as the engine can call it: `--trace`
     set up, a full garbage collection, then the run (on unicorn a dropped ctypes callback

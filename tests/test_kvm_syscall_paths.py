@@ -7,11 +7,13 @@ the `swapgs` there faults, and the #GP/#PF handler completes the call: that slot
 written. The `hello` program runs to its end either way; the PVM test also stops its first
 system call in the fault handler with a breakpoint of the debugger (vmm/debug/target.py).
 """
+import re
 import shutil
 import subprocess
 
 import pytest
 
+from vmm import paths
 from vmm.config import MachineConfig
 from vmm.debug.target import SIGTRAP, DebugTarget
 from vmm.engines import kvm_features
@@ -20,8 +22,16 @@ from vmm.outcome import DEBUG_EXIT
 
 RPL_MASK = 3
 PERCPU_USER_RSP = 8                             # guest/kernel/cpu.c struct percpu
-USER_STACK_TOP = 0x4000_0000 - 2 * 0x1000       # guest/kernel/layout.h USER_STACK_TOP
-USER_STACK_BOTTOM = USER_STACK_TOP - 0x80_0000  # USER_STACK_MAX below it
+
+
+def _kernel_layout(name: str) -> int:
+    """A plain hex constant of guest/kernel/layout.h (read there, so that this test follows it)."""
+    text = (paths.REPO_ROOT / "guest" / "kernel" / "layout.h").read_text()
+    return int(re.search(rf"#define\s+{name}\s+(0x[0-9a-fA-F]+)", text).group(1), 16)
+
+
+USER_STACK_TOP = _kernel_layout("USER_END") - 2 * 0x1000       # layout.h: USER_STACK_TOP
+USER_STACK_BOTTOM = USER_STACK_TOP - _kernel_layout("USER_STACK_MAX")
 
 
 def kernel_symbols(kernel_path, *names) -> dict:
