@@ -99,9 +99,15 @@ def test_fuzzed_run_ends_as_documented(index, seed, tmp_path, kernel_path):
     command = [sys.executable, "-m", "vmm", "run", "--serial", "none", "--timeout", GUEST_TIMEOUT, *args]
     proc = subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL, timeout=BOUND,
                           cwd=str(tmp_path), env=dict(os.environ, VMM_GUEST_BUILD=str(paths.GUEST_BUILD)))
+    assert_documented_ending(proc, f"case {index}: {command[3:]!r}")
+
+
+def assert_documented_ending(proc, case: str):
+    """A finished run or restore ended as README's table says: no traceback, never 70, one
+    line for a VMM error, the report line for a crash or timeout, silence otherwise."""
     err = proc.stderr.decode(errors="replace")
     lines = err.strip().splitlines()
-    where = f"case {index}: {command[3:]!r}\n{err[-1500:]}"
+    where = f"{case}: status {proc.returncode}\n{err[-1500:]}"
     assert "Traceback" not in err, where
     assert proc.returncode != errors.VmmError.exit_status, where        # 70: an internal error is a bug
     if lines and lines[0].startswith("vmm: error:"):
