@@ -351,10 +351,14 @@ def run_in_container(expect: Expectation) -> ProcessRun:
     reason = probe()
     if reason is not None:
         return ProcessRun(None, b"", f"containers unavailable here: {reason}")
+    root = expect.root()
+    if os.statvfs(root).f_flag & os.ST_RDONLY:     # the VM writes to its RAM copy; a container to the folder
+        return ProcessRun(None, b"", f"{root} is on a read-only file system here (as in `make test-nested`, "
+                                     "which mounts the host read-only): the container could not write to it")
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as feed:
         feed.write(expect.stdin)
         feed.seek(0)
-        status = run_container(expect.root(), expect.argv(), env=GUEST_ENV, stdin=feed, stdout=out, stderr=out)
+        status = run_container(root, expect.argv(), env=GUEST_ENV, stdin=feed, stdout=out, stderr=out)
         out.seek(0)
         return ProcessRun(status, out.read())
 
