@@ -9,6 +9,7 @@
  * input may already be waiting when the kernel starts (enabling IER then
  * raises the interrupt at once).
  */
+#include "proc/wait.h"
 #include "serial.h"
 #include "layout.h"
 #include "x86.h"
@@ -77,6 +78,7 @@ void serial_start_line(void)
  * writing it, so entry.S need not zero them. */
 static uint8_t rx_ring[CONSOLE_RX_SIZE] __attribute__((section(".noinit")));
 static uint32_t rx_head, rx_tail;
+struct waitq console_input;
 static int rx_stopped;          /* ring was full: IER = 0 until read() makes room */
 
 void serial_init_input(void)
@@ -90,11 +92,16 @@ void serial_init_input(void)
  * line, so the next byte makes a new edge for the (edge-triggered) PIC. */
 void serial_poll_input(void)
 {
+    uint32_t before = rx_head;
     while (rx_head - rx_tail < CONSOLE_RX_SIZE) {
-        if (!(inb(COM1_BASE + UART_LSR) & UART_LSR_DR))
+        if (!(inb(COM1_BASE + UART_LSR) & UART_LSR_DR)) {
+            if (rx_head != before)
+                wake_up(&console_input);
             return;
+        }
         rx_ring[rx_head++ % CONSOLE_RX_SIZE] = inb(COM1_BASE + UART_RBR);
     }
+    wake_up(&console_input);
     if (!rx_stopped) {                  /* full: leave the rest in the UART */
         rx_stopped = 1;
         outb(COM1_BASE + UART_IER, 0);

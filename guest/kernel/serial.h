@@ -15,5 +15,7 @@ void serial_poll_input(void);          /* UART -> ring: the IRQ 4 handler */
 int serial_input_ready(void);          /* the ring holds a byte */
 uint32_t serial_input_count(void);     /* bytes waiting in the ring */
 uint8_t serial_take_byte(void);        /* only when serial_input_ready() */
+struct waitq;
+extern struct waitq console_input;     /* woken when the ring gains bytes */
 
 #endif

@@ -15,6 +15,7 @@
 #include "irq.h"
 #include "kernel.h"
 #include "mm/mm.h"
+#include "proc/wait.h"
 #include "serial.h"
 
 #define CTRL_D 0x04
@@ -43,8 +44,9 @@ static long console_read(struct file *f, uint64_t buf, uint64_t count, int64_t *
         return -EFAULT;
     if (!serial_input_ready() && (f->flags & O_NONBLOCK))
         return -EAGAIN;
-    while (!serial_input_ready())
-        cpu_idle();
+    long err = wait_event(&console_input, serial_input_ready());
+    if (err)
+        return err;
     char *out = (char *)buf;
     uint64_t n = 0;
     while (n < count && serial_input_ready()) {

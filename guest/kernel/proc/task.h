@@ -49,6 +49,7 @@ struct task {
     char *exe_path;             /* kmalloc(PATH_MAX): what /proc/self/exe reads */
     uint64_t arg_start, arg_end, env_start, env_end;   /* on the user stack */
     uint64_t fs_base, gs_base;  /* as arch_prctl set them */
+    struct task *wait_next;     /* on a waitq (wait.h) */
 };
 
 /* The running task.  `user_return_work` is non-zero when the way back to

@@ -1,0 +1,40 @@
+/*
+ * Sleeping until something happens, and waking the sleepers: the one way a
+ * system call blocks (pipes, wait4, futexes, the console, sleeps), so that a
+ * scheduler can run other tasks meanwhile.
+ *
+ *   struct waitq q;                         zero-initialised: empty
+ *   long err = wait_event(&q, cond);        0 once cond holds, or -EINTR
+ *                                           when a signal is pending first
+ *   wake_up(&q);                            every sleeper re-tests its cond
+ *
+ * cond is re-tested after every wake-up (wake-ups may be spurious), and with
+ * interrupts off, so an interrupt handler's wake_up cannot be lost between
+ * the test and the sleep.  Interrupt handlers may call wake_up.
+ */
+#ifndef PROC_WAIT_H
+#define PROC_WAIT_H
+#include "proc/task.h"
+
+struct waitq {
+    struct task *first;             /* sleepers, linked through task->wait_next */
+};
+
+/* Sleep once on q: returns after a wake_up of q (or a spurious wake-up). */
+void waitq_sleep(struct waitq *q);
+void wake_up(struct waitq *q);
+int signal_pending(void);           /* the current task has an unblocked signal */
+
+#define wait_event(q, cond) ({                              \
+    long wait_event_err_ = 0;                               \
+    while (!(cond)) {                                       \
+        if (signal_pending()) {                             \
+            wait_event_err_ = -EINTR;                       \
+            break;                                          \
+        }                                                   \
+        waitq_sleep(q);                                     \
+    }                                                       \
+    wait_event_err_;                                        \
+})
+
+#endif
