@@ -57,7 +57,17 @@ def test_the_same_calls_as_strace_on_the_host(engine, kernel_path, tmp_path):
                  "exit_group(0) = ?", "+++ exited with 0 +++",
                  "prlimit64(0, RLIMIT_STACK, NULL, {rlim_cur=8192*1024, rlim_max=RLIM64_INFINITY}) = 0",
                  "mprotect(0x5db000, 28672, PROT_READ) = 0"):
-        assert line in vm and line in host, (line, vm, host)
+        assert line in vm and in_host(line, host), (line, vm, host)
+
+
+def in_host(line, host):
+    """line is among the host's, but for a read's buffer size: the host's stdio sizes it by its
+    file system's block size (4096 on ext4; 8192 over the 9p root of `make test-nested`), the VM's
+    by ours (4096)."""
+    if not line.startswith("read("):
+        return line in host
+    pattern = re.escape(line).replace(r"4096\)", r"\d+\)")
+    return any(re.fullmatch(pattern, candidate) for candidate in host)
 
 
 @pytest.mark.parametrize("engine", engine_params())
