@@ -5,6 +5,8 @@ A script's output runs from its first `vmmtest:` line to `vmmtest: done`; /init 
 kernel messages before it starts the script, so those lines are the script's alone.
 """
 import subprocess
+import threading
+import time
 
 from vmm import paths
 
@@ -13,6 +15,8 @@ KERNEL = LINUX_BUILD / "vmlinuz"
 INITRAMFS = LINUX_BUILD / "initramfs.cpio.gz"
 DISK_TEXT = b"hello from an ext4 disk\n"
 CMDLINE = "console=ttyS0 panic=-1 tsc=reliable"     # also our default; QEMU gets it explicitly
+PROMPT = b"/ # "
+SHELL_WAIT = 240                # seconds for the shell to answer (tens of seconds on unicorn)
 
 
 def require_build():
@@ -87,3 +91,31 @@ def linux_skip_reason(engine):
     """Why Linux cannot run on `engine` here (Engine.missing_features), or None."""
     from vmm.machine import engine_class
     return engine_class(engine).missing_features().get("linux-ring0")
+
+
+def wait_for(vm, text, runner, seconds=SHELL_WAIT):
+    """True once `text` is on vm's console; False if the VM's thread ended or time ran out."""
+    end = time.monotonic() + seconds
+    while text not in bytes(vm.serial.captured) and runner.is_alive() and time.monotonic() < end:
+        time.sleep(0.05)
+    return text in bytes(vm.serial.captured)
+
+
+def shell_exchange(vm, command, answer, prompt=None):
+    """Run vm on a thread: wait for `prompt` (if given), type `command`, wait for `answer`, then
+    `reboot -f`. Returns vm.run()'s result; the VM is stopped if the shell never answers."""
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.setdefault("result", vm.run()))
+    runner.start()
+    try:
+        if prompt is not None:
+            assert wait_for(vm, prompt, runner), bytes(vm.serial.captured)[-2000:]
+        vm.send_input(command)
+        assert wait_for(vm, answer, runner), bytes(vm.serial.captured)[-2000:]
+        vm.send_input(b"reboot -f\n")
+    finally:
+        runner.join(60)
+        if runner.is_alive():
+            vm.stop("test gave up")
+            runner.join()
+    return outcome["result"]

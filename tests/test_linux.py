@@ -6,8 +6,6 @@ of seconds on the software engine, so there are few."""
 import os
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
 
@@ -70,27 +68,7 @@ def test_interactive_busybox_shell_on_the_serial_console(linux, engine):
     loader left a reset stub."""
     config = MachineConfig(kernel=str(lg.KERNEL), initrd=str(lg.INITRAMFS), accel=linux_engine(engine), timeout=300)
     with Machine(config) as vm:
-        outcome = {}
-        runner = threading.Thread(target=lambda: outcome.setdefault("result", vm.run()))
-        runner.start()
-
-        def wait_for(text, seconds=240):
-            end = time.monotonic() + seconds
-            while text not in bytes(vm.serial.captured) and runner.is_alive() and time.monotonic() < end:
-                time.sleep(0.05)
-            return text in bytes(vm.serial.captured)
-
-        try:
-            assert wait_for(b"/ # "), bytes(vm.serial.captured)[-2000:]
-            vm.send_input(b"echo marker-$((6*7))\n")
-            assert wait_for(b"marker-42\r\n"), bytes(vm.serial.captured)[-2000:]
-            vm.send_input(b"reboot -f\n")
-        finally:
-            runner.join(60)
-            if runner.is_alive():
-                vm.stop("test gave up")
-                runner.join()
-    result = outcome["result"]
+        result = lg.shell_exchange(vm, b"echo marker-$((6*7))\n", b"marker-42\r\n", prompt=lg.PROMPT)
     assert result.reason == SYSTEM_EVENT and "reset" in result.detail and result.exit_status == 0, result.detail
 
 
