@@ -1,8 +1,10 @@
 """Processes in the tiny kernel (issue 15a), beyond the procs program's .expect: Debian's busybox
 sh running programs in loops, in the background and in subshells (fork + exec + wait at scale,
 with the shell's job control on the console), and a fork bomb that meets the process limit
-(EAGAIN) and ends normally instead of taking the VM down. The helper programs are built here
+(EAGAIN) and ends normally instead of taking the VM down, and a process out of memory that is
+killed with a report while its parent goes on. The helper programs are built here
 with `gcc -static`, as tests/test_container.py builds its probes."""
+import re
 import shutil
 import subprocess
 
@@ -49,6 +51,48 @@ int main(void) {
 }
 """
 
+# A child takes memory until there is none: the kernel kills it (SIGKILL, one report line), the
+# parent goes on, and the free memory comes back.
+HOG_C = r"""
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static long mem_free(void) {
+    char buf[4096];
+    int fd = open("/proc/meminfo", O_RDONLY);
+    long n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    char *p = strstr(buf, "MemFree:");
+    return p ? strtol(p + 8, 0, 10) : -1;
+}
+int main(void) {
+    int status;
+    pid_t pid = fork();                 /* once: what the first fork sets up for good */
+    if (pid == 0) _exit(0);
+    waitpid(pid, &status, 0);
+    long before = mem_free();
+    pid = fork();
+    if (pid == 0) {
+        for (;;) {
+            char *p = mmap(0, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p == MAP_FAILED) _exit(2);
+            for (int i = 0; i < 1 << 20; i += 4096) p[i] = 1;
+        }
+    }
+    waitpid(pid, &status, 0);
+    printf("hog: %s\n", WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? "killed by SIGKILL" : "not killed");
+    long after = mem_free();
+    printf("memory back: %s\n", after - before > -1024 && after - before < 1024 ? "yes" : "no");
+    return 0;
+}
+"""
+
 SCRIPT = """\
 i=0
 while [ $i -lt 200 ]; do
@@ -88,6 +132,7 @@ def root(tmp_path):
     (root / "bin" / "sh").symlink_to("busybox")
     shutil.copy(build(tmp_path, "status", STATUS_C), root / "bin" / "status")
     shutil.copy(build(tmp_path, "forkbomb", FORKBOMB_C), root / "bin" / "forkbomb")
+    shutil.copy(build(tmp_path, "hog", HOG_C), root / "bin" / "hog")
     (root / "loop.sh").write_text(SCRIPT)
     return root
 
@@ -123,3 +168,11 @@ def test_a_fork_bomb_meets_the_process_limit(engine, kernel_path, root):
     assert result.exit_status == 0, result.serial
     assert result.serial == (b"fork failed: EAGAIN after 255 children\nreaped all\nfork works again: 3\n"), \
         result.serial
+
+
+@pytest.mark.parametrize("engine", engine_params())
+def test_a_process_out_of_memory_is_killed_and_the_vm_goes_on(engine, kernel_path, root):
+    result = boot(engine, kernel_path, root, ["hog"])
+    assert result.exit_status == 0, result.serial
+    assert re.fullmatch(rb"fault: out of memory at cr2=0x[0-9a-f]+\nhog: killed by SIGKILL\nmemory back: yes\n",
+                        result.serial), result.serial
