@@ -133,7 +133,7 @@ int map_user_page(struct mm *mm, uint64_t va, uint64_t pa, uint64_t flags)
         return -1;
     int was_present = *pte & PTE_P;
     if (*pte && !(*pte & PTE_BORROWED))
-        free_page(*pte & PTE_ADDR_MASK);
+        page_put(*pte & PTE_ADDR_MASK);
     *pte = pa | flags;
     if (was_present)
         flush(mm, va);
@@ -191,7 +191,7 @@ void unmap_pages(struct mm *mm, uint64_t start, uint64_t end)
             if (!*pte)
                 continue;
             if (!(*pte & PTE_BORROWED))
-                free_page(*pte & PTE_ADDR_MASK);
+                page_put(*pte & PTE_ADDR_MASK);
             if (*pte & PTE_P)
                 flush(mm, va);
             *pte = 0;
@@ -210,8 +210,8 @@ void protect_pages(struct mm *mm, uint64_t start, uint64_t end, uint32_t prot)
             uint64_t *pte = &pt[(va >> 12) % PT_ENTRIES];
             if (!*pte)
                 continue;
-            uint64_t e = (*pte & (PTE_ADDR_MASK | PTE_BORROWED)) | flags;
-            if (e & PTE_BORROWED)
+            uint64_t e = (*pte & (PTE_ADDR_MASK | PTE_BORROWED | PTE_COW)) | flags;
+            if (e & (PTE_BORROWED | PTE_COW))
                 e &= ~(uint64_t)PTE_W;          /* written through a copy (fault.c) */
             if (*pte & PTE_P)
                 flush(mm, va);
@@ -239,11 +239,12 @@ long move_pages(struct mm *mm, uint64_t from, uint64_t to, uint64_t len)
     return 0;
 }
 
-/* Free every user page and page table of the tree (not the shared kernel
- * parts), then the mm itself. */
-void mm_destroy(struct mm *mm)
+/* Call fn(pt, va, arg) for every user page table of mm (not pt_kernel), in
+ * address order, skipping absent entries at every level (a walk through the
+ * few present ones: far cheaper than a lookup per 2 MiB); with free_tables,
+ * each table is freed after its entries.  Stops at fn's first non-zero. */
+static int for_each_pt(struct mm *mm, int (*fn)(uint64_t *pt, uint64_t va, void *arg), void *arg, int free_tables)
 {
-    vma_free_all(mm);
     uint64_t *pml4 = phys_to_virt(mm->pml4);
     for (int i = 0; i < PML4_DIRECT_SLOT; i++) {
         if (!(pml4[i] & PTE_P))
@@ -256,18 +257,101 @@ void mm_destroy(struct mm *mm)
             for (int k = (i == 0 && j == 0); k < PT_ENTRIES; k++) {   /* not pt_kernel */
                 if (!(pd[k] & PTE_P))
                     continue;
-                uint64_t *pt = table(pd[k]);
-                for (int l = 0; l < PT_ENTRIES; l++)
-                    if (pt[l] && !(pt[l] & PTE_BORROWED))
-                        free_page(pt[l] & PTE_ADDR_MASK);
-                free_page(pd[k] & PTE_ADDR_MASK);
+                uint64_t va = ((uint64_t)i << 39) | ((uint64_t)j << 30) | ((uint64_t)k << 21);
+                if (fn(table(pd[k]), va, arg))
+                    return -1;
+                if (free_tables)
+                    free_page(pd[k] & PTE_ADDR_MASK);
             }
-            free_page(pdpt[j] & PTE_ADDR_MASK);
+            if (free_tables)
+                free_page(pdpt[j] & PTE_ADDR_MASK);
         }
-        free_page(pml4[i] & PTE_ADDR_MASK);
+        if (free_tables)
+            free_page(pml4[i] & PTE_ADDR_MASK);
     }
+    return 0;
+}
+
+/* Every page of one table goes (one mapping fewer of each). */
+static int put_table_pages(uint64_t *pt, uint64_t va, void *arg)
+{
+    (void)va; (void)arg;
+    for (int l = 0; l < PT_ENTRIES; l++) {
+        if (pt[l] && !(pt[l] & PTE_BORROWED))
+            page_put(pt[l] & PTE_ADDR_MASK);
+        pt[l] = 0;
+    }
+    return 0;
+}
+
+/* Free every user page and page table of the tree (not the shared kernel
+ * parts), then the mm itself. */
+void mm_destroy(struct mm *mm)
+{
+    vma_free_all(mm);
+    for_each_pt(mm, put_table_pages, 0, 1);
     free_page(mm->pml4);
     if (active_mm == mm)
         active_mm = 0;
     kfree(mm, sizeof *mm);
+}
+
+/* Share one page table's entries with the child's (copy on write): private
+ * pages get a count and lose W in both; borrowed ones are copied as they are. */
+static int share_table(uint64_t *pt, uint64_t va, void *child)
+{
+    uint64_t *to = pte_lookup_walk(child, va, 1);
+    if (!to)
+        return -1;
+    for (int l = 0; l < PT_ENTRIES; l++) {
+        uint64_t e = pt[l];
+        if (!e)
+            continue;
+        if (!(e & PTE_BORROWED)) {
+            if (page_share(e & PTE_ADDR_MASK) < 0)
+                return -1;
+            e = (e | PTE_COW) & ~(uint64_t)PTE_W;
+            pt[l] = e;
+        }
+        to[l] = e;
+    }
+    return 0;
+}
+
+struct mm *mm_fork(struct mm *mm)
+{
+    struct mm *child = mm_create();
+    if (!child)
+        return 0;
+    for (struct vma *v = mm->vmas, **tail = &child->vmas; v; v = v->next) {
+        struct vma *c = vma_new(v->start, v->end, v->prot, v->flags, v->inode, v->offset);
+        if (!c) {
+            mm_destroy(child);
+            return 0;
+        }
+        c->file_end = v->file_end;
+        *tail = c;                      /* same order, already merged */
+        tail = &c->next;
+        if (v == mm->window)
+            child->window = c;
+    }
+    child->brk_start = mm->brk_start;
+    child->brk = mm->brk;
+    child->stack_limit = mm->stack_limit;
+    int r = for_each_pt(mm, share_table, child, 0);
+    if (mm == active_mm)
+        __asm__ volatile("mov %0, %%cr3" :: "r"(mm->pml4) : "memory");   /* the W bits went */
+    if (r < 0) {
+        mm_destroy(child);
+        return 0;
+    }
+    return child;
+}
+
+void mm_release_pages(struct mm *mm)
+{
+    vma_free_all(mm);
+    for_each_pt(mm, put_table_pages, 0, 0);
+    if (mm == active_mm)                /* one flush for all (the exiting task's own) */
+        __asm__ volatile("mov %0, %%cr3" :: "r"(mm->pml4) : "memory");
 }
