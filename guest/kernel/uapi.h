@@ -190,6 +190,22 @@
 #define CLOCK_BOOTTIME     7
 #define TIMER_ABSTIME      1
 
+/* ---- Futexes (linux/futex.h) ---------------------------------------------- */
+#define FUTEX_WAIT            0
+#define FUTEX_WAKE            1
+#define FUTEX_REQUEUE         3
+#define FUTEX_CMP_REQUEUE     4
+#define FUTEX_WAKE_OP         5
+#define FUTEX_WAIT_BITSET     9
+#define FUTEX_WAKE_BITSET     10
+#define FUTEX_PRIVATE_FLAG    128
+#define FUTEX_CLOCK_REALTIME  256
+#define FUTEX_BITSET_MATCH_ANY 0xffffffffu
+#define FUTEX_WAITERS         0x80000000u     /* robust lists: the word's flags */
+#define FUTEX_OWNER_DIED      0x40000000u
+#define FUTEX_TID_MASK        0x3fffffffu
+#define ROBUST_LIST_LIMIT     2048            /* entries walked at exit, at most (Linux's) */
+
 /* ---- Process (asm/prctl.h, linux/prctl.h, linux/resource.h, random.h) ----- */
 #define ARCH_SET_GS 0x1001
 #define ARCH_SET_FS 0x1002

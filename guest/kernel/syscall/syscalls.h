@@ -122,6 +122,8 @@ long sys_kill(u64 pid, u64 sig);
 long sys_tgkill(u64 tgid, u64 tid, u64 sig);
 long sys_tkill(u64 tid, u64 sig);
 long sys_wait4(void);
+/* proc/futex.c */
+long sys_futex(u64 uaddr, u64 op, u64 val, u64 utime, u64 uaddr2, u64 val3);
 /* proc/info.c */
 long sys_uname(u64 buf);
 long sys_sysinfo(u64 buf);

@@ -75,6 +75,8 @@ const syscall_fn syscall_table[NR_SYSCALLS] = {
     CALL(prctl, sys_prctl), CALL(arch_prctl, sys_arch_prctl), CALL(personality, sys_zero),
     CALL(exit, sys_exit), CALL(exit_group, sys_exit), CALL(wait4, sys_wait4), CALL(waitid, sys_wait4),
     CALL(getpriority, sys_zero), CALL(setpriority, sys_zero),
+    /* threads (issue 15, part C) */
+    CALL(futex, sys_futex),
     /* system */
     CALL(uname, sys_uname), CALL(sysinfo, sys_sysinfo), CALL(getrandom, sys_getrandom),
     CALL(getrusage, sys_getrusage), CALL(sched_yield, sys_sched_yield),
