@@ -160,6 +160,11 @@ class Call:
         signature = SIGNATURES.get(name)
         self.kinds = signature if signature is not None else ("x",) * 6
         self.text = [None] * len(self.kinds)
+        if name in ("futex", "clone"):     # arguments by operation (threads.py): all read at entry
+            from .threads import clone_text, futex_text
+            self.text = futex_text(args, self._timespec) if name == "futex" else clone_text(args)
+            self.kinds = ("read",) * len(self.text)
+            return
         for i, kind in enumerate(self.kinds):
             if not kind.endswith("!") and kind not in ("buf>", "iov>"):
                 self.text[i] = self._argument(i, kind, None)
