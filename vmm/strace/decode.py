@@ -11,6 +11,7 @@ import os
 import struct
 
 from .abi import errno_name, signal_name
+from .threads import clone_text, futex_text
 
 STRING_LIMIT = 32               # strace -s default
 ARRAY_LIMIT = 32
@@ -161,8 +162,7 @@ class Call:
         self.kinds = signature if signature is not None else ("x",) * 6
         self.text = [None] * len(self.kinds)
         if name in ("futex", "clone"):     # arguments by operation (threads.py): all read at entry
-            from .threads import clone_text, futex_text
-            self.text = futex_text(args, self._timespec) if name == "futex" else clone_text(args)
+            self.text = futex_text(args, self._timespec) if name == "futex" else clone_text(args, flags)
             self.kinds = ("read",) * len(self.text)
             return
         for i, kind in enumerate(self.kinds):

@@ -2,7 +2,6 @@
 its name with _PRIVATE and |FUTEX_CLOCK_REALTIME) and clone (named arguments: child_stack,
 flags with the exit signal, then parent_tid, tls, child_tidptr as the flags call for them)."""
 from .abi import signal_name
-from .decode import flags
 
 FUTEX_OPS = {0: "FUTEX_WAIT", 1: "FUTEX_WAKE", 2: "FUTEX_FD", 3: "FUTEX_REQUEUE", 4: "FUTEX_CMP_REQUEUE",
              5: "FUTEX_WAKE_OP", 6: "FUTEX_LOCK_PI", 7: "FUTEX_UNLOCK_PI", 8: "FUTEX_TRYLOCK_PI",
@@ -65,8 +64,9 @@ def futex_text(args, timespec) -> list:
     return [pointer(uaddr), name] + [shown[kind]() for kind in kinds]
 
 
-def clone_text(args) -> list:
-    """clone(flags, newsp, parent_tid, child_tid, tls), in strace's order and names."""
+def clone_text(args, flags) -> list:
+    """clone(flags, newsp, parent_tid, child_tid, tls), in strace's order and names; flags(value,
+    names, zero) is decode.py's NAME|NAME|0x... formatter."""
     clone_flags, newsp, parent_tid, child_tid, tls = args[:5]
     exit_signal = clone_flags & 0xFF
     text = flags(clone_flags & ~0xFF, CLONE_FLAGS, "")
