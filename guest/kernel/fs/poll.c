@@ -13,6 +13,7 @@
 #include "kernel.h"
 #include "mm/mm.h"
 #include "proc/task.h"
+#include "proc/wait.h"
 
 #define FD_SETSIZE 1024
 #define NO_DEADLINE (~0ull)
@@ -69,7 +70,9 @@ static long do_poll(uint64_t ufds, uint64_t nfds, uint64_t deadline)
         }
         if (count || deadline == 0 || timed_out(deadline))
             return count;
-        cpu_idle();
+        if (signal_pending())
+            return -EINTR;
+        waitq_sleep(&tick_wq);          /* re-tested each tick: other tasks run meanwhile */
     }
 }
 
@@ -128,7 +131,9 @@ static long do_select(int64_t nfds, uint64_t sets[3], uint64_t deadline)
                     return -EFAULT;
             return count;
         }
-        cpu_idle();
+        if (signal_pending())
+            return -EINTR;
+        waitq_sleep(&tick_wq);
     }
 }
 

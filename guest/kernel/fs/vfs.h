@@ -196,6 +196,9 @@ void fd_set_cloexec(int fd, int on);
 long fd_dup_to(int oldfd, int newfd, int cloexec);
 struct files;
 struct files *files_new(void);
+struct files *files_copy(const struct files *from);   /* fork: NULL when out of memory */
+void files_release(struct files *files);              /* exit: close all, free the table */
+void files_close_on_exec(struct files *files);
 
 /* ---- cpio.c, devices.c, console.c, procfs.c, sysfs.c ------------------------------ */
 /* Unpack a newc archive into the root; the message of a malformed one is

@@ -118,12 +118,18 @@ long sys_setrlimit(u64 resource, u64 rlim);
 long sys_prctl(u64 option, u64 arg2);
 long sys_arch_prctl(u64 code, u64 addr);
 long sys_exit(u64 status);
+long sys_exit_group(u64 status);
 long sys_kill(u64 pid, u64 sig);
 long sys_tgkill(u64 tgid, u64 tid, u64 sig);
 long sys_tkill(u64 tid, u64 sig);
-long sys_wait4(void);
+long sys_wait4(u64 pid, u64 status, u64 options, u64 rusage);
+long sys_waitid(u64 idtype, u64 id, u64 infop, u64 options, u64 rusage);
+long sys_setpgid(u64 pid, u64 pgid);
+long sys_pause(void);
+long sys_rt_sigsuspend(u64 set, u64 size);
 /* proc/futex.c */
 long sys_futex(u64 uaddr, u64 op, u64 val, u64 utime, u64 uaddr2, u64 val3);
+long sys_get_robust_list(u64 pid, u64 head_ptr, u64 len_ptr);
 /* proc/info.c */
 long sys_uname(u64 buf);
 long sys_sysinfo(u64 buf);
