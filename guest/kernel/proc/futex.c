@@ -23,6 +23,7 @@
 #define FUTEX_SHARED_MM 0               /* key.mm of a shared futex: no address space */
 #define NSEC_PER_SEC 1000000000ull
 #define NO_DEADLINE (~0ull)
+#define ROBUST_LIST_HEAD_SIZE 24        /* struct robust_list_head: list, futex_offset, list_op_pending */
 
 struct futex_key {
     uint64_t mm, addr;
@@ -32,7 +33,8 @@ struct futex_waiter {
     struct futex_key key;
     uint32_t bitset;
     int woken;
-    struct waitq q;
+    struct task *task;
+    struct waitq q;             /* where it sleeps without a deadline (with one: tick_wq) */
     struct futex_waiter *next;
 };
 
@@ -97,7 +99,7 @@ static long wake_and_requeue(const struct futex_key *k, long nr, uint32_t bitset
         if (woken < nr) {
             *p = w->next;
             w->woken = 1;
-            wake_up(&w->q);
+            task_wake(w->task);         /* whichever queue it sleeps on */
             woken++;
         } else if (to && moved < nr_requeue) {
             *p = w->next;
@@ -157,7 +159,7 @@ static long futex_deadline(uint64_t uts, int absolute, int realtime, uint64_t *d
 
 static long futex_wait(uint64_t uaddr, int private, uint32_t val, uint64_t deadline, uint32_t bitset)
 {
-    struct futex_waiter w = { .bitset = bitset };
+    struct futex_waiter w = { .bitset = bitset, .task = current };
     long err = futex_key_of(uaddr, private, &w.key);
     if (err)
         return err;
@@ -180,7 +182,7 @@ static long futex_wait(uint64_t uaddr, int private, uint32_t val, uint64_t deadl
             err = -ETIMEDOUT;
             break;
         }
-        waitq_sleep(&w.q);
+        waitq_sleep(deadline == NO_DEADLINE ? &w.q : &tick_wq);
     }
     unlink_waiter(&w);
     return err;
@@ -274,6 +276,19 @@ long sys_futex(uint64_t uaddr, uint64_t op, uint64_t val, uint64_t utime, uint64
     default:
         return -ENOSYS;                 /* the priority-inheritance operations */
     }
+}
+
+/* get_robust_list(pid, head_ptr, len_ptr): musl's pthread_mutexattr_setrobust
+ * asks it whether the kernel has robust lists at all. */
+long sys_get_robust_list(uint64_t pid, uint64_t head_ptr, uint64_t len_ptr)
+{
+    struct task *t = pid ? task_by_pid((int)pid) : current;
+    if (!t)
+        return -ESRCH;
+    uint64_t len = ROBUST_LIST_HEAD_SIZE;
+    if (copy_to_user(len_ptr, &len, 8) < 0 || copy_to_user(head_ptr, &t->robust_list, 8) < 0)
+        return -EFAULT;
+    return 0;
 }
 
 /* A thread ends: for each robust mutex it still holds, mark the owner dead

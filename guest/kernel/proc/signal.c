@@ -172,7 +172,8 @@ void signal_send(struct task *t, int sig, int code, uint64_t addr)
         return;
     uint64_t bit = sigbit(sig);
     struct k_sigaction *ka = &t->sighand->action[sig];
-    int ignored = ka->handler == SIG_IGN || (ka->handler == SIG_DFL && ((DEFAULT_IGNORE & bit) || t->pid == 1));
+    int ignored = ka->handler == SIG_IGN ||
+                  (ka->handler == SIG_DFL && ((DEFAULT_IGNORE & bit) || (t->tgid == 1 && code != SI_KERNEL)));
     if (ignored && !(t->blocked & bit))
         return;
     t->pending |= bit;
@@ -281,8 +282,8 @@ void signal_deliver_pending(struct regs *r)
         if (ka->handler == SIG_IGN)
             continue;
         if (ka->handler == SIG_DFL) {
-            if ((DEFAULT_IGNORE & sigbit(sig)) || current->pid == 1)
-                continue;
+            if ((DEFAULT_IGNORE & sigbit(sig)) || (current->tgid == 1 && current->info[sig].code != SI_KERNEL))
+                continue;               /* init ignores them, but not its group's end (thread.c) */
             const struct pending_info *info = &current->info[sig];
             strace_signal(sig, info->code, info->addr, info->pid, info->uid);   /* strace shows it, then the death */
             task_kill_by_signal(sig);

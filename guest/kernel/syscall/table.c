@@ -73,10 +73,10 @@ const syscall_fn syscall_table[NR_SYSCALLS] = {
     CALL(set_tid_address, sys_set_tid_address), CALL(set_robust_list, sys_set_robust_list),
     CALL(prlimit64, sys_prlimit64), CALL(getrlimit, sys_getrlimit), CALL(setrlimit, sys_setrlimit),
     CALL(prctl, sys_prctl), CALL(arch_prctl, sys_arch_prctl), CALL(personality, sys_zero),
-    CALL(exit, sys_exit), CALL(exit_group, sys_exit), CALL(wait4, sys_wait4), CALL(waitid, sys_waitid),
+    CALL(exit, sys_exit), CALL(exit_group, sys_exit_group), CALL(wait4, sys_wait4), CALL(waitid, sys_waitid),
     CALL(getpriority, sys_zero), CALL(setpriority, sys_zero),
     /* threads (issue 15, part C) */
-    CALL(futex, sys_futex),
+    CALL(futex, sys_futex), CALL(get_robust_list, sys_get_robust_list),
     /* system */
     CALL(uname, sys_uname), CALL(sysinfo, sys_sysinfo), CALL(getrandom, sys_getrandom),
     CALL(getrusage, sys_getrusage), CALL(sched_yield, sys_sched_yield),
