@@ -337,6 +337,7 @@ long exec_file(const char *path, char *const argv[], char *const envp[])
     mm_activate(mm);
     if (old)
         mm_destroy(old);
+    files_close_on_exec(current->files);
     struct regs regs;
     memset(&regs, 0, sizeof regs);
     if ((r = build_stack(im, path, argv, envp, &regs.rsp)) < 0) {
