@@ -31,6 +31,16 @@ long sys_dup(u64 fd);
 long sys_dup2(u64 oldfd, u64 newfd);
 long sys_dup3(u64 oldfd, u64 newfd, u64 flags);
 long sys_fcntl(u64 fd, u64 cmd, u64 arg);
+/* pipes, eventfd, epoll (issue 15b) */
+long sys_pipe(u64 fds);
+long sys_pipe2(u64 fds, u64 flags);
+long sys_eventfd(u64 initval);
+long sys_eventfd2(u64 initval, u64 flags);
+long sys_epoll_create(u64 size);
+long sys_epoll_create1(u64 flags);
+long sys_epoll_ctl(u64 epfd, u64 op, u64 fd, u64 event);
+long sys_epoll_wait(u64 epfd, u64 events, u64 maxevents, u64 timeout);
+long sys_epoll_pwait(u64 epfd, u64 events, u64 maxevents, u64 timeout, u64 sigmask, u64 sigsetsize);
 long sys_chdir(u64 path);
 long sys_fchdir(u64 fd);
 long sys_getcwd(u64 buf, u64 size);

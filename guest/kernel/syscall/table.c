@@ -52,6 +52,10 @@ const syscall_fn syscall_table[NR_SYSCALLS] = {
     CALL(preadv, sys_preadv), CALL(pwritev, sys_pwritev), CALL(syncfs, sys_zero),
     CALL(renameat2, sys_renameat2), CALL(statx, sys_statx), CALL(close_range, sys_close_range),
     CALL(faccessat2, sys_faccessat2),
+    /* pipes, eventfd, epoll (issue 15b) */
+    CALL(pipe, sys_pipe), CALL(pipe2, sys_pipe2), CALL(eventfd, sys_eventfd), CALL(eventfd2, sys_eventfd2),
+    CALL(epoll_create, sys_epoll_create), CALL(epoll_create1, sys_epoll_create1),
+    CALL(epoll_ctl, sys_epoll_ctl), CALL(epoll_wait, sys_epoll_wait), CALL(epoll_pwait, sys_epoll_pwait),
     /* memory */
     CALL(mmap, sys_mmap), CALL(mprotect, sys_mprotect), CALL(munmap, sys_munmap),
     CALL(mremap, sys_mremap), CALL(msync, sys_msync), CALL(madvise, sys_madvise),
