@@ -90,6 +90,7 @@ void task_release(struct task *t)
             break;
         }
     nr_tasks--;
+    thread_group_release(t);
     mm_destroy(t->mm);
     kfree(t->sighand, sizeof *t->sighand);
     kfree(t->fpu, FXSAVE_AREA);

@@ -183,13 +183,22 @@ int thread_exit(int wait_status, int whole_group)
  * a thread that does not; if all do, the leader keeps it pending. */
 struct task *thread_for_signal(struct task *t, int sig)
 {
+    if (!t->group || sig <= 0)
+        return t;
     uint64_t bit = 1ull << (sig - 1);
-    if (!t->group || !(t->blocked & bit) || sig == 0)
+    if (!(t->blocked & bit))
         return t;
     for (struct task *o = all_tasks; o; o = o->all_next)
         if (o->tgid == t->tgid && o->state != TASK_ZOMBIE && !(o->blocked & bit))
             return o;
     return t;
+}
+
+void thread_group_release(struct task *leader)
+{
+    if (leader->group)
+        kfree(leader->group, sizeof *leader->group);
+    leader->group = 0;
 }
 
 struct task *thread_leader(struct task *t)

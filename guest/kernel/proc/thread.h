@@ -12,6 +12,8 @@ long thread_clone(struct regs *r, uint64_t flags, uint64_t newsp, uint64_t ptid,
  * others) either the end here, or, for the leader, a wait for the others.
  * Returns the wait status the task goes on to end with. */
 int thread_exit(int wait_status, int whole_group);
+/* A reaped process: its group's record (the leader outlives its threads). */
+void thread_group_release(struct task *leader);
 /* The task that stands for t's process: its parent's child, its children's parent. */
 struct task *thread_leader(struct task *t);
 /* Before exec replaces the address space: the other threads end.  0, or
