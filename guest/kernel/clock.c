@@ -11,7 +11,7 @@
  * a VM exit: a program that never asks pays nothing), then the TSC.  A
  * machine without an RTC (the reads give nonsense) keeps time since boot.
  *
- * nanosleep/clock_nanosleep wait in cpu_idle() (HLT with interrupts on)
+ * nanosleep/clock_nanosleep sleep on the tick's wait queue (HLT when no task runs)
  * until the TSC passes the deadline: each PIT tick wakes the CPU to check,
  * so a sleep ends within one tick (1/PIT_HZ) after its deadline.
  */
@@ -21,6 +21,7 @@
 #include "layout.h"
 #include "pit.h"
 #include "mm/mm.h"
+#include "proc/wait.h"
 #include "uapi.h"
 #include "x86.h"
 
@@ -208,30 +209,33 @@ static long get_timespec(uint64_t addr, uint64_t *sec, uint64_t *nsec)
     return 0;
 }
 
-/* Nothing interrupts a sleep (no asynchronous signals), so the remaining
- * time is never written. */
-static void sleep_until(uint64_t deadline)
+/* Sleep on the tick's queue (proc/sched.c) until the TSC passes deadline:
+ * other tasks run meanwhile.  A signal ends it early: -EINTR, and the time
+ * left goes to rem (if given), as nanosleep(2) says. */
+static long sleep_until(uint64_t deadline, uint64_t rem)
 {
-    while ((int64_t)(rdtsc() - deadline) < 0)
-        cpu_idle();
+    if (!wait_event(&tick_wq, (int64_t)(rdtsc() - deadline) >= 0))
+        return 0;
+    uint64_t left = deadline - rdtsc(), khz = clock_tsc_khz();
+    int64_t ts[2] = { (int64_t)(left / (khz * 1000)), (int64_t)(left % (khz * 1000) * 1000000 / khz) };
+    if (rem && (int64_t)left > 0 && copy_to_user(rem, ts, sizeof ts) < 0)
+        return -EFAULT;
+    return -EINTR;
 }
 
 long sys_nanosleep(uint64_t req, uint64_t rem)
 {
-    (void)rem;
     uint64_t sec, nsec;
     long err = get_timespec(req, &sec, &nsec);
     if (err)
         return err;
-    sleep_until(rdtsc() + tsc_cycles(sec, nsec));
-    return 0;
+    return sleep_until(rdtsc() + tsc_cycles(sec, nsec), rem);
 }
 
 /* Relative, or with TIMER_ABSTIME absolute in the clock's own time (for
  * CLOCK_REALTIME the wall clock: a time before boot has passed already). */
 long sys_clock_nanosleep(uint64_t clock, uint64_t flags, uint64_t req, uint64_t rem)
 {
-    (void)rem;
     if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME)
         return -EINVAL;
     uint64_t sec, nsec;
@@ -246,8 +250,7 @@ long sys_clock_nanosleep(uint64_t clock, uint64_t flags, uint64_t req, uint64_t 
         sec -= (uint64_t)realtime_offset;
     }
     uint64_t base = flags & TIMER_ABSTIME ? tsc_boot : rdtsc();
-    sleep_until(base + tsc_cycles(sec, nsec));
-    return 0;
+    return sleep_until(base + tsc_cycles(sec, nsec), flags & TIMER_ABSTIME ? 0 : rem);
 }
 
 /* Clock ticks (USER_HZ) since boot, from the PIT tick count.  The process

@@ -99,6 +99,12 @@ static void setup_syscall(void)
     wrmsr(MSR_FS_BASE, 0);
 }
 
+void cpu_set_kernel_stack(uint64_t top)
+{
+    tss.rsp[0] = top;
+    percpu.kernel_rsp = top;
+}
+
 static void setup_nx(void)
 {
     uint32_t a, b, c, d;

@@ -76,6 +76,9 @@
  * own but a read-only page of the root file system's image (module 0),
  * which is never freed or written: unmapping leaves it, a write copies it. */
 #define PTE_BORROWED       0x200
+/* Software bit: a private page shared with another address space since a
+ * fork, read-only until a write copies it (or finds it no longer shared). */
+#define PTE_COW            0x800
 #define PT_ENTRIES         512             /* entries per page-table page */
 
 /* ---- Segment selectors (GDT in entry.S).  The order is forced by
@@ -197,6 +200,13 @@
 /* The APIC's spurious-interrupt vector (low 4 bits 1111: older CPUs hardwire
  * them).  Its handler must not EOI. */
 #define APIC_SPURIOUS_VECTOR 0x3f
+
+/* Processes (proc/sched.c, proc/fork.c; issue 15a). */
+#define KSTACK_PAGES       4               /* a task's kernel stack: 16 KiB, physically contiguous */
+#define TASK_MAX           256             /* tasks at once (RLIMIT_NPROC-like): fork gets EAGAIN beyond */
+#define PID_MAX            32768           /* /proc/sys/kernel/pid_max's default: pids wrap below it */
+#define SCHED_SLICE_TICKS  2               /* round-robin slice: 20 ms at PIT_HZ */
+#define FXSAVE_AREA        512             /* fxsave64's image, 16-byte aligned (SDM vol. 1, 10.5) */
 
 /* cpu_idle() before the first timer tick (irq.c): interrupt windows between
  * two direct reads of the UART (each a VM exit; a window costs ~1 us when

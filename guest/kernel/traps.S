@@ -146,6 +146,36 @@ return_to_user:                     /* also resumes ring 0 after a trap there */
     iretq
 
 /*
+ * void switch_to(uint64_t *save_ksp, uint64_t next_ksp) (sched.c): the
+ * callee-saved registers stay on the old task's stack, RSP goes to *save_ksp,
+ * and the new task's are popped from next_ksp: 14 instructions.  A new task's
+ * stack holds six zeroes, ret_from_fork, then its struct regs.
+ */
+    .globl switch_to
+switch_to:
+    pushq   %rbp
+    pushq   %rbx
+    pushq   %r12
+    pushq   %r13
+    pushq   %r14
+    pushq   %r15
+    movq    %rsp, (%rdi)
+    movq    %rsi, %rsp
+    popq    %r15
+    popq    %r14
+    popq    %r13
+    popq    %r12
+    popq    %rbx
+    popq    %rbp
+    ret
+
+    .globl ret_from_fork
+ret_from_fork:                      /* RSP = the child's struct regs */
+    movq    %rsp, %rdi
+    call    fork_child_start
+    jmp     return_to_user
+
+/*
  * Start user mode from a struct regs prepared by C:
  * void enter_user(struct regs *r).  r is on the kernel stack; whatever lies
  * below it is abandoned, and the next trap starts again at TSS.RSP0.
@@ -176,9 +206,26 @@ irq_timer:
     pushq   %rax
     movb    $(PIC_OCW2_SPECIFIC_EOI | IRQ_TIMER), %al
     outb    %al, $PIC_MASTER_CMD
-    popq    %rax
+    testb   $3, 16(%rsp)            /* from ring 0 (cpu_idle): schedule() looks itself */
+    jz      1f
+    movq    runq_head(%rip), %rax   /* someone waits to run, or sleeps on the tick? */
+    orq     tick_wq(%rip), %rax
+    jnz     irq_timer_work
+1:  popq    %rax
     iretq
     .size irq_timer, . - irq_timer
+
+/* The tick with work (sched.c timer_tick_work): a struct regs, as a system
+ * call's full path, so that the task can be switched out and get signals. */
+irq_timer_work:
+    popq    %rax
+    pushq   $0                      /* error code */
+    pushq   $-1                     /* "vector" */
+    PUSH_REGS
+    movq    %rsp, %rdi
+    cld
+    call    timer_tick_work
+    jmp     return_to_user
 
 .macro IRQ n
 irq\n:

@@ -219,6 +219,8 @@
 #define PR_SET_DUMPABLE    4
 #define PR_SET_NAME        15
 #define PR_GET_NAME        16
+#define PR_SET_CHILD_SUBREAPER 36
+#define PR_GET_CHILD_SUBREAPER 37
 #define PR_SET_NO_NEW_PRIVS 38
 #define PR_GET_NO_NEW_PRIVS 39
 #define TASK_COMM_LEN      16
@@ -267,5 +269,34 @@
 #define FXSAVE_SIZE   512        /* the legacy FPU/SSE area in a signal frame */
 #define MXCSR_DEFAULT 0x1f80     /* all SSE exceptions masked, round to nearest */
 #define FCW_DEFAULT   0x037f     /* x87: 64-bit precision, exceptions masked (FNINIT's) */
+
+/* ---- Processes (linux/sched.h, linux/wait.h, asm-generic/siginfo.h; issue 15a) */
+#define CSIGNAL              0x000000ff   /* the exit signal in clone's flags */
+#define CLONE_VM             0x00000100
+#define CLONE_FS             0x00000200
+#define CLONE_FILES          0x00000400
+#define CLONE_SIGHAND        0x00000800
+#define CLONE_VFORK          0x00004000
+#define CLONE_PARENT         0x00008000
+#define CLONE_THREAD         0x00010000
+#define CLONE_SETTLS         0x00080000
+#define CLONE_PARENT_SETTID  0x00100000
+#define CLONE_CHILD_CLEARTID 0x00200000
+#define CLONE_CHILD_SETTID   0x01000000
+#define WNOHANG       0x00000001
+#define WUNTRACED     0x00000002
+#define WEXITED       0x00000004
+#define WCONTINUED    0x00000008
+#define WNOWAIT       0x01000000
+#define __WNOTHREAD   0x20000000
+#define __WALL        0x40000000
+#define __WCLONE      0x80000000
+#define P_ALL         0
+#define P_PID         1
+#define P_PGID        2
+#define P_PIDFD       3
+#define CLD_EXITED    1
+#define CLD_KILLED    2
+#define CLD_DUMPED    3
 
 #endif

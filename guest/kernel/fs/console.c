@@ -18,6 +18,9 @@
 #include "proc/wait.h"
 #include "serial.h"
 
+/* The console's foreground process group (TIOCSPGRP): PID 1's at boot. */
+static int32_t console_pgrp = 1;
+
 #define CTRL_D 0x04
 
 struct termios_k {              /* Linux's struct termios (TCGETS), 36 bytes */
@@ -88,10 +91,19 @@ static long console_ioctl(struct file *f, uint64_t cmd, uint64_t arg)
         v = (int32_t)serial_input_count();
         return copy_to_user(arg, &v, 4);
     case TIOCGPGRP:
-        v = 1;                          /* the one process group, PID 1's */
-        return copy_to_user(arg, &v, 4);
-    case TIOCSPGRP:
-    case TIOCSCTTY:
+        return copy_to_user(arg, &console_pgrp, 4);
+    case TIOCSPGRP:                     /* a group of the caller's session (issue 15a) */
+        if (copy_from_user(&v, arg, 4) < 0)
+            return -EFAULT;
+        if (v < 0)
+            return -EINVAL;
+        for (struct task *t = all_tasks; t; t = t->all_next)
+            if (t->pgid == v && t->sid == current->sid && t->state != TASK_ZOMBIE) {
+                console_pgrp = v;
+                return 0;
+            }
+        return -EPERM;
+    case TIOCSCTTY:                     /* the console is every session's terminal */
         return 0;
     default:
         return -ENOTTY;

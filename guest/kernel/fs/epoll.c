@@ -3,8 +3,8 @@
  *
  * An instance keeps a list of watched (fd, open file) items; a wait asks
  * each item's file for its readiness (the same poll op that poll and select
- * use) and sleeps on poll_waiters (poll.c), which every change of any
- * file's readiness wakes.  Level-triggered items report while ready;
+ * use) and sleeps where poll does (poll_queue, poll.c), which every change
+ * of any file's readiness wakes.  Level-triggered items report while ready;
  * EPOLLET items report when a bit they watch becomes set (was clear when
  * the last wait looked), which is what a reader that drains the file to
  * EAGAIN relies on; unlike Linux, more data on a pipe that stayed readable
@@ -43,7 +43,6 @@ struct eventpoll {
 };
 
 static struct eventpoll *instances;
-extern struct waitq poll_waiters;
 
 static const struct file_ops epoll_ops;
 
@@ -231,7 +230,7 @@ static long do_epoll_wait(uint64_t epfd, uint64_t uevents, int64_t maxevents, ui
         return err;
     struct epoll_event_k *out = (struct epoll_event_k *)uevents;
     long n = 0;
-    err = wait_event(&poll_waiters, (n = harvest(ep, out, (int)maxevents)) || deadline == 0 ||
+    err = wait_event(poll_queue(deadline), (n = harvest(ep, out, (int)maxevents)) || deadline == 0 ||
                                     (deadline != ~0ull && clock_ns() >= deadline));
     return n ? n : err;
 }

@@ -101,20 +101,6 @@ long fd_dup_to(int oldfd, int newfd, int cloexec)
     return newfd;
 }
 
-void files_close_on_exec(struct files *files)
-{
-    for (int c = 0; c < FD_CHUNKS; c++) {
-        uintptr_t *chunk = files->chunk[c];
-        for (int i = 0; chunk && i < FD_CHUNK; i++) {
-            if (chunk[i] & SLOT_CLOEXEC) {
-                struct file *f = (struct file *)(chunk[i] & ~SLOT_CLOEXEC);
-                chunk[i] = 0;
-                file_put(f);
-            }
-        }
-    }
-}
-
 long fd_install_new(struct file *f, int cloexec)
 {
     int fd = fd_install(f, cloexec, 0);
@@ -194,4 +180,56 @@ void file_put(struct file *f)
         f->ops->release(f);
     inode_put(f->inode);
     kfree(f, sizeof *f);
+}
+
+/* ---- Processes (issue 15a): fork copies the table, sharing the open files;
+ * exit closes every descriptor; exec closes the close-on-exec ones. */
+struct files *files_copy(const struct files *from)
+{
+    struct files *to = files_new();
+    if (!to)
+        return 0;
+    for (int c = 0; c < FD_CHUNKS; c++) {
+        if (!from->chunk[c])
+            continue;
+        if (!(to->chunk[c] = kmalloc(FD_CHUNK * sizeof(uintptr_t)))) {
+            files_release(to);
+            return 0;
+        }
+        for (int i = 0; i < FD_CHUNK; i++) {
+            uintptr_t s = from->chunk[c][i];
+            if (s)
+                file_get((struct file *)(s & ~SLOT_CLOEXEC));
+            to->chunk[c][i] = s;
+        }
+    }
+    return to;
+}
+
+static void files_close_matching(struct files *files, uintptr_t must)
+{
+    for (int c = 0; c < FD_CHUNKS; c++) {
+        uintptr_t *chunk = files->chunk[c];
+        for (int i = 0; chunk && i < FD_CHUNK; i++) {
+            uintptr_t s = chunk[i];
+            if (s && (s & must) == must) {
+                chunk[i] = 0;
+                file_put((struct file *)(s & ~SLOT_CLOEXEC));
+            }
+        }
+    }
+}
+
+void files_release(struct files *files)
+{
+    files_close_matching(files, 0);
+    for (int c = 0; c < FD_CHUNKS; c++)
+        if (files->chunk[c])
+            kfree(files->chunk[c], FD_CHUNK * sizeof(uintptr_t));
+    kfree(files, sizeof *files);
+}
+
+void files_close_on_exec(struct files *files)
+{
+    files_close_matching(files, SLOT_CLOEXEC);
 }

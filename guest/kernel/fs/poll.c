@@ -4,12 +4,10 @@
  * when its ring holds a byte; pipes and eventfds by their contents.  Every
  * file's readiness comes from one function (its poll op), and a wait (here
  * and in epoll.c) sleeps on one queue, poll_waiters, that every change of
- * any file's readiness wakes (poll_wake).  With one task a sleep is HLT
- * until the next interrupt (a received byte or the 100 Hz tick), so a
- * timeout ends within a tick of its deadline.  (With a scheduler, a wait
- * with a deadline needs the tick to wake poll_waiters: poll_wake(0).)  Nothing sends signals
- * asynchronously yet, so the signal masks of ppoll and pselect6 are only
- * checked, not installed.
+ * any file's readiness wakes (poll_wake).  A wait with a deadline sleeps
+ * on tick_wq instead (the scheduler wakes it every tick, and poll_wake
+ * wakes it too), so that it also ends within a tick of its deadline.
+ * The signal masks of ppoll and pselect6 are checked, not installed (yet).
  */
 #include "clock.h"
 #include "fs/vfs.h"
@@ -35,6 +33,12 @@ void poll_wake(struct waitq *q)
     if (q)
         wake_up(q);
     wake_up(&poll_waiters);
+    wake_up(&tick_wq);                  /* the waits with a deadline */
+}
+
+struct waitq *poll_queue(uint64_t deadline)
+{
+    return deadline == NO_DEADLINE ? &poll_waiters : &tick_wq;
 }
 
 int file_ready(struct file *f)
@@ -87,7 +91,7 @@ static long do_poll(uint64_t ufds, uint64_t nfds, uint64_t deadline)
         return -EFAULT;
     struct pollfd_k *p = (struct pollfd_k *)ufds;
     long count = 0;
-    long err = wait_event(&poll_waiters, (count = poll_once(p, nfds)) || deadline == 0 || timed_out(deadline));
+    long err = wait_event(poll_queue(deadline), (count = poll_once(p, nfds)) || deadline == 0 || timed_out(deadline));
     return count ? count : err;
 }
 
@@ -148,7 +152,7 @@ static long do_select(int64_t nfds, uint64_t sets[3], uint64_t deadline)
         if (sets[k] && copy_from_user(in[k], sets[k], words * 8) < 0)
             return -EFAULT;
     long count = 0;
-    long err = wait_event(&poll_waiters, (count = select_once(nfds, in, out)) || deadline == 0 || timed_out(deadline));
+    long err = wait_event(poll_queue(deadline), (count = select_once(nfds, in, out)) || deadline == 0 || timed_out(deadline));
     if (count == NO_FILE)
         return -EBADF;
     if (!count && err)

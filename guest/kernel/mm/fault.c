@@ -12,6 +12,8 @@
  *               private copy with zeroes past the end of the file; past the
  *               last page of the file: SIGBUS, as Linux
  *   write to a borrowed page: a private copy (copy on write)
+ *   write to a page shared since a fork (PTE_COW): a private copy, or the
+ *               page itself once no other address space maps it
  *
  * The stack region grows down on a fault below it, to RLIMIT_STACK.
  */
@@ -122,15 +124,22 @@ static int fault(uint64_t addr, int write, int fetch, struct regs *r, int *code)
                 return SIGKILL;
             memcpy(phys_to_virt(pa), phys_to_virt(*pte & PTE_ADDR_MASK), PAGE_SIZE);
             *pte = pa | pte_flags(v->prot);
+        } else if (write && (*pte & PTE_COW) && page_is_shared(*pte & PTE_ADDR_MASK)) {
+            uint64_t old = *pte & PTE_ADDR_MASK, pa = alloc_page_unzeroed();
+            if (!pa)
+                return SIGKILL;
+            memcpy(phys_to_virt(pa), phys_to_virt(old), PAGE_SIZE);
+            page_put(old);              /* one sharer fewer */
+            *pte = pa | pte_flags(v->prot);
         } else if (write) {
-            *pte |= PTE_W;
+            *pte = (*pte | PTE_W) & ~(uint64_t)PTE_COW;   /* the last sharer keeps it */
         }
         invlpg(page);
         return 0;
     }
     if (*pte) {                         /* kept under PROT_NONE: the region allows it now */
-        *pte = (*pte & (PTE_ADDR_MASK | PTE_BORROWED)) | pte_flags(v->prot);
-        if (*pte & PTE_BORROWED)
+        *pte = (*pte & (PTE_ADDR_MASK | PTE_BORROWED | PTE_COW)) | pte_flags(v->prot);
+        if (*pte & (PTE_BORROWED | PTE_COW))
             *pte &= ~(uint64_t)PTE_W;
         return fault(addr, write, fetch, r, code);
     }

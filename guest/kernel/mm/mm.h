@@ -35,6 +35,13 @@ uint64_t alloc_page_unzeroed(void);          /* stale contents, or 0 */
 uint64_t alloc_run_unzeroed(uint64_t n, uint64_t *pa);
 void zero_page(uint64_t pa);
 void free_page(uint64_t pa);
+uint64_t alloc_contiguous(uint64_t n);       /* n contiguous pages, stale; 0 if none */
+/* Copy on write: a private page mapped by one more address space (0, or -1
+ * without memory for the count), whether others map it, and one unmapping
+ * (frees it with the last). */
+int page_share(uint64_t pa);
+int page_is_shared(uint64_t pa);
+void page_put(uint64_t pa);
 uint64_t pages_free(void);
 uint64_t pages_total(void);
 /* Module 0 (the program or the root file system image): never allocated,
@@ -82,6 +89,11 @@ struct mm {
 struct mm *mm_create(void);                  /* NULL when out of memory */
 void mm_destroy(struct mm *mm);              /* frees every page it owns */
 void mm_activate(struct mm *mm);             /* load its page tables */
+/* fork (issue 15a): a copy of mm sharing its private pages copy-on-write;
+ * NULL when out of memory.  mm_release_pages: every user page and region
+ * goes (at exit), the page tables stay until mm_destroy. */
+struct mm *mm_fork(struct mm *mm);
+void mm_release_pages(struct mm *mm);
 /* The PTE for va (USER_MIN <= va < USER_END), creating the tables if
  * `create`; NULL if absent (or out of memory).  The cached case is inline:
  * out of line, the walk's register saves cost as much as the walk. */

@@ -133,7 +133,7 @@ int map_user_page(struct mm *mm, uint64_t va, uint64_t pa, uint64_t flags)
         return -1;
     int was_present = *pte & PTE_P;
     if (*pte && !(*pte & PTE_BORROWED))
-        free_page(*pte & PTE_ADDR_MASK);
+        page_put(*pte & PTE_ADDR_MASK);
     *pte = pa | flags;
     if (was_present)
         flush(mm, va);
@@ -191,7 +191,7 @@ void unmap_pages(struct mm *mm, uint64_t start, uint64_t end)
             if (!*pte)
                 continue;
             if (!(*pte & PTE_BORROWED))
-                free_page(*pte & PTE_ADDR_MASK);
+                page_put(*pte & PTE_ADDR_MASK);
             if (*pte & PTE_P)
                 flush(mm, va);
             *pte = 0;
@@ -210,8 +210,8 @@ void protect_pages(struct mm *mm, uint64_t start, uint64_t end, uint32_t prot)
             uint64_t *pte = &pt[(va >> 12) % PT_ENTRIES];
             if (!*pte)
                 continue;
-            uint64_t e = (*pte & (PTE_ADDR_MASK | PTE_BORROWED)) | flags;
-            if (e & PTE_BORROWED)
+            uint64_t e = (*pte & (PTE_ADDR_MASK | PTE_BORROWED | PTE_COW)) | flags;
+            if (e & (PTE_BORROWED | PTE_COW))
                 e &= ~(uint64_t)PTE_W;          /* written through a copy (fault.c) */
             if (*pte & PTE_P)
                 flush(mm, va);
@@ -259,7 +259,7 @@ void mm_destroy(struct mm *mm)
                 uint64_t *pt = table(pd[k]);
                 for (int l = 0; l < PT_ENTRIES; l++)
                     if (pt[l] && !(pt[l] & PTE_BORROWED))
-                        free_page(pt[l] & PTE_ADDR_MASK);
+                        page_put(pt[l] & PTE_ADDR_MASK);
                 free_page(pd[k] & PTE_ADDR_MASK);
             }
             free_page(pdpt[j] & PTE_ADDR_MASK);
@@ -270,4 +270,74 @@ void mm_destroy(struct mm *mm)
     if (active_mm == mm)
         active_mm = 0;
     kfree(mm, sizeof *mm);
+}
+
+/* Share one page table's entries with the child's (copy on write): private
+ * pages get a count and lose W in both; borrowed ones are copied as they are. */
+static int share_table(uint64_t *pt, uint64_t *to)
+{
+    for (int l = 0; l < PT_ENTRIES; l++) {
+        uint64_t e = pt[l];
+        if (!e)
+            continue;
+        if (!(e & PTE_BORROWED)) {
+            if (page_share(e & PTE_ADDR_MASK) < 0)
+                return -1;
+            e = (e | PTE_COW) & ~(uint64_t)PTE_W;
+            pt[l] = e;
+        }
+        to[l] = e;
+    }
+    return 0;
+}
+
+/* Every page table of the user range, each shared into a new one of the
+ * child's (pt_of skips absent regions a level at a time); the parent's TLB
+ * is flushed once at the end (its W bits went). */
+static int fork_tables(struct mm *mm, struct mm *child)
+{
+    for (uint64_t va = USER_MIN, next; va < USER_END; va = next) {
+        uint64_t *pt = pt_of(mm, va, &next), *cpt;
+        if (!pt)
+            continue;
+        if (!(cpt = pte_lookup_walk(child, ALIGN_DOWN(va, LARGE_PAGE_SIZE), 1)) || share_table(pt, cpt) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+struct mm *mm_fork(struct mm *mm)
+{
+    struct mm *child = mm_create();
+    if (!child)
+        return 0;
+    for (struct vma *v = mm->vmas, **tail = &child->vmas; v; v = v->next) {
+        struct vma *c = vma_new(v->start, v->end, v->prot, v->flags, v->inode, v->offset);
+        if (!c) {
+            mm_destroy(child);
+            return 0;
+        }
+        c->file_end = v->file_end;
+        *tail = c;                      /* same order, already merged */
+        tail = &c->next;
+        if (v == mm->window)
+            child->window = c;
+    }
+    child->brk_start = mm->brk_start;
+    child->brk = mm->brk;
+    child->stack_limit = mm->stack_limit;
+    int r = fork_tables(mm, child);
+    if (mm == active_mm)
+        __asm__ volatile("mov %0, %%cr3" :: "r"(mm->pml4) : "memory");   /* the W bits went */
+    if (r < 0) {
+        mm_destroy(child);
+        return 0;
+    }
+    return child;
+}
+
+void mm_release_pages(struct mm *mm)
+{
+    vma_free_all(mm);
+    unmap_pages(mm, USER_MIN, USER_END);
 }

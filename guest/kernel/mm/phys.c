@@ -215,3 +215,60 @@ void free_page(uint64_t pa)
     free_list_pages++;
 }
 
+
+/* KSTACK_PAGES-style runs: n contiguous pages from the bump pointer (freed
+ * pages are single), stale contents; 0 when no such run is left. */
+uint64_t alloc_contiguous(uint64_t n)
+{
+    uint64_t pa, got = bump_run(n, &pa);
+    if (got == n)
+        return pa;
+    for (uint64_t i = 0; i < got; i++)          /* the end of a range: too short */
+        free_page(pa + i * PAGE_SIZE);
+    return got ? alloc_contiguous(n) : 0;
+}
+
+/*
+ * Copy on write (issue 15a): how many more address spaces map a private page
+ * than the first, by page frame.  0 for every page not shared, so the table
+ * is needed only from the first fork on: it is made then (two bytes per page
+ * of RAM, zeroed once), and a program that never forks pays nothing.
+ */
+static uint16_t *page_refs;
+
+static int page_refs_init(void)
+{
+    uint64_t top = 0;
+    for (int i = 0; i < nram; i++)
+        top = MAX(top, ram[i].end);
+    uint64_t pages = ALIGN_UP(top / PAGE_SIZE * sizeof *page_refs, PAGE_SIZE) / PAGE_SIZE;
+    uint64_t pa = alloc_contiguous(pages);
+    if (!pa)
+        return -1;
+    for (uint64_t i = 0; i < pages; i++)
+        zero_page(pa + i * PAGE_SIZE);
+    page_refs = phys_to_virt(pa);
+    return 0;
+}
+
+int page_share(uint64_t pa)
+{
+    if (!page_refs && page_refs_init() < 0)
+        return -1;
+    page_refs[pa / PAGE_SIZE]++;
+    return 0;
+}
+
+int page_is_shared(uint64_t pa)
+{
+    return page_refs && page_refs[pa / PAGE_SIZE];
+}
+
+/* One mapping of a private page goes: the page is freed with the last. */
+void page_put(uint64_t pa)
+{
+    if (page_refs && page_refs[pa / PAGE_SIZE])
+        page_refs[pa / PAGE_SIZE]--;
+    else
+        free_page(pa);
+}

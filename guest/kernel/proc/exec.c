@@ -22,7 +22,10 @@
 #include "kernel.h"
 #include "mm/mm.h"
 #include "proc/task.h"
+#include "proc/wait.h"
 #include "x86.h"
+
+extern struct waitq child_wq;           /* exit.c */
 
 #define PT_LOAD 1
 #define PT_INTERP 3
@@ -292,7 +295,10 @@ static void set_identity(struct inode *ino, const char *path)
     memcpy(current->comm, base, MIN(strlen(base), (size_t)TASK_COMM_LEN - 1));
 }
 
-long exec_file(const char *path, char *const argv[], char *const envp[])
+static long exec_elf(struct inode *ino, const char *path, char *const argv[], char *const envp[]);
+static long exec_script(struct inode *ino, const char *path, char *const argv[], char *const envp[], int depth);
+
+static long exec_at_depth(const char *path, char *const argv[], char *const envp[], int depth)
 {
     struct nameidata nd;
     long r = path_walk(current->cwd, path, LOOKUP_FOLLOW, &nd);
@@ -304,6 +310,113 @@ long exec_file(const char *path, char *const argv[], char *const envp[])
         return -EISDIR;
     if (!S_ISREG(ino->mode) || !(ino->mode & S_IXUGO) || ino->ops)
         return -EACCES;
+    char magic[2];
+    if (inode_read_kernel(ino, 0, magic, 2) == 2 && magic[0] == '#' && magic[1] == '!')
+        return exec_script(ino, path, argv, envp, depth);
+    return exec_elf(ino, path, argv, envp);
+}
+
+long exec_file(const char *path, char *const argv[], char *const envp[])
+{
+    return exec_at_depth(path, argv, envp, 0);
+}
+
+/* "#!interpreter [one argument]" (binfmt_script): the interpreter runs with
+ * argv = interpreter, [argument,] the script's path, argv[1..].  Linux
+ * allows 4 levels of interpreters that are scripts themselves. */
+#define SCRIPT_LINE_MAX 256             /* BINPRM_BUF_SIZE */
+#define SCRIPT_DEPTH_MAX 4
+/* Kernel copies that must go when exec succeeds (it does not return):
+ * execve's arguments, and each script level's line and argv. */
+static struct { char *line; char **argv; uint64_t size; } script_bufs[SCRIPT_DEPTH_MAX];
+static struct { char *path; char **argv, **envp; long argc, envc; } execve_args;
+static void free_strings(char **v, int n);
+
+static void release_script(int depth)
+{
+    if (script_bufs[depth].argv)
+        kfree(script_bufs[depth].argv, script_bufs[depth].size);
+    if (script_bufs[depth].line)
+        kfree(script_bufs[depth].line, SCRIPT_LINE_MAX);
+    script_bufs[depth].argv = 0;
+    script_bufs[depth].line = 0;
+}
+
+static void release_execve_args(void)
+{
+    if (execve_args.argv)
+        free_strings(execve_args.argv, (int)execve_args.argc);
+    if (execve_args.envp)
+        free_strings(execve_args.envp, (int)execve_args.envc);
+    if (execve_args.path)
+        kfree(execve_args.path, PATH_MAX);
+    execve_args.argv = execve_args.envp = 0;
+    execve_args.path = 0;
+}
+
+/* exec_elf's last step: nothing refers to them any more. */
+static void release_exec_copies(void)
+{
+    for (int d = 0; d < SCRIPT_DEPTH_MAX; d++)
+        release_script(d);
+    release_execve_args();
+}
+
+static long exec_script(struct inode *ino, const char *path, char *const argv[], char *const envp[], int depth)
+{
+    if (depth >= SCRIPT_DEPTH_MAX)
+        return -ELOOP;
+    char *line = kmalloc(SCRIPT_LINE_MAX);
+    if (!line)
+        return -ENOMEM;
+    uint64_t n = inode_read_kernel(ino, 2, line, SCRIPT_LINE_MAX - 1);
+    line[n] = 0;
+    char *p = line, *end;
+    for (end = p; *end && *end != '\n'; end++)
+        ;
+    *end = 0;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    char *interp = p, *arg = 0;
+    while (*p && *p != ' ' && *p != '\t')
+        p++;
+    if (*p) {
+        *p++ = 0;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        for (char *e = p + strlen(p); e > p && (e[-1] == ' ' || e[-1] == '\t'); e--)
+            e[-1] = 0;
+        if (*p)
+            arg = p;                    /* the rest of the line, one argument */
+    }
+    long r = -ENOEXEC;
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    uint64_t size = (uint64_t)(argc + 3) * sizeof(char *);
+    char **nargv = kmalloc(size);
+    script_bufs[depth].line = line;
+    script_bufs[depth].argv = nargv;
+    script_bufs[depth].size = size;
+    if (*interp && nargv) {
+        int k = 0;
+        nargv[k++] = interp;
+        if (arg)
+            nargv[k++] = arg;
+        nargv[k++] = (char *)path;
+        for (int i = 1; i <= argc; i++)     /* and the NULL */
+            nargv[k++] = argv[i];
+        r = exec_at_depth(interp, nargv, envp, depth + 1);
+    } else if (!nargv) {
+        r = -ENOMEM;
+    }
+    release_script(depth);
+    return r;
+}
+
+static long exec_elf(struct inode *ino, const char *path, char *const argv[], char *const envp[])
+{
+    long r;
     struct image *im = kzalloc(sizeof *im);
     if (!im)
         return -ENOMEM;
@@ -337,12 +450,22 @@ long exec_file(const char *path, char *const argv[], char *const envp[])
     mm_activate(mm);
     if (old)
         mm_destroy(old);
-    files_close_on_exec(current->files);
     struct regs regs;
     memset(&regs, 0, sizeof regs);
     if ((r = build_stack(im, path, argv, envp, &regs.rsp)) < 0) {
         kfree(im, sizeof *im);
-        return r;                       /* the caller reports it and ends the VM */
+        if (old) {                      /* a process's exec: its program is gone */
+            release_exec_copies();
+            do_exit(SIGKILL);
+        }
+        return r;                       /* the boot reports it and ends the VM */
+    }
+    if (old) {                          /* issue 15a: what exec resets in a process */
+        files_close_on_exec(current->files);
+        if (current->vfork_parent) {
+            current->vfork_parent = 0;
+            wake_up(&child_wq);
+        }
     }
     set_identity(ino, path);
     for (int sig = 1; old && sig <= NSIG; sig++)    /* handlers do not survive exec; ignoring does */
@@ -352,6 +475,7 @@ long exec_file(const char *path, char *const argv[], char *const envp[])
     current->altstack_flags = SS_DISABLE;
     wrmsr(MSR_FS_BASE, 0);
     wrmsr(MSR_GS_BASE, 0);
+    current->fs_base = current->gs_base = 0;
     /* The FPU as Linux starts a program (fpstate_init): x87 control word 0x37f (64-bit
      * precision, exceptions masked), MXCSR 0x1f80, the rest zero.  The CPU's reset value
      * (0x40) would round every x87 result to single precision (musl's printf of a double
@@ -368,5 +492,75 @@ long exec_file(const char *path, char *const argv[], char *const envp[])
     regs.ss = USER_DS;
     user_zero_on_return(&regs, im->zero_start, im->zero_end);   /* .bss, in ring 3 */
     kfree(im, sizeof *im);
+    release_exec_copies();
     enter_user(&regs);
+}
+
+/* ---- execve (issue 15a) ----------------------------------------------------
+ * The path, arguments and environment are copied into the kernel first (the
+ * old address space goes before the new stack is built). */
+#define EXEC_STRINGS_MAX 510            /* argv + envp entries: a kmalloc'd table */
+
+static void free_strings(char **v, int n)
+{
+    for (int i = 0; i < n; i++)
+        kfree(v[i], PAGE_SIZE);
+    kfree(v, (EXEC_STRINGS_MAX + 2) * sizeof *v);
+}
+
+/* A NULL-terminated user array of strings (each under a page) into the
+ * kernel: the count, or -errno. */
+static long copy_strings(uint64_t uv, char ***out)
+{
+    char **v = kmalloc((EXEC_STRINGS_MAX + 2) * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    long n = 0, r = 0;
+    while (uv) {
+        uint64_t p;
+        if (copy_from_user(&p, uv + (uint64_t)n * 8, 8) < 0) {
+            r = -EFAULT;
+            break;
+        }
+        if (!p)
+            break;
+        if (n == EXEC_STRINGS_MAX) {
+            r = -E2BIG;
+            break;
+        }
+        if (!(v[n] = kmalloc(PAGE_SIZE))) {
+            r = -ENOMEM;
+            break;
+        }
+        n++;
+        long len = strncpy_from_user(v[n - 1], p, PAGE_SIZE);
+        if (len < 0) {
+            r = len == -ENAMETOOLONG ? -E2BIG : len;
+            break;
+        }
+    }
+    if (r < 0) {
+        free_strings(v, (int)n);
+        return r;
+    }
+    v[n] = 0;
+    *out = v;
+    return n;
+}
+
+void sys_execve_regs(struct regs *r)
+{
+    long err;
+    if (!(execve_args.path = kmalloc(PATH_MAX)))
+        err = -ENOMEM;
+    else if ((err = strncpy_from_user(execve_args.path, r->rdi, PATH_MAX)) >= 0 &&
+             (err = execve_args.argc = copy_strings(r->rsi, &execve_args.argv)) >= 0 &&
+             (err = execve_args.envc = copy_strings(r->rdx, &execve_args.envp)) >= 0)
+        err = exec_file(execve_args.path, execve_args.argv, execve_args.envp);   /* only on failure */
+    if (execve_args.argc < 0)
+        execve_args.argv = 0;
+    if (execve_args.envc < 0)
+        execve_args.envp = 0;
+    release_execve_args();
+    r->rax = (uint64_t)err;
 }

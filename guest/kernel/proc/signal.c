@@ -19,6 +19,7 @@
 #include "kernel.h"
 #include "mm/mm.h"
 #include "proc/task.h"
+#include "proc/wait.h"
 #include "serial.h"
 #include "syscall/strace.h"
 
@@ -178,6 +179,8 @@ void signal_send(struct task *t, int sig, int code, uint64_t addr)
     t->info[sig] = (struct pending_info){ code, current->tgid, 0, addr };
     if (t == current)
         update_work();
+    else if (!(t->blocked & bit))
+        task_wake(t);                   /* out of an interruptible sleep (issue 15a) */
 }
 
 static void save_regs(struct sigcontext *mc, const struct regs *r)
@@ -217,10 +220,12 @@ static int setup_frame(struct regs *r, int sig, const struct pending_info *info,
     save_regs(&f->uc.mc, r);
     f->uc.mc.err = error;
     f->uc.mc.trapno = trapno;
-    f->uc.mc.oldmask = current->blocked;
+    uint64_t saved = current->restore_blocked ? current->saved_blocked : current->blocked;
+    current->restore_blocked = 0;
+    f->uc.mc.oldmask = saved;
     f->uc.mc.cr2 = cr2;
     f->uc.mc.fpstate = fp;
-    f->uc.sigmask = current->blocked;
+    f->uc.sigmask = saved;
     f->info.signo = sig;
     f->info.code = info->code;
     if (info->code == SI_USER || info->code == SI_TKILL) {
@@ -249,8 +254,7 @@ static int setup_frame(struct regs *r, int sig, const struct pending_info *info,
 
 void task_kill_by_signal(int sig)
 {
-    strace_process_end(0, sig);
-    vm_exit(EXIT_SIGNAL_BASE + (uint32_t)sig);
+    do_exit(sig);                       /* wait status: the signal in the low 7 bits */
 }
 
 int signal_force(struct regs *r, int sig, int code, uint64_t addr, uint64_t cr2)
@@ -287,7 +291,41 @@ void signal_deliver_pending(struct regs *r)
             task_kill_by_signal(SIGSEGV);       /* Linux: a frame that cannot be written */
         /* On to the next: as Linux, a frame for each, the last built runs first. */
     }
+    if (current->restore_blocked) {     /* rt_sigsuspend, and no handler ran */
+        current->blocked = current->saved_blocked;
+        current->restore_blocked = 0;
+    }
     user_return_work = (current->pending & ~current->blocked) != 0;
+}
+
+/* ---- Waiting for a signal (issue 15a): pause, rt_sigsuspend.  Only a signal
+ * wakes the sleeper (signal_send's task_wake); no one wakes this queue. */
+static struct waitq signal_wq;
+
+long sys_pause(void)
+{
+    while (!signal_pending())
+        waitq_sleep(&signal_wq);
+    return -EINTR;
+}
+
+/* The mask is the given one until a signal arrives; the handler's frame
+ * saves the old one, which its sigreturn restores (or, with no handler, it
+ * comes back at the return). */
+long sys_rt_sigsuspend(uint64_t set, uint64_t size)
+{
+    uint64_t mask;
+    if (size != 8)
+        return -EINVAL;
+    if (copy_from_user(&mask, set, 8) < 0)
+        return -EFAULT;
+    current->saved_blocked = current->blocked;
+    current->restore_blocked = 1;
+    current->blocked = mask & ~UNBLOCKABLE;
+    while (!signal_pending())
+        waitq_sleep(&signal_wq);
+    user_return_work = 1;
+    return -EINTR;
 }
 
 void return_to_user_work(struct regs *r)

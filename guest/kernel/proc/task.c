@@ -16,6 +16,7 @@
 #define ARCH_GET_CPUID 0x1011
 #define ARCH_SET_CPUID 0x1012
 
+extern char kernel_stack_top[];         /* entry.S: PID 1's kernel stack */
 struct task *current;
 volatile uint8_t user_return_work;
 
@@ -45,6 +46,14 @@ struct task *task_init(void)
         t->rlim_max[i] = set ? default_limits[i][1] : RLIM_INFINITY;
     }
     memcpy(t->comm, "init", 5);
+    t->pgid = t->sid = 1;
+    t->exit_signal = SIGCHLD;
+    t->kstack_top = (uint64_t)kernel_stack_top;    /* the boot stack */
+    if (!(t->fpu = kmalloc(FXSAVE_AREA)))
+        panic("out of memory");
+    t->slice = SCHED_SLICE_TICKS;
+    all_tasks = t;
+    nr_tasks = 1;
     current = t;
     return t;
 }
@@ -54,10 +63,57 @@ long sys_gettid(void)  { return current->pid; }
 long sys_getppid(void) { return current->ppid; }
 long sys_getuid(void)  { return 0; }
 long sys_getgid(void)  { return 0; }
-long sys_getpgrp(void) { return current->tgid; }
-long sys_getpgid(uint64_t pid) { return pid == 0 || (int)pid == current->tgid ? current->tgid : -ESRCH; }
-long sys_getsid(uint64_t pid) { return sys_getpgid(pid); }
-long sys_setsid(void)  { return -EPERM; }          /* already a session (and group) leader */
+long sys_getpgrp(void) { return current->pgid; }
+
+/* The process pid names (0: the caller), or NULL. */
+static struct task *process(uint64_t pid)
+{
+    return pid == 0 ? current : task_by_pid((int)pid);
+}
+
+long sys_getpgid(uint64_t pid)
+{
+    struct task *t = process(pid);
+    return t ? t->pgid : -ESRCH;
+}
+
+long sys_getsid(uint64_t pid)
+{
+    struct task *t = process(pid);
+    return t ? t->sid : -ESRCH;
+}
+
+long sys_setsid(void)
+{
+    for (struct task *t = all_tasks; t; t = t->all_next)
+        if (t->pgid == current->tgid)
+            return -EPERM;              /* already a group leader (setsid(2)) */
+    current->pgid = current->sid = current->tgid;
+    return current->sid;
+}
+
+/* setpgid(2): the caller or a child of it, in its session, into a group of
+ * the same session (or a new one named by the process). */
+long sys_setpgid(uint64_t upid, uint64_t upgid)
+{
+    if ((int)upgid < 0)
+        return -EINVAL;
+    struct task *t = process(upid);
+    if (!t || (t != current && t->parent != current))
+        return -ESRCH;
+    int pgid = upgid ? (int)upgid : t->tgid;
+    if (t->sid != current->sid || t->sid == t->tgid)
+        return t->sid == t->tgid ? -EPERM : -ESRCH;     /* a session leader stays */
+    if (pgid != t->tgid) {
+        struct task *m = all_tasks;
+        while (m && !(m->pgid == pgid && m->sid == current->sid && m->state != TASK_ZOMBIE))
+            m = m->all_next;
+        if (!m)
+            return -EPERM;
+    }
+    t->pgid = pgid;
+    return 0;
+}
 
 /* The one user is root, and stays root: a change to another ID is refused
  * rather than pretended (nothing here could act as another user). */
@@ -164,6 +220,13 @@ long sys_prctl(uint64_t option, uint64_t arg2)
         return arg2 == 1 ? 0 : -EINVAL;
     case PR_GET_NO_NEW_PRIVS:
         return 0;
+    case PR_SET_CHILD_SUBREAPER:
+        current->child_subreaper = arg2 != 0;
+        return 0;
+    case PR_GET_CHILD_SUBREAPER: {
+        int v = current->child_subreaper;
+        return copy_to_user(arg2, &v, sizeof v);
+    }
     default:
         return -EINVAL;
     }
@@ -192,44 +255,52 @@ long sys_arch_prctl(uint64_t code, uint64_t addr)
     }
 }
 
-void task_exit(int status)
-{
-    strace_process_end(status & 0xff, 0);
-    vm_exit((uint32_t)status & 0xff);
-}
-
 long sys_exit(uint64_t status)
 {
     task_exit((int)status);
 }
 
-long sys_kill(uint64_t pid, uint64_t sig)
+/* kill(2): one process, a group (0: the caller's, -pgid), or every process
+ * but PID 1 and the caller (-1).  Signal 0 only checks. */
+long sys_kill(uint64_t upid, uint64_t sig)
 {
-    int p = (int)pid;
+    int pid = (int)upid;
     if (sig > NSIG)
         return -EINVAL;
-    if (p != current->tgid && p != 0 && p != -current->tgid)
-        return -ESRCH;                  /* no other process (kill(-1) spares the caller) */
-    signal_send(current, (int)sig, SI_USER, 0);
-    return 0;
+    if (pid > 0) {
+        struct task *t = task_by_pid(pid);
+        if (!t)
+            return -ESRCH;
+        signal_send(t, (int)sig, SI_USER, 0);
+        return 0;
+    }
+    int pgid = pid == 0 ? current->pgid : -pid, found = 0;
+    for (struct task *t = all_tasks; t; t = t->all_next) {
+        if (t->state == TASK_ZOMBIE)
+            continue;
+        if (pid == -1 ? (t->pid == 1 || t == current) : t->pgid != pgid)
+            continue;
+        found = 1;
+        signal_send(t, (int)sig, SI_USER, 0);
+    }
+    if (pid == -1 && current->pid != 1)
+        found = 1;                      /* kill(-1) with no one else: Linux succeeds when it sent any */
+    return found ? 0 : -ESRCH;
 }
 
 long sys_tgkill(uint64_t tgid, uint64_t tid, uint64_t sig)
 {
     if ((int)tgid <= 0 || (int)tid <= 0 || sig > NSIG)
         return -EINVAL;
-    if ((int)tgid != current->tgid || (int)tid != current->pid)
+    struct task *t = task_by_pid((int)tid);
+    if (!t || t->tgid != (int)tgid)
         return -ESRCH;
-    signal_send(current, (int)sig, SI_TKILL, 0);
+    signal_send(t, (int)sig, SI_TKILL, 0);
     return 0;
 }
 
 long sys_tkill(uint64_t tid, uint64_t sig)
 {
-    return sys_tgkill((uint64_t)current->tgid, tid, sig);
-}
-
-long sys_wait4(void)
-{
-    return -ECHILD;                     /* no children */
+    struct task *t = task_by_pid((int)tid);
+    return t ? sys_tgkill((uint64_t)t->tgid, tid, sig) : -ESRCH;
 }

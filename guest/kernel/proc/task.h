@@ -50,7 +50,27 @@ struct task {
     uint64_t arg_start, arg_end, env_start, env_end;   /* on the user stack */
     uint64_t fs_base, gs_base;  /* as arch_prctl set them */
     struct task *wait_next;     /* on a waitq (wait.h) */
+    /* ---- part A (issue 15a): scheduling and the process tree ---- */
+    int state;                  /* TASK_RUNNING, TASK_SLEEPING, TASK_ZOMBIE */
+    uint64_t ksp;               /* saved kernel RSP while switched out (sched.c) */
+    uint64_t kstack_top;        /* TSS.RSP0 and the syscall stack while it runs */
+    uint64_t kstack_pa;         /* its KSTACK_PAGES (0: the boot stack, PID 1) */
+    void *fpu;                  /* FXSAVE_AREA bytes: user x87/SSE state while switched out */
+    int slice;                  /* ticks left before preemption */
+    struct task *run_next;      /* on the run queue */
+    struct task *parent, *children, *sibling;
+    struct task *all_next;      /* every task (kill -1, process groups) */
+    int pgid, sid;
+    int exit_status;            /* for wait4: Linux's encoding */
+    int exit_signal;            /* sent to the parent at exit (clone's CSIGNAL bits) */
+    uint64_t set_child_tid;     /* CLONE_CHILD_SETTID: written on the child's first return */
+    struct task *vfork_parent;  /* waiting in vfork until this task execs or exits */
+    uint64_t saved_blocked;     /* rt_sigsuspend: the mask the next signal frame restores */
+    int restore_blocked;        /* ... when set */
+    int child_subreaper;        /* PR_SET_CHILD_SUBREAPER: orphans below come here, not to PID 1 */
 };
+
+enum { TASK_RUNNING, TASK_SLEEPING, TASK_ZOMBIE };
 
 /* The running task.  `user_return_work` is non-zero when the way back to
  * user mode has something to do (a signal to deliver): the system-call fast
@@ -74,6 +94,24 @@ int signal_force(struct regs *r, int sig, int code, uint64_t addr, uint64_t cr2)
 void signal_deliver_pending(struct regs *r);
 void sys_rt_sigreturn(struct regs *r);
 void task_exit(int status) __attribute__((noreturn));
+
+/* sched.c (issue 15a) */
+extern struct task *all_tasks;
+extern int nr_tasks;
+void schedule(void);                          /* run someone else if there is someone */
+void task_wake(struct task *t);               /* a sleeping task becomes runnable */
+void task_make_runnable(struct task *t);      /* a new one */
+struct task *task_by_pid(int pid);
+int pid_alloc(void);
+uint64_t kstack_alloc(void);                  /* physical base of KSTACK_PAGES, or 0 */
+void kstack_free(uint64_t pa);
+uint64_t kstack_cached_pages(void);
+void timer_tick_work(struct regs *r);         /* traps.S: a tick from user mode with work */
+/* fork.c / exit.c */
+void do_exit(int wait_status) __attribute__((noreturn));   /* the one way a task ends */
+void task_release(struct task *t);            /* free a reaped zombie */
+void fork_regs(struct regs *r);               /* fork, vfork, clone: full path */
+void sys_execve_regs(struct regs *r);
 /* End the process for signal sig (default action), with a report line. */
 void task_kill_by_signal(int sig) __attribute__((noreturn));
 

@@ -1,21 +1,29 @@
 /*
- * Wait queues (wait.h).  One task runs today, so a sleep is one idle wait
- * for the next interrupt (the tick, or a device's IRQ, is what makes any
- * condition change) and waking has no one to switch to.  The scheduler
- * replaces these two bodies; their callers stay as they are.
+ * Wait queues (wait.h) on the scheduler (sched.c).  A sleeper links itself
+ * on the queue and leaves the run queue; wake_up makes every sleeper on it
+ * runnable again, and each one unlinks itself when it runs, whatever woke it
+ * (wake_up, or a signal through task_wake).
  */
-#include "irq.h"
 #include "proc/wait.h"
 
 void waitq_sleep(struct waitq *q)
 {
-    (void)q;
-    cpu_idle();
+    current->wait_next = q->first;
+    q->first = current;
+    current->state = TASK_SLEEPING;
+    schedule();
+    for (struct task **p = &q->first; *p; p = &(*p)->wait_next)
+        if (*p == current) {
+            *p = current->wait_next;
+            break;
+        }
+    current->wait_next = 0;
 }
 
 void wake_up(struct waitq *q)
 {
-    (void)q;
+    for (struct task *t = q->first; t; t = t->wait_next)
+        task_wake(t);
 }
 
 int signal_pending(void)

@@ -23,6 +23,9 @@ struct waitq {
 /* Sleep once on q: returns after a wake_up of q (or a spurious wake-up). */
 void waitq_sleep(struct waitq *q);
 void wake_up(struct waitq *q);
+/* Woken at every timer tick (and after every idle wake-up): for sleeps with
+ * a deadline, and waits on what raises no interrupt (proc/sched.c). */
+extern struct waitq tick_wq;
 int signal_pending(void);           /* the current task has an unblocked signal */
 
 #define wait_event(q, cond) ({                              \

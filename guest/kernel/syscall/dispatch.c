@@ -50,6 +50,16 @@ void syscall_handler(struct regs *r)
     case SYS_read:                      /* the copy stub sets RAX itself */
         r->rax = (uint64_t)(ret = sys_read_regs(r));
         break;
+    case SYS_clone:                     /* issue 15a: the child starts from a copy of r */
+    case SYS_fork:
+    case SYS_vfork:
+        fork_regs(r);
+        ret = (long)r->rax;
+        break;
+    case SYS_execve:                    /* returns only on failure */
+        sys_execve_regs(r);
+        ret = (long)r->rax;
+        break;
     case SYS_pread64:
         r->rax = (uint64_t)(ret = sys_pread64_regs(r));
         break;

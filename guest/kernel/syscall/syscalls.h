@@ -131,7 +131,11 @@ long sys_exit(u64 status);
 long sys_kill(u64 pid, u64 sig);
 long sys_tgkill(u64 tgid, u64 tid, u64 sig);
 long sys_tkill(u64 tid, u64 sig);
-long sys_wait4(void);
+long sys_wait4(u64 pid, u64 status, u64 options, u64 rusage);
+long sys_waitid(u64 idtype, u64 id, u64 infop, u64 options, u64 rusage);
+long sys_setpgid(u64 pid, u64 pgid);
+long sys_pause(void);
+long sys_rt_sigsuspend(u64 set, u64 size);
 /* proc/info.c */
 long sys_uname(u64 buf);
 long sys_sysinfo(u64 buf);

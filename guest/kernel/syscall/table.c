@@ -64,7 +64,7 @@ const syscall_fn syscall_table[NR_SYSCALLS] = {
      * and pread64 when they copy through the window) */
     CALL(rt_sigaction, sys_rt_sigaction), CALL(rt_sigprocmask, sys_rt_sigprocmask),
     CALL(rt_sigpending, sys_rt_sigpending), CALL(kill, sys_kill), CALL(tkill, sys_tkill),
-    CALL(tgkill, sys_tgkill),
+    CALL(tgkill, sys_tgkill), CALL(pause, sys_pause), CALL(rt_sigsuspend, sys_rt_sigsuspend),
     /* process */
     CALL(getpid, sys_getpid), CALL(gettid, sys_gettid), CALL(getppid, sys_getppid),
     CALL(getuid, sys_getuid), CALL(geteuid, sys_getuid), CALL(getgid, sys_getgid),
@@ -73,11 +73,11 @@ const syscall_fn syscall_table[NR_SYSCALLS] = {
     CALL(setresgid, sys_setresid), CALL(getresuid, sys_getresid), CALL(getresgid, sys_getresid),
     CALL(setfsuid, sys_zero), CALL(setfsgid, sys_zero), CALL(getgroups, sys_getgroups),
     CALL(setgroups, sys_zero), CALL(getpgrp, sys_getpgrp), CALL(getpgid, sys_getpgid),
-    CALL(getsid, sys_getsid), CALL(setsid, sys_setsid), CALL(setpgid, sys_zero),
+    CALL(getsid, sys_getsid), CALL(setsid, sys_setsid), CALL(setpgid, sys_setpgid),
     CALL(set_tid_address, sys_set_tid_address), CALL(set_robust_list, sys_set_robust_list),
     CALL(prlimit64, sys_prlimit64), CALL(getrlimit, sys_getrlimit), CALL(setrlimit, sys_setrlimit),
     CALL(prctl, sys_prctl), CALL(arch_prctl, sys_arch_prctl), CALL(personality, sys_zero),
-    CALL(exit, sys_exit), CALL(exit_group, sys_exit), CALL(wait4, sys_wait4), CALL(waitid, sys_wait4),
+    CALL(exit, sys_exit), CALL(exit_group, sys_exit), CALL(wait4, sys_wait4), CALL(waitid, sys_waitid),
     CALL(getpriority, sys_zero), CALL(setpriority, sys_zero),
     /* system */
     CALL(uname, sys_uname), CALL(sysinfo, sys_sysinfo), CALL(getrandom, sys_getrandom),
@@ -93,4 +93,5 @@ const syscall_fn syscall_table[NR_SYSCALLS] = {
 /* 1: the call takes the full path.  Written by strace_enable(). */
 uint8_t syscall_full_path[NR_SYSCALLS] = {
     [SYS_brk] = 1, [SYS_rt_sigreturn] = 1, [SYS_sigaltstack] = 1, [SYS_read] = 1, [SYS_pread64] = 1,
+    [SYS_clone] = 1, [SYS_fork] = 1, [SYS_vfork] = 1, [SYS_execve] = 1,    /* issue 15a: they need the regs */
 };
