@@ -245,12 +245,14 @@ long sys_epoll_wait(uint64_t epfd, uint64_t events, uint64_t maxevents, uint64_t
     return do_epoll_wait(epfd, events, (int32_t)maxevents, deadline_ms((int32_t)timeout));
 }
 
-/* The signal mask is checked, not installed: nothing sends a signal
- * asynchronously during the wait yet (as ppoll, poll.c). */
+/* With the caller's signal mask for the wait, as ppoll. */
 long sys_epoll_pwait(uint64_t epfd, uint64_t events, uint64_t maxevents, uint64_t timeout, uint64_t sigmask,
                      uint64_t sigsetsize)
 {
-    if (sigmask && sigsetsize != 8)
-        return -EINVAL;
-    return sys_epoll_wait(epfd, events, maxevents, timeout);
+    long r = signal_mask_for_wait(sigmask, sigsetsize);
+    if (r)
+        return r;
+    r = sys_epoll_wait(epfd, events, maxevents, timeout);
+    signal_mask_after_wait(r);
+    return r;
 }

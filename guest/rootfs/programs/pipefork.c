@@ -139,6 +139,53 @@ static void waking(void)
     close(ep);
 }
 
+static volatile int usr1_count;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    usr1_count++;
+}
+
+/* SIGUSR1 blocked; the wait's own mask lets a child's SIGUSR1 interrupt it,
+ * its handler runs, and the caller's mask (still blocking it) comes back. */
+static void masked_waits(void)
+{
+    int p[2], ep = epoll_create1(0);
+    pipe(p);
+    struct epoll_event ev = { EPOLLIN, { .u64 = 1 } }, out[1];
+    epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev);
+    signal(SIGUSR1, on_usr1);
+    sigset_t usr1, none, now;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigemptyset(&none);
+    sigprocmask(SIG_BLOCK, &usr1, NULL);
+    const char *what[3] = { "ppoll", "pselect", "epoll_pwait" };
+    for (int k = 0; k < 3; k++) {
+        if (fork() == 0)
+            _exit(kill(getppid(), SIGUSR1));
+        int before = usr1_count;
+        struct pollfd pf = { p[0], POLLIN, 0 };
+        fd_set r;
+        FD_ZERO(&r);
+        FD_SET(p[0], &r);
+        long n = k == 0 ? ppoll(&pf, 1, NULL, &none)
+               : k == 1 ? pselect(p[0] + 1, &r, NULL, NULL, NULL, &none)
+               : epoll_pwait(ep, out, 1, -1, &none);
+        int interrupted = n == -1 && errno == EINTR;
+        sigprocmask(SIG_BLOCK, NULL, &now);
+        char line[96];
+        snprintf(line, sizeof line, "%s: EINTR from a child's SIGUSR1, handler ran, mask back", what[k]);
+        check(interrupted && usr1_count == before + 1 && sigismember(&now, SIGUSR1), line);
+        reap(1);
+    }
+    sigprocmask(SIG_UNBLOCK, &usr1, NULL);
+    close(p[0]);
+    close(p[1]);
+    close(ep);
+}
+
 static void across_exec(void)
 {
     int p[2], keep[2], shut[2];
@@ -175,6 +222,7 @@ int main(void)
     blocking_both_ways();
     broken_across();
     waking();
+    masked_waits();
     across_exec();
     return finish("pipefork");
 }
