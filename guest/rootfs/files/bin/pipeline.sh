@@ -1,5 +1,7 @@
+#!/bin/busybox sh
 # Pipelines, command substitution, xargs and redirections through busybox sh
-# (issue 15b): run as `sh /data/pipeline.sh`.
+# (issue 15b): run as `sh /bin/pipeline.sh` (not under /data,
+# which busybox-ls and busybox-find list).
 seq 1 1000 | sort -rn | head -3
 lines=$(seq 1 100 | wc -l)
 echo "lines: $lines"
