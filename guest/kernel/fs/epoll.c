@@ -3,8 +3,8 @@
  *
  * An instance keeps a list of watched (fd, open file) items; a wait asks
  * each item's file for its readiness (the same poll op that poll and select
- * use) and sleeps on poll_waiters (poll.c), which every change of any
- * file's readiness wakes.  Level-triggered items report while ready;
+ * use) and sleeps where poll does (poll_queue, poll.c), which every change
+ * of any file's readiness wakes.  Level-triggered items report while ready;
  * EPOLLET items report when a bit they watch becomes set (was clear when
  * the last wait looked), which is what a reader that drains the file to
  * EAGAIN relies on; unlike Linux, more data on a pipe that stayed readable
@@ -43,7 +43,6 @@ struct eventpoll {
 };
 
 static struct eventpoll *instances;
-extern struct waitq poll_waiters;
 
 static const struct file_ops epoll_ops;
 
@@ -246,12 +245,14 @@ long sys_epoll_wait(uint64_t epfd, uint64_t events, uint64_t maxevents, uint64_t
     return do_epoll_wait(epfd, events, (int32_t)maxevents, deadline_ms((int32_t)timeout));
 }
 
-/* The signal mask is checked, not installed: nothing sends a signal
- * asynchronously during the wait yet (as ppoll, poll.c). */
+/* With the caller's signal mask for the wait, as ppoll. */
 long sys_epoll_pwait(uint64_t epfd, uint64_t events, uint64_t maxevents, uint64_t timeout, uint64_t sigmask,
                      uint64_t sigsetsize)
 {
-    if (sigmask && sigsetsize != 8)
-        return -EINVAL;
-    return sys_epoll_wait(epfd, events, maxevents, timeout);
+    long r = signal_mask_for_wait(sigmask, sigsetsize);
+    if (r)
+        return r;
+    r = sys_epoll_wait(epfd, events, maxevents, timeout);
+    signal_mask_after_wait(r);
+    return r;
 }

@@ -4,12 +4,10 @@
  * when its ring holds a byte; pipes and eventfds by their contents.  Every
  * file's readiness comes from one function (its poll op), and a wait (here
  * and in epoll.c) sleeps on one queue, poll_waiters, that every change of
- * any file's readiness wakes (poll_wake).  With one task a sleep is HLT
- * until the next interrupt (a received byte or the 100 Hz tick), so a
- * timeout ends within a tick of its deadline.  On the scheduler a wait with
- * a deadline sleeps on tick_wq (poll_queue), which poll_wake wakes too.  Nothing sends signals
- * asynchronously yet, so the signal masks of ppoll and pselect6 are only
- * checked, not installed.
+ * any file's readiness wakes (poll_wake).  A wait with a deadline sleeps
+ * on tick_wq instead (the scheduler wakes it every tick, and poll_wake
+ * wakes it too), so that it also ends within a tick of its deadline.
+ * ppoll and pselect6 install their signal mask for the wait (signal.c).
  */
 #include "clock.h"
 #include "fs/vfs.h"
@@ -35,12 +33,9 @@ void poll_wake(struct waitq *q)
     if (q)
         wake_up(q);
     wake_up(&poll_waiters);
-    wake_up(&tick_wq);                  /* the waits with a deadline sleep there (merge of 15a and 15b) */
+    wake_up(&tick_wq);                  /* the waits with a deadline */
 }
 
-/* Where a readiness wait sleeps: a wait with a deadline on the tick's queue
- * (the scheduler wakes it every tick, and poll_wake too), one without on
- * poll_waiters. */
 struct waitq *poll_queue(uint64_t deadline)
 {
     return deadline == NO_DEADLINE ? &poll_waiters : &tick_wq;
@@ -108,15 +103,15 @@ long sys_poll(uint64_t fds, uint64_t nfds, uint64_t timeout_ms)
 
 long sys_ppoll(uint64_t fds, uint64_t nfds, uint64_t ts, uint64_t sigmask, uint64_t sigsetsize)
 {
-    if (sigmask && sigsetsize != 8)
-        return -EINVAL;
     uint64_t deadline;
     long r = deadline_of(ts, &deadline);
-    if (r)
+    if (r || (r = signal_mask_for_wait(sigmask, sigsetsize)))
         return r;
     if (ts && deadline <= clock_ns())
         deadline = 0;
-    return do_poll(fds, nfds, deadline);
+    r = do_poll(fds, nfds, deadline);
+    signal_mask_after_wait(r);
+    return r;
 }
 
 #define NO_FILE (-1)
@@ -184,12 +179,17 @@ long sys_select(uint64_t nfds, uint64_t r, uint64_t w, uint64_t e, uint64_t tv)
 
 long sys_pselect6(uint64_t nfds, uint64_t r, uint64_t w, uint64_t e, uint64_t ts, uint64_t sig)
 {
-    (void)sig;
-    uint64_t sets[3] = { r, w, e }, deadline;
+    uint64_t sets[3] = { r, w, e }, deadline, mask[2] = { 0, 0 };     /* { sigset pointer, its size } */
     long err = deadline_of(ts, &deadline);
     if (err)
         return err;
+    if (sig && copy_from_user(mask, sig, sizeof mask) < 0)
+        return -EFAULT;
+    if ((err = signal_mask_for_wait(mask[0], mask[1])))
+        return err;
     if (ts && deadline <= clock_ns())
         deadline = 0;
-    return do_select((int64_t)(int32_t)nfds, sets, deadline);
+    err = do_select((int64_t)(int32_t)nfds, sets, deadline);
+    signal_mask_after_wait(err);
+    return err;
 }

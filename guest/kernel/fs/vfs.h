@@ -205,10 +205,6 @@ void fd_set_cloexec(int fd, int on);
 long fd_dup_to(int oldfd, int newfd, int cloexec);
 struct files;
 struct files *files_new(void);
-struct files *files_copy(const struct files *from);   /* fork: NULL when out of memory */
-void files_release(struct files *files);              /* exit: close all, free the table */
-/* execve: close every descriptor whose close-on-exec flag is set. */
-void files_close_on_exec(struct files *files);
 /* A new open file of ino doing ops (pipes, eventfd, epoll); NULL: no memory. */
 struct file *file_with_ops(struct inode *ino, const struct file_ops *ops, uint32_t flags, void *priv);
 /* The same on a new anonymous inode (eventfd, epoll). */
@@ -216,6 +212,9 @@ struct file *anon_file_new(const struct file_ops *ops, uint32_t flags, void *pri
 /* Install a new file as the lowest free descriptor: the fd, or -errno
  * (then the file is put). */
 long fd_install_new(struct file *f, int cloexec);
+struct files *files_copy(const struct files *from);   /* fork: NULL when out of memory */
+void files_release(struct files *files);              /* exit: close all, free the table */
+void files_close_on_exec(struct files *files);
 
 /* ---- cpio.c, devices.c, console.c, procfs.c, sysfs.c ------------------------------ */
 /* Unpack a newc archive into the root; the message of a malformed one is
@@ -246,7 +245,8 @@ struct waitq;
 /* Wake the sleepers of q and every poll, select and epoll wait: the one
  * call a file makes when its readiness changes (interrupt handlers too). */
 void poll_wake(struct waitq *q);
-struct waitq *poll_queue(uint64_t deadline);   /* where a readiness wait sleeps (poll.c) */
+/* The queue a poll, select or epoll wait sleeps on, by its deadline (~0: none). */
+struct waitq *poll_queue(uint64_t deadline);
 /* A file's readiness mask (its poll op, or always ready). */
 int file_ready(struct file *f);
 long pipe_size(struct file *f);                       /* F_GETPIPE_SZ: bytes, or -EBADF if not a pipe */

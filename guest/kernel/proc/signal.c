@@ -313,6 +313,37 @@ long sys_pause(void)
 /* The mask is the given one until a signal arrives; the handler's frame
  * saves the old one, which its sigreturn restores (or, with no handler, it
  * comes back at the return). */
+/* ppoll, pselect6, epoll_pwait (issue 15b): the caller's mask for the
+ * wait, then back as rt_sigsuspend's: at once, or after the handler of the
+ * signal that interrupted the wait. */
+long signal_mask_for_wait(uint64_t set, uint64_t size)
+{
+    uint64_t mask;
+    if (!set)
+        return 0;
+    if (size != 8)
+        return -EINVAL;
+    if (copy_from_user(&mask, set, 8) < 0)
+        return -EFAULT;
+    current->saved_blocked = current->blocked;
+    current->restore_blocked = 1;
+    current->blocked = mask & ~UNBLOCKABLE;
+    return 0;
+}
+
+void signal_mask_after_wait(long result)
+{
+    if (!current->restore_blocked)
+        return;
+    if (result == -EINTR) {
+        user_return_work = 1;           /* the handler's frame keeps the caller's mask */
+        return;
+    }
+    current->blocked = current->saved_blocked;
+    current->restore_blocked = 0;
+    update_work();
+}
+
 long sys_rt_sigsuspend(uint64_t set, uint64_t size)
 {
     uint64_t mask;

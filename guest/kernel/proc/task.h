@@ -96,6 +96,10 @@ void signal_send(struct task *t, int sig, int code, uint64_t addr);
 int signal_force(struct regs *r, int sig, int code, uint64_t addr, uint64_t cr2);
 void signal_deliver_pending(struct regs *r);
 void sys_rt_sigreturn(struct regs *r);
+/* ppoll, pselect6, epoll_pwait: install the user's mask (set may be 0) for
+ * a wait, 0 or -errno; then restore it given the wait's result. */
+long signal_mask_for_wait(uint64_t set, uint64_t size);
+void signal_mask_after_wait(long result);
 void task_exit(int status) __attribute__((noreturn));
 
 /* sched.c (issue 15a) */
