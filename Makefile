@@ -33,14 +33,14 @@ bytecode: $(STAMP)
 	$(VPY) -m compileall -q vmm
 
 # The guest is built with the machine's gcc and binutils; the test root file system with
-# Debian's static glibc (libc6-dev), musl-gcc (musl-tools) and busybox-static. Install them
-# if missing.
+# Debian's static glibc (libc6-dev), musl-gcc (musl-tools), busybox-static and golang-go (the
+# Go test program). Install them if missing.
 toolchain:
 	@command -v gcc >/dev/null && command -v as >/dev/null && command -v ld >/dev/null && command -v objcopy >/dev/null \
-	  && command -v musl-gcc >/dev/null && test -e /usr/lib/x86_64-linux-gnu/libc.a \
+	  && command -v musl-gcc >/dev/null && test -e /usr/lib/x86_64-linux-gnu/libc.a && command -v go >/dev/null \
 	  && dpkg-query -W -f='$${Status}' busybox-static 2>/dev/null | grep -q "ok installed" \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc binutils make \
-	       libc6-dev musl-tools busybox-static; }
+	       libc6-dev musl-tools busybox-static golang-go; }
 
 guest: toolchain
 	$(MAKE) -C guest

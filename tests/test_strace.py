@@ -134,6 +134,24 @@ def test_modes_and_a_signal_sent_as_strace_shows_them(engine, kernel_path, tmp_p
 
 
 @pytest.mark.parametrize("engine", engine_params())
+def test_futex_operations_as_strace_shows_them(engine, kernel_path, tmp_path):
+    """Each futex operation with the arguments it uses, as the host's strace prints the same
+    program's calls (addresses and absolute times masked: they differ between the runs)."""
+    argv = ["/bin/futex-glibc"]
+    result, vm = traced(engine, kernel_path, tmp_path, argv)
+    host = host_strace(argv, tmp_path)
+
+    def futex_lines(lines):
+        masked = (re.sub(r"\{tv_sec=\d+, tv_nsec=\d+\}", "{...}", re.sub(r"0x[0-9a-f]+", "ADDR", line))
+                  for line in lines if line.startswith("futex("))
+        return [line for line in masked if not line.endswith("<unfinished ...>")]
+    assert result.exit_status == 0
+    assert futex_lines(vm) == futex_lines(host) and len(futex_lines(vm)) > 30
+    assert "futex(ADDR, FUTEX_WAIT_BITSET_PRIVATE|FUTEX_CLOCK_REALTIME, 7, {...}, FUTEX_BITSET_MATCH_ANY) = " \
+        "-1 ETIMEDOUT (Connection timed out)" in futex_lines(vm)
+
+
+@pytest.mark.parametrize("engine", engine_params())
 def test_without_strace_the_kernel_sends_nothing(engine, kernel_path, tmp_path):
     """No report reaches the (unclaimed) port: the calls took the fast path."""
     result, _ = traced(engine, kernel_path, tmp_path, ["/bin/files-musl"], strace=False)

@@ -9,6 +9,7 @@
  * input may already be waiting when the kernel starts (enabling IER then
  * raises the interrupt at once).
  */
+#include "fs/vfs.h"
 #include "proc/wait.h"
 #include "serial.h"
 #include "layout.h"
@@ -96,12 +97,12 @@ void serial_poll_input(void)
     while (rx_head - rx_tail < CONSOLE_RX_SIZE) {
         if (!(inb(COM1_BASE + UART_LSR) & UART_LSR_DR)) {
             if (rx_head != before)
-                wake_up(&console_input);
+                poll_wake(&console_input);
             return;
         }
         rx_ring[rx_head++ % CONSOLE_RX_SIZE] = inb(COM1_BASE + UART_RBR);
     }
-    wake_up(&console_input);
+    poll_wake(&console_input);
     if (!rx_stopped) {                  /* full: leave the rest in the UART */
         rx_stopped = 1;
         outb(COM1_BASE + UART_IER, 0);

@@ -69,6 +69,8 @@
 #define F_SETLK        6
 #define F_SETLKW       7
 #define F_DUPFD_CLOEXEC 1030
+#define F_SETPIPE_SZ   1031
+#define F_GETPIPE_SZ   1032
 #define FD_CLOEXEC     1
 #define F_UNLCK        2
 #define RENAME_NOREPLACE 1
@@ -173,6 +175,21 @@
 #define POLLNVAL   0x020
 #define POLLRDNORM 0x040
 #define POLLWRNORM 0x100
+#define POLLRDHUP  0x2000
+/* epoll (eventpoll.h): the POLL* bits above, and these. */
+#define EPOLL_CTL_ADD  1
+#define EPOLL_CTL_DEL  2
+#define EPOLL_CTL_MOD  3
+#define EPOLLEXCLUSIVE (1u << 28)
+#define EPOLLWAKEUP    (1u << 29)
+#define EPOLLONESHOT   (1u << 30)
+#define EPOLLET        (1u << 31)
+#define EPOLL_MAXEVENTS 0x7fffffffu / 12   /* INT_MAX / sizeof(struct epoll_event) */
+/* eventfd (eventfd.h) */
+#define EFD_SEMAPHORE  1
+#define EFD_NONBLOCK   O_NONBLOCK
+#define EFD_CLOEXEC    O_CLOEXEC
+#define PIPE_BUF       4096            /* writes up to this size are atomic */
 
 /* ---- Blocks (linux/fs.h) --------------------------------------------------- */
 #define BLKROGET       0x125e          /* int: 1 if read-only */
@@ -189,6 +206,22 @@
 #define CLOCK_MONOTONIC_COARSE 6
 #define CLOCK_BOOTTIME     7
 #define TIMER_ABSTIME      1
+
+/* ---- Futexes (linux/futex.h) ---------------------------------------------- */
+#define FUTEX_WAIT            0
+#define FUTEX_WAKE            1
+#define FUTEX_REQUEUE         3
+#define FUTEX_CMP_REQUEUE     4
+#define FUTEX_WAKE_OP         5
+#define FUTEX_WAIT_BITSET     9
+#define FUTEX_WAKE_BITSET     10
+#define FUTEX_PRIVATE_FLAG    128
+#define FUTEX_CLOCK_REALTIME  256
+#define FUTEX_BITSET_MATCH_ANY 0xffffffffu
+#define FUTEX_WAITERS         0x80000000u     /* robust lists: the word's flags */
+#define FUTEX_OWNER_DIED      0x40000000u
+#define FUTEX_TID_MASK        0x3fffffffu
+#define ROBUST_LIST_LIMIT     2048            /* entries walked at exit, at most (Linux's) */
 
 /* ---- Process (asm/prctl.h, linux/prctl.h, linux/resource.h, random.h) ----- */
 #define ARCH_SET_GS 0x1001

@@ -1,10 +1,14 @@
 """The system-call benchmark: what one call costs a program in the VM, beside the same static
 binary as a host process, and how many ring-0 instructions the tiny kernel spends on it.
 
-Two calls, timed by guest/rootfs/programs/sysbench.c inside the guest (CLOCK_MONOTONIC around
-a loop, so boot is not counted):
+Four operations, timed by guest/rootfs/programs/sysbench.c inside the guest (CLOCK_MONOTONIC
+around a loop, so boot is not counted):
   getppid   the system-call round trip (the kernel only reads a field)
   pread     a 4 KiB pread64 of a root file system file (/data/pattern.bin, offset 0)
+  futex     a wake-up round trip between two threads (two FUTEX_WAKEs, two FUTEX_WAITs and two
+            switches of thread; issue 15)
+  thread    pthread_create and pthread_join of a thread that returns at once (issue 15)
+The slower two run fewer times per run (CALL_DIVISOR).
 
 Rows, interleaved round-robin (run 1 of every row, then run 2 ...) after a warm-up round:
   host          sysbench-musl as a host process, chrooted in the test root file system
@@ -36,14 +40,20 @@ from ..machine import Machine, probe
 from .harness import FAILED, OK, UNAVAILABLE, Row, RunFailed, Unavailable, interleave, ratio, report, summary, table
 
 PROGRAM = "/bin/sysbench-musl"
-MODES = ("getppid", "pread")
-LABELS = {"getppid": "getppid round trip", "pread": "4 KiB pread64 of a rootfs file"}
+MODES = ("getppid", "pread", "futex", "thread")
+LABELS = {"getppid": "getppid round trip", "pread": "4 KiB pread64 of a rootfs file",
+          "futex": "futex wake-up round trip between two threads", "thread": "thread create + join"}
+CALL_DIVISOR = {"getppid": 1, "pread": 1, "futex": 4, "thread": 20}     # a few hundred ms each
 ROOTFS = paths.GUEST_BUILD / "rootfs"
 KERNEL_IMAGE = (0x10_0000, 0x20_0000)   # guest/kernel/layout.h: where ring-0 code lives
 DEFAULT_RUNS = 5
 DEFAULT_CALLS = {"kvm": 2000, "unicorn": 20000, "host": 200000}   # per run: a few hundred ms each
-COUNTED_CALLS = 50
+COUNTED_CALLS = 50               # (divided by CALL_DIVISOR too)
 RUN_TIMEOUT = 300.0
+
+
+def calls_for(mode: str, calls: int) -> int:
+    return max(1, calls // CALL_DIVISOR[mode])
 
 
 def parse(output: bytes, mode: str) -> float:
@@ -69,7 +79,8 @@ class HostRow(Row):
     def measure(self, context):
         result = {}
         for mode in MODES:
-            status, output = host_run.run(ROOTFS, [PROGRAM, mode, str(self.calls)], timeout=RUN_TIMEOUT)
+            status, output = host_run.run(ROOTFS, [PROGRAM, mode, str(calls_for(mode, self.calls))],
+                                          timeout=RUN_TIMEOUT)
             if status:
                 raise RunFailed(f"exit status {status}: {output[-200:]!r}")
             result[mode] = parse(output, mode)
@@ -89,7 +100,8 @@ class VmRow(Row):
         result = {}
         for mode in MODES:
             config = MachineConfig(kernel=str(paths.DEFAULT_KERNEL), rootfs=str(ROOTFS), accel=self.engine,
-                                   program_args=[PROGRAM, mode, str(self.calls)], timeout=RUN_TIMEOUT)
+                                   program_args=[PROGRAM, mode, str(calls_for(mode, self.calls))],
+                                   timeout=RUN_TIMEOUT)
             with Machine(config) as vm:
                 run = vm.run()
             if run.exit_status != 0:
@@ -179,9 +191,10 @@ def per_call_instructions(engine: str, calls: int = COUNTED_CALLS) -> dict:
     """{mode: (instructions per call, rep iterations per call)} on `engine`."""
     result = {}
     for mode in MODES:
+        n = calls_for(mode, calls)
         base, base_rep = ring0_count(engine, mode, 0)
-        total, total_rep = ring0_count(engine, mode, calls)
-        result[mode] = ((total - base) / calls, (total_rep - base_rep) / calls)
+        total, total_rep = ring0_count(engine, mode, n)
+        result[mode] = ((total - base) / n, (total_rep - base_rep) / n)
     return result
 
 
@@ -230,12 +243,13 @@ def format_result(result: dict) -> str:
     rows = []
     for engine, counts in result["ring0"].items():
         if counts["status"] != OK:
-            rows.append([engine, f"({counts['status']}: {counts['reason']})", None, None, None])
+            rows.append([engine, f"({counts['status']}: {counts['reason']})"] + [None] * (2 * len(MODES) - 1))
             continue
-        rows.append([engine, f"{counts['getppid']['instructions']:.0f}", f"{counts['getppid']['rep_iterations']:.0f}",
-                     f"{counts['pread']['instructions']:.0f}", f"{counts['pread']['rep_iterations']:.0f}"])
+        rows.append([engine] + [f"{counts[mode][key]:.0f}" for mode in MODES
+                                for key in ("instructions", "rep_iterations")])
     lines += ["Ring-0 instructions per call (the kernel image; rep iterations apart):",
-              table(["engine", "getppid", "+rep iter.", "pread 4K", "+rep iter."], rows)]
+              table(["engine", "getppid", "+rep iter.", "pread 4K", "+rep iter.", "futex rtt", "+rep iter.",
+                     "thread", "+rep iter."], rows)]
     return "\n".join(lines)
 
 

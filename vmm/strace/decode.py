@@ -11,6 +11,7 @@ import os
 import struct
 
 from .abi import errno_name, signal_name
+from .threads import clone_text, futex_text
 
 STRING_LIMIT = 32               # strace -s default
 ARRAY_LIMIT = 32
@@ -160,6 +161,10 @@ class Call:
         signature = SIGNATURES.get(name)
         self.kinds = signature if signature is not None else ("x",) * 6
         self.text = [None] * len(self.kinds)
+        if name in ("futex", "clone"):     # arguments by operation (threads.py): all read at entry
+            self.text = futex_text(args, self._timespec) if name == "futex" else clone_text(args, flags)
+            self.kinds = ("read",) * len(self.text)
+            return
         for i, kind in enumerate(self.kinds):
             if not kind.endswith("!") and kind not in ("buf>", "iov>"):
                 self.text[i] = self._argument(i, kind, None)

@@ -101,6 +101,35 @@ long fd_dup_to(int oldfd, int newfd, int cloexec)
     return newfd;
 }
 
+long fd_install_new(struct file *f, int cloexec)
+{
+    int fd = fd_install(f, cloexec, 0);
+    if (fd < 0)
+        file_put(f);
+    return fd;
+}
+
+struct file *file_with_ops(struct inode *ino, const struct file_ops *ops, uint32_t flags, void *priv)
+{
+    struct file *f = file_new(ino, flags);
+    if (f) {
+        f->ops = ops;
+        f->priv = priv;
+    }
+    return f;
+}
+
+struct file *anon_file_new(const struct file_ops *ops, uint32_t flags, void *priv)
+{
+    struct inode *ino = inode_new(0600);          /* Linux's anonymous inode: no file type */
+    if (!ino)
+        return 0;
+    inode_get(ino);
+    struct file *f = file_with_ops(ino, ops, flags, priv);
+    inode_put(ino);                               /* the file holds it now, or it is freed */
+    return f;
+}
+
 struct file *file_new(struct inode *ino, uint32_t flags)
 {
     struct file *f = kzalloc(sizeof *f);
@@ -145,6 +174,8 @@ void file_put(struct file *f)
 {
     if (--f->refs)
         return;
+    if (f->epoll_items)
+        epoll_forget(f);
     if (f->ops && f->ops->release)
         f->ops->release(f);
     inode_put(f->inode);

@@ -192,6 +192,8 @@ long sys_fcntl(uint64_t fd, uint64_t cmd, uint64_t arg)
     case F_SETFL:
         f->flags = (f->flags & ~(uint32_t)O_SETFL_MASK) | (uint32_t)(arg & O_SETFL_MASK);
         return 0;
+    case F_GETPIPE_SZ:
+        return pipe_size(f);
     case F_GETLK: {                     /* one process: no lock can conflict */
         int16_t unlocked = F_UNLCK;
         return copy_to_user(arg, &unlocked, sizeof unlocked);

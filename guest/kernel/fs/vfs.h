@@ -13,6 +13,9 @@
  *   devices.c  device files by device number; /dev
  *   console.c  the serial console as a terminal
  *   procfs.c, sysfs.c   the synthetic trees
+ *   pipe.c     pipes (pipe, pipe2)
+ *   eventfd.c  event counters (eventfd, eventfd2)
+ *   epoll.c    epoll instances (epoll_create1, epoll_ctl, epoll_pwait)
  *   open.c, rw.c, stat.c, dir.c, poll.c   the system calls
  */
 #ifndef FS_VFS_H
@@ -26,6 +29,7 @@
 #define S_ISLNK(m)  (((m) & S_IFMT) == S_IFLNK)
 #define S_ISCHR(m)  (((m) & S_IFMT) == S_IFCHR)
 #define S_ISBLK(m)  (((m) & S_IFMT) == S_IFBLK)
+#define S_ISFIFO(m) (((m) & S_IFMT) == S_IFIFO)
 
 #define NDIRECT 8                       /* data.c: pages named in the inode itself */
 
@@ -42,7 +46,11 @@ struct file_ops {
     long (*read)(struct file *f, uint64_t buf, uint64_t count, int64_t *pos);
     long (*write)(struct file *f, uint64_t buf, uint64_t count, int64_t *pos);
     long (*ioctl)(struct file *f, uint64_t cmd, uint64_t arg);
-    int (*poll)(struct file *f);                 /* POLLIN | POLLOUT as of now */
+    /* Readiness as of now (POLLIN | POLLOUT | POLLHUP ...); NULL: always
+     * ready for both, and epoll refuses the file (EPERM), as Linux does for
+     * regular files.  A file with a poll op calls poll_wake() on every
+     * change of its readiness, which wakes poll, select and epoll. */
+    int (*poll)(struct file *f);
     long (*fsync)(struct file *f);
     int64_t (*end)(struct file *f);              /* for SEEK_END (default: the inode's size) */
     void (*release)(struct file *f);
@@ -112,6 +120,7 @@ struct file {
     const struct file_ops *ops;
     int64_t pos;
     void *priv;
+    uint32_t epoll_items;                /* epoll.c: how many epoll instances watch it */
 };
 
 /* ---- inode.c ---------------------------------------------------------------- */
@@ -196,6 +205,13 @@ void fd_set_cloexec(int fd, int on);
 long fd_dup_to(int oldfd, int newfd, int cloexec);
 struct files;
 struct files *files_new(void);
+/* A new open file of ino doing ops (pipes, eventfd, epoll); NULL: no memory. */
+struct file *file_with_ops(struct inode *ino, const struct file_ops *ops, uint32_t flags, void *priv);
+/* The same on a new anonymous inode (eventfd, epoll). */
+struct file *anon_file_new(const struct file_ops *ops, uint32_t flags, void *priv);
+/* Install a new file as the lowest free descriptor: the fd, or -errno
+ * (then the file is put). */
+long fd_install_new(struct file *f, int cloexec);
 struct files *files_copy(const struct files *from);   /* fork: NULL when out of memory */
 void files_release(struct files *files);              /* exit: close all, free the table */
 void files_close_on_exec(struct files *files);
@@ -223,6 +239,18 @@ void procfs_init(void);
 void sysfs_init(void);
 /* Fill a user buffer with random bytes (getrandom, /dev/urandom). */
 long random_read(uint64_t buf, uint64_t count);
+
+/* ---- poll.c, pipe.c, epoll.c --------------------------------------------------------- */
+struct waitq;
+/* Wake the sleepers of q and every poll, select and epoll wait: the one
+ * call a file makes when its readiness changes (interrupt handlers too). */
+void poll_wake(struct waitq *q);
+/* The queue a poll, select or epoll wait sleeps on, by its deadline (~0: none). */
+struct waitq *poll_queue(uint64_t deadline);
+/* A file's readiness mask (its poll op, or always ready). */
+int file_ready(struct file *f);
+long pipe_size(struct file *f);                       /* F_GETPIPE_SZ: bytes, or -EBADF if not a pipe */
+void epoll_forget(struct file *f);                    /* f is going away: drop it from every epoll */
 
 /* ---- system calls ---------------------------------------------------------------- */
 long sys_read(uint64_t fd, uint64_t buf, uint64_t count);

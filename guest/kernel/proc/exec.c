@@ -22,6 +22,7 @@
 #include "kernel.h"
 #include "mm/mm.h"
 #include "proc/task.h"
+#include "proc/thread.h"
 #include "proc/wait.h"
 #include "x86.h"
 
@@ -444,6 +445,11 @@ static long exec_elf(struct inode *ino, const char *path, char *const argv[], ch
     uspace_map_stub(mm);
     mm_brk_init(mm, im->end);
 
+    if ((r = thread_exec_prepare()) < 0) {     /* the other threads end first (issue 15c) */
+        mm_destroy(mm);
+        kfree(im, sizeof *im);
+        return r;
+    }
     /* No way back from here: the old program is gone. */
     struct mm *old = current->mm;
     current->mm = mm;

@@ -15,6 +15,7 @@
 #include "layout.h"
 #include "mm/mm.h"
 #include "proc/task.h"
+#include "proc/thread.h"
 #include "proc/wait.h"
 #include "syscall/strace.h"
 
@@ -34,15 +35,12 @@ static struct task *adopter(struct task *t)
 
 void do_exit(int wait_status)
 {
+    wait_status = thread_exit(wait_status, 1);     /* the other threads end first (issue 15c) */
     struct task *t = current;
     int sig = wait_status & 0x7f;
     if (t->pid == 1) {                  /* the VM's status is PID 1's */
         strace_process_end(sig ? 0 : (wait_status >> 8) & 0xff, sig);
         vm_exit(sig ? EXIT_SIGNAL_BASE + (uint32_t)sig : (uint32_t)(wait_status >> 8) & 0xff);
-    }
-    if (t->clear_child_tid) {           /* CLONE_CHILD_CLEARTID (the futex wake is 15c's) */
-        int zero = 0;
-        copy_to_user(t->clear_child_tid, &zero, sizeof zero);
     }
     files_release(t->files);
     t->files = 0;
@@ -92,6 +90,7 @@ void task_release(struct task *t)
             break;
         }
     nr_tasks--;
+    thread_group_release(t);
     mm_destroy(t->mm);
     kfree(t->sighand, sizeof *t->sighand);
     kfree(t->fpu, FXSAVE_AREA);
@@ -118,7 +117,7 @@ static int wait_match(struct task *c, int pid)
 static struct task *find_zombie(int pid, int *any)
 {
     *any = 0;
-    for (struct task *c = current->children; c; c = c->sibling) {
+    for (struct task *c = thread_leader(current)->children; c; c = c->sibling) {
         if (!wait_match(c, pid))
             continue;
         *any = 1;

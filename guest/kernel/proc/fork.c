@@ -17,6 +17,7 @@
 #include "layout.h"
 #include "mm/mm.h"
 #include "proc/task.h"
+#include "proc/thread.h"
 #include "proc/wait.h"
 
 extern char ret_from_fork[];            /* traps.S */
@@ -71,11 +72,13 @@ static struct task *task_copy(void)
     t->vfork_parent = 0;
     t->set_child_tid = 0;
     t->exit_status = 0;
+    t->group = 0;                       /* a new process: one thread (issue 15c) */
+    t->own_files = 0;
     return t;
 }
 
 /* Its kernel stack: the struct regs at the top, the switch_to frame below. */
-static void stack_setup(struct task *t, const struct regs *r)
+void task_stack_setup(struct task *t, const struct regs *r)
 {
     t->kstack_top = (uint64_t)phys_to_virt(t->kstack_pa) + KSTACK_PAGES * PAGE_SIZE;
     struct regs *cr = (struct regs *)t->kstack_top - 1;
@@ -89,21 +92,24 @@ static void stack_setup(struct task *t, const struct regs *r)
 
 static long do_fork(struct regs *r, uint64_t flags, uint64_t newsp, uint64_t ptid, uint64_t ctid, uint64_t tls)
 {
-    if (flags & (CLONE_THREAD | CLONE_SIGHAND))
-        return -EINVAL;                 /* threads: issue 15c */
+    if (flags & CLONE_THREAD)
+        return thread_clone(r, flags, newsp, ptid, ctid, tls);     /* issue 15c */
+    if (flags & CLONE_SIGHAND)
+        return -EINVAL;                 /* shared handlers come only with a thread */
     if (nr_tasks >= TASK_MAX)
         return -EAGAIN;
     struct task *t = task_copy();
     if (!t)
         return -ENOMEM;
-    stack_setup(t, r);
+    task_stack_setup(t, r);
     struct regs *cr = (struct regs *)t->kstack_top - 1;
     if (newsp)
         cr->rsp = newsp;
     if (flags & CLONE_SETTLS)
         t->fs_base = tls;
     t->pid = t->tgid = pid_alloc();
-    struct task *parent = (flags & CLONE_PARENT) && current->parent ? current->parent : current;
+    struct task *self = thread_leader(current);    /* a thread's children are its process's */
+    struct task *parent = (flags & CLONE_PARENT) && self->parent ? self->parent : self;
     t->parent = parent;
     t->ppid = parent->tgid;
     t->sibling = parent->children;

@@ -59,6 +59,7 @@ long sys_getrusage(uint64_t who, uint64_t buf)
 
 long sys_sched_yield(void)
 {
+    schedule();                         /* to the back of the run queue, if anyone waits */
     return 0;
 }
 

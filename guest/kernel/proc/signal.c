@@ -172,7 +172,8 @@ void signal_send(struct task *t, int sig, int code, uint64_t addr)
         return;
     uint64_t bit = sigbit(sig);
     struct k_sigaction *ka = &t->sighand->action[sig];
-    int ignored = ka->handler == SIG_IGN || (ka->handler == SIG_DFL && ((DEFAULT_IGNORE & bit) || t->pid == 1));
+    int ignored = ka->handler == SIG_IGN ||
+                  (ka->handler == SIG_DFL && ((DEFAULT_IGNORE & bit) || (t->tgid == 1 && code != SI_KERNEL)));
     if (ignored && !(t->blocked & bit))
         return;
     t->pending |= bit;
@@ -281,8 +282,8 @@ void signal_deliver_pending(struct regs *r)
         if (ka->handler == SIG_IGN)
             continue;
         if (ka->handler == SIG_DFL) {
-            if ((DEFAULT_IGNORE & sigbit(sig)) || current->pid == 1)
-                continue;
+            if ((DEFAULT_IGNORE & sigbit(sig)) || (current->tgid == 1 && current->info[sig].code != SI_KERNEL))
+                continue;               /* init ignores them, but not its group's end (thread.c) */
             const struct pending_info *info = &current->info[sig];
             strace_signal(sig, info->code, info->addr, info->pid, info->uid);   /* strace shows it, then the death */
             task_kill_by_signal(sig);
@@ -312,6 +313,37 @@ long sys_pause(void)
 /* The mask is the given one until a signal arrives; the handler's frame
  * saves the old one, which its sigreturn restores (or, with no handler, it
  * comes back at the return). */
+/* ppoll, pselect6, epoll_pwait (issue 15b): the caller's mask for the
+ * wait, then back as rt_sigsuspend's: at once, or after the handler of the
+ * signal that interrupted the wait. */
+long signal_mask_for_wait(uint64_t set, uint64_t size)
+{
+    uint64_t mask;
+    if (!set)
+        return 0;
+    if (size != 8)
+        return -EINVAL;
+    if (copy_from_user(&mask, set, 8) < 0)
+        return -EFAULT;
+    current->saved_blocked = current->blocked;
+    current->restore_blocked = 1;
+    current->blocked = mask & ~UNBLOCKABLE;
+    return 0;
+}
+
+void signal_mask_after_wait(long result)
+{
+    if (!current->restore_blocked)
+        return;
+    if (result == -EINTR) {
+        user_return_work = 1;           /* the handler's frame keeps the caller's mask */
+        return;
+    }
+    current->blocked = current->saved_blocked;
+    current->restore_blocked = 0;
+    update_work();
+}
+
 long sys_rt_sigsuspend(uint64_t set, uint64_t size)
 {
     uint64_t mask;

@@ -9,6 +9,7 @@
 #include "kernel.h"
 #include "mm/mm.h"
 #include "proc/task.h"
+#include "proc/thread.h"
 #include "syscall/strace.h"
 #include "x86.h"
 
@@ -60,7 +61,7 @@ struct task *task_init(void)
 
 long sys_getpid(void)  { return current->tgid; }
 long sys_gettid(void)  { return current->pid; }
-long sys_getppid(void) { return current->ppid; }
+long sys_getppid(void) { return thread_leader(current)->ppid; }     /* kept up to date in the leader */
 long sys_getuid(void)  { return 0; }
 long sys_getgid(void)  { return 0; }
 long sys_getpgrp(void) { return current->pgid; }
@@ -255,7 +256,14 @@ long sys_arch_prctl(uint64_t code, uint64_t addr)
     }
 }
 
+/* exit ends the calling thread (the process with its last thread);
+ * exit_group every thread (thread.c). */
 long sys_exit(uint64_t status)
+{
+    do_exit(thread_exit(((int)status & 0xff) << 8, 0));
+}
+
+long sys_exit_group(uint64_t status)
 {
     task_exit((int)status);
 }
@@ -271,17 +279,17 @@ long sys_kill(uint64_t upid, uint64_t sig)
         struct task *t = task_by_pid(pid);
         if (!t)
             return -ESRCH;
-        signal_send(t, (int)sig, SI_USER, 0);
+        signal_send(thread_for_signal(t, (int)sig), (int)sig, SI_USER, 0);
         return 0;
     }
     int pgid = pid == 0 ? current->pgid : -pid, found = 0;
     for (struct task *t = all_tasks; t; t = t->all_next) {
-        if (t->state == TASK_ZOMBIE)
-            continue;
+        if (t->state == TASK_ZOMBIE || t->pid != t->tgid)
+            continue;                   /* a process once: its leader stands for its threads */
         if (pid == -1 ? (t->pid == 1 || t == current) : t->pgid != pgid)
             continue;
         found = 1;
-        signal_send(t, (int)sig, SI_USER, 0);
+        signal_send(thread_for_signal(t, (int)sig), (int)sig, SI_USER, 0);
     }
     if (pid == -1 && current->pid != 1)
         found = 1;                      /* kill(-1) with no one else: Linux succeeds when it sent any */

@@ -68,6 +68,9 @@ struct task {
     uint64_t saved_blocked;     /* rt_sigsuspend: the mask the next signal frame restores */
     int restore_blocked;        /* ... when set */
     int child_subreaper;        /* PR_SET_CHILD_SUBREAPER: orphans below come here, not to PID 1 */
+    /* ---- part C (issue 15c): threads ---- */
+    struct thread_group *group; /* NULL until the process's first thread (thread.c) */
+    uint8_t own_files;          /* a thread cloned without CLONE_FILES: its own table */
 };
 
 enum { TASK_RUNNING, TASK_SLEEPING, TASK_ZOMBIE };
@@ -93,6 +96,10 @@ void signal_send(struct task *t, int sig, int code, uint64_t addr);
 int signal_force(struct regs *r, int sig, int code, uint64_t addr, uint64_t cr2);
 void signal_deliver_pending(struct regs *r);
 void sys_rt_sigreturn(struct regs *r);
+/* ppoll, pselect6, epoll_pwait: install the user's mask (set may be 0) for
+ * a wait, 0 or -errno; then restore it given the wait's result. */
+long signal_mask_for_wait(uint64_t set, uint64_t size);
+void signal_mask_after_wait(long result);
 void task_exit(int status) __attribute__((noreturn));
 
 /* sched.c (issue 15a) */
@@ -111,6 +118,9 @@ void timer_tick_work(struct regs *r);         /* traps.S: a tick from user mode 
 void do_exit(int wait_status) __attribute__((noreturn));   /* the one way a task ends */
 void task_release(struct task *t);            /* free a reaped zombie */
 void fork_regs(struct regs *r);               /* fork, vfork, clone: full path */
+/* The kernel stack of a new task t: a copy of r (RAX = 0) and a frame
+ * that starts it at ret_from_fork. */
+void task_stack_setup(struct task *t, const struct regs *r);
 void sys_execve_regs(struct regs *r);
 /* End the process for signal sig (default action), with a report line. */
 void task_kill_by_signal(int sig) __attribute__((noreturn));

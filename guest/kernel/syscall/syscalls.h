@@ -31,6 +31,16 @@ long sys_dup(u64 fd);
 long sys_dup2(u64 oldfd, u64 newfd);
 long sys_dup3(u64 oldfd, u64 newfd, u64 flags);
 long sys_fcntl(u64 fd, u64 cmd, u64 arg);
+/* pipes, eventfd, epoll (issue 15b) */
+long sys_pipe(u64 fds);
+long sys_pipe2(u64 fds, u64 flags);
+long sys_eventfd(u64 initval);
+long sys_eventfd2(u64 initval, u64 flags);
+long sys_epoll_create(u64 size);
+long sys_epoll_create1(u64 flags);
+long sys_epoll_ctl(u64 epfd, u64 op, u64 fd, u64 event);
+long sys_epoll_wait(u64 epfd, u64 events, u64 maxevents, u64 timeout);
+long sys_epoll_pwait(u64 epfd, u64 events, u64 maxevents, u64 timeout, u64 sigmask, u64 sigsetsize);
 long sys_chdir(u64 path);
 long sys_fchdir(u64 fd);
 long sys_getcwd(u64 buf, u64 size);
@@ -118,6 +128,7 @@ long sys_setrlimit(u64 resource, u64 rlim);
 long sys_prctl(u64 option, u64 arg2);
 long sys_arch_prctl(u64 code, u64 addr);
 long sys_exit(u64 status);
+long sys_exit_group(u64 status);
 long sys_kill(u64 pid, u64 sig);
 long sys_tgkill(u64 tgid, u64 tid, u64 sig);
 long sys_tkill(u64 tid, u64 sig);
@@ -126,6 +137,9 @@ long sys_waitid(u64 idtype, u64 id, u64 infop, u64 options, u64 rusage);
 long sys_setpgid(u64 pid, u64 pgid);
 long sys_pause(void);
 long sys_rt_sigsuspend(u64 set, u64 size);
+/* proc/futex.c */
+long sys_futex(u64 uaddr, u64 op, u64 val, u64 utime, u64 uaddr2, u64 val3);
+long sys_get_robust_list(u64 pid, u64 head_ptr, u64 len_ptr);
 /* proc/info.c */
 long sys_uname(u64 buf);
 long sys_sysinfo(u64 buf);

@@ -52,6 +52,10 @@ const syscall_fn syscall_table[NR_SYSCALLS] = {
     CALL(preadv, sys_preadv), CALL(pwritev, sys_pwritev), CALL(syncfs, sys_zero),
     CALL(renameat2, sys_renameat2), CALL(statx, sys_statx), CALL(close_range, sys_close_range),
     CALL(faccessat2, sys_faccessat2),
+    /* pipes, eventfd, epoll (issue 15b) */
+    CALL(pipe, sys_pipe), CALL(pipe2, sys_pipe2), CALL(eventfd, sys_eventfd), CALL(eventfd2, sys_eventfd2),
+    CALL(epoll_create, sys_epoll_create), CALL(epoll_create1, sys_epoll_create1),
+    CALL(epoll_ctl, sys_epoll_ctl), CALL(epoll_wait, sys_epoll_wait), CALL(epoll_pwait, sys_epoll_pwait),
     /* memory */
     CALL(mmap, sys_mmap), CALL(mprotect, sys_mprotect), CALL(munmap, sys_munmap),
     CALL(mremap, sys_mremap), CALL(msync, sys_msync), CALL(madvise, sys_madvise),
@@ -73,8 +77,10 @@ const syscall_fn syscall_table[NR_SYSCALLS] = {
     CALL(set_tid_address, sys_set_tid_address), CALL(set_robust_list, sys_set_robust_list),
     CALL(prlimit64, sys_prlimit64), CALL(getrlimit, sys_getrlimit), CALL(setrlimit, sys_setrlimit),
     CALL(prctl, sys_prctl), CALL(arch_prctl, sys_arch_prctl), CALL(personality, sys_zero),
-    CALL(exit, sys_exit), CALL(exit_group, sys_exit), CALL(wait4, sys_wait4), CALL(waitid, sys_waitid),
+    CALL(exit, sys_exit), CALL(exit_group, sys_exit_group), CALL(wait4, sys_wait4), CALL(waitid, sys_waitid),
     CALL(getpriority, sys_zero), CALL(setpriority, sys_zero),
+    /* threads (issue 15, part C) */
+    CALL(futex, sys_futex), CALL(get_robust_list, sys_get_robust_list),
     /* system */
     CALL(uname, sys_uname), CALL(sysinfo, sys_sysinfo), CALL(getrandom, sys_getrandom),
     CALL(getrusage, sys_getrusage), CALL(sched_yield, sys_sched_yield),

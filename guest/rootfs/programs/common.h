@@ -28,6 +28,7 @@ static UNUSED const char *errname(int e)
         { EMFILE, "EMFILE" }, { ENOTTY, "ENOTTY" }, { EFBIG, "EFBIG" }, { ENOSPC, "ENOSPC" },
         { ESPIPE, "ESPIPE" }, { EROFS, "EROFS" }, { ERANGE, "ERANGE" }, { ENAMETOOLONG, "ENAMETOOLONG" },
         { ESRCH, "ESRCH" }, { ECHILD, "ECHILD" }, { ENOSYS, "ENOSYS" }, { ENOTEMPTY, "ENOTEMPTY" }, { ELOOP, "ELOOP" }, { EOVERFLOW, "EOVERFLOW" },
+        { ETIMEDOUT, "ETIMEDOUT" },
     };
     static char other[16];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)

@@ -1,10 +1,13 @@
 /* sysbench: the system-call benchmark's guest program (vmm bench syscalls; no .expect: it
- * prints timings).  `sysbench MODE N`, MODE getppid (the system-call round trip) or pread
- * (a 4 KiB pread64 of a root file system file: the kernel's file path and the copy), runs N
- * calls and prints "sysbench MODE calls=N ns=T" (CLOCK_MONOTONIC around the loop).  N = 0
- * runs none: the benchmark counts the kernel instructions of N calls as the difference
+ * prints timings).  `sysbench MODE N`, MODE getppid (the system-call round trip), pread
+ * (a 4 KiB pread64 of a root file system file: the kernel's file path and the copy), futex
+ * (a wake-up round trip between two threads: each waits on a word for the other's
+ * FUTEX_WAKE) or thread (pthread_create and pthread_join of a thread that returns at once),
+ * runs N of them and prints "sysbench MODE calls=N ns=T" (CLOCK_MONOTONIC around the loop).
+ * N = 0 runs none: the benchmark counts the kernel instructions of N as the difference
  * from that. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -18,10 +21,41 @@ static uint64_t now_ns(void)
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
+/* The futex ping-pong: the word says whose turn it is (odd: the partner's). */
+static volatile uint32_t turn;
+static long rounds;
+
+static void futex_wait_for(uint32_t expected_parity)
+{
+    uint32_t v;
+    while (((v = turn) & 1) != expected_parity)
+        syscall(SYS_futex, &turn, 128 /* FUTEX_WAIT_PRIVATE */, v, NULL, NULL, 0);
+}
+
+static void pass_turn(void)
+{
+    __atomic_add_fetch(&turn, 1, __ATOMIC_SEQ_CST);
+    syscall(SYS_futex, &turn, 129 /* FUTEX_WAKE_PRIVATE */, 1, NULL, NULL, 0);
+}
+
+static void *partner(void *arg)
+{
+    for (long i = 0; i < rounds; i++) {
+        futex_wait_for(1);
+        pass_turn();
+    }
+    return arg;
+}
+
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        printf("usage: sysbench getppid|pread N\n");
+        printf("usage: sysbench getppid|pread|futex|thread N\n");
         return 2;
     }
     long n = atol(argv[2]);
@@ -37,6 +71,22 @@ int main(int argc, char **argv)
         for (long i = 0; i < n; i++)
             if (pread(fd, buf, sizeof buf, 0) != sizeof buf)
                 return 4;
+    } else if (strcmp(argv[1], "futex") == 0) {
+        pthread_t t;
+        rounds = n;
+        if (pthread_create(&t, NULL, partner, NULL))
+            return 5;
+        for (long i = 0; i < n; i++) {
+            pass_turn();
+            futex_wait_for(0);
+        }
+        pthread_join(t, NULL);
+    } else if (strcmp(argv[1], "thread") == 0) {
+        for (long i = 0; i < n; i++) {
+            pthread_t t;
+            if (pthread_create(&t, NULL, nothing, NULL) || pthread_join(t, NULL))
+                return 5;
+        }
     } else {
         return 2;
     }
