@@ -239,11 +239,12 @@ long move_pages(struct mm *mm, uint64_t from, uint64_t to, uint64_t len)
     return 0;
 }
 
-/* Free every user page and page table of the tree (not the shared kernel
- * parts), then the mm itself. */
-void mm_destroy(struct mm *mm)
+/* Call fn(pt, va, arg) for every user page table of mm (not pt_kernel), in
+ * address order, skipping absent entries at every level (a walk through the
+ * few present ones: far cheaper than a lookup per 2 MiB); with free_tables,
+ * each table is freed after its entries.  Stops at fn's first non-zero. */
+static int for_each_pt(struct mm *mm, int (*fn)(uint64_t *pt, uint64_t va, void *arg), void *arg, int free_tables)
 {
-    vma_free_all(mm);
     uint64_t *pml4 = phys_to_virt(mm->pml4);
     for (int i = 0; i < PML4_DIRECT_SLOT; i++) {
         if (!(pml4[i] & PTE_P))
@@ -256,16 +257,39 @@ void mm_destroy(struct mm *mm)
             for (int k = (i == 0 && j == 0); k < PT_ENTRIES; k++) {   /* not pt_kernel */
                 if (!(pd[k] & PTE_P))
                     continue;
-                uint64_t *pt = table(pd[k]);
-                for (int l = 0; l < PT_ENTRIES; l++)
-                    if (pt[l] && !(pt[l] & PTE_BORROWED))
-                        page_put(pt[l] & PTE_ADDR_MASK);
-                free_page(pd[k] & PTE_ADDR_MASK);
+                uint64_t va = ((uint64_t)i << 39) | ((uint64_t)j << 30) | ((uint64_t)k << 21);
+                if (fn(table(pd[k]), va, arg))
+                    return -1;
+                if (free_tables)
+                    free_page(pd[k] & PTE_ADDR_MASK);
             }
-            free_page(pdpt[j] & PTE_ADDR_MASK);
+            if (free_tables)
+                free_page(pdpt[j] & PTE_ADDR_MASK);
         }
-        free_page(pml4[i] & PTE_ADDR_MASK);
+        if (free_tables)
+            free_page(pml4[i] & PTE_ADDR_MASK);
     }
+    return 0;
+}
+
+/* Every page of one table goes (one mapping fewer of each). */
+static int put_table_pages(uint64_t *pt, uint64_t va, void *arg)
+{
+    (void)va; (void)arg;
+    for (int l = 0; l < PT_ENTRIES; l++) {
+        if (pt[l] && !(pt[l] & PTE_BORROWED))
+            page_put(pt[l] & PTE_ADDR_MASK);
+        pt[l] = 0;
+    }
+    return 0;
+}
+
+/* Free every user page and page table of the tree (not the shared kernel
+ * parts), then the mm itself. */
+void mm_destroy(struct mm *mm)
+{
+    vma_free_all(mm);
+    for_each_pt(mm, put_table_pages, 0, 1);
     free_page(mm->pml4);
     if (active_mm == mm)
         active_mm = 0;
@@ -274,8 +298,11 @@ void mm_destroy(struct mm *mm)
 
 /* Share one page table's entries with the child's (copy on write): private
  * pages get a count and lose W in both; borrowed ones are copied as they are. */
-static int share_table(uint64_t *pt, uint64_t *to)
+static int share_table(uint64_t *pt, uint64_t va, void *child)
 {
+    uint64_t *to = pte_lookup_walk(child, va, 1);
+    if (!to)
+        return -1;
     for (int l = 0; l < PT_ENTRIES; l++) {
         uint64_t e = pt[l];
         if (!e)
@@ -287,21 +314,6 @@ static int share_table(uint64_t *pt, uint64_t *to)
             pt[l] = e;
         }
         to[l] = e;
-    }
-    return 0;
-}
-
-/* Every page table of the user range, each shared into a new one of the
- * child's (pt_of skips absent regions a level at a time); the parent's TLB
- * is flushed once at the end (its W bits went). */
-static int fork_tables(struct mm *mm, struct mm *child)
-{
-    for (uint64_t va = USER_MIN, next; va < USER_END; va = next) {
-        uint64_t *pt = pt_of(mm, va, &next), *cpt;
-        if (!pt)
-            continue;
-        if (!(cpt = pte_lookup_walk(child, ALIGN_DOWN(va, LARGE_PAGE_SIZE), 1)) || share_table(pt, cpt) < 0)
-            return -1;
     }
     return 0;
 }
@@ -326,7 +338,7 @@ struct mm *mm_fork(struct mm *mm)
     child->brk_start = mm->brk_start;
     child->brk = mm->brk;
     child->stack_limit = mm->stack_limit;
-    int r = fork_tables(mm, child);
+    int r = for_each_pt(mm, share_table, child, 0);
     if (mm == active_mm)
         __asm__ volatile("mov %0, %%cr3" :: "r"(mm->pml4) : "memory");   /* the W bits went */
     if (r < 0) {
@@ -339,5 +351,7 @@ struct mm *mm_fork(struct mm *mm)
 void mm_release_pages(struct mm *mm)
 {
     vma_free_all(mm);
-    unmap_pages(mm, USER_MIN, USER_END);
+    for_each_pt(mm, put_table_pages, 0, 0);
+    if (mm == active_mm)                /* one flush for all (the exiting task's own) */
+        __asm__ volatile("mov %0, %%cr3" :: "r"(mm->pml4) : "memory");
 }

@@ -184,21 +184,29 @@ static void copy_on_write(void)
     if (pid == 0)
         _exit(0);
     waitpid(pid, NULL, 0);
-    long before = mem_free_kib();
-    pid = fork();
-    if (pid == 0) {
-        long in_child = mem_free_kib();
-        int same = 1;
-        for (long i = 0; i < BIG; i += 4096)
-            same &= big[i] == (char)(i >> 12);
-        big[0] = 'c';                   /* one page copied */
-        _exit(same && before - in_child < 8192 ? 0 : 1);
+    /* MemFree moves with everything else on a host: up to 5 tries, one clean one is enough
+     * (in the VM nothing else runs: a leak would show in every try). */
+    int forked_cheaply = 0, memory_back = 0;
+    for (int attempt = 0; attempt < 5 && !(forked_cheaply && memory_back); attempt++) {
+        long before = mem_free_kib();
+        pid = fork();
+        if (pid == 0) {
+            long in_child = mem_free_kib();
+            int same = 1;
+            for (long i = 0; i < BIG; i += 4096)
+                same &= big[i] == (char)(i >> 12);
+            big[0] = 'c';               /* one page copied */
+            _exit(!same ? 1 : before - in_child < 8192 ? 0 : 2);
+        }
+        waitpid(pid, &status, 0);
+        long after = mem_free_kib();
+        if (!WIFEXITED(status) || WEXITSTATUS(status) == 1 || big[0] != 0)
+            break;                      /* wrong data: no second chance */
+        forked_cheaply |= WEXITSTATUS(status) == 0;
+        memory_back |= after - before > -1024 && after - before < 1024;
     }
-    waitpid(pid, &status, 0);
-    check(WIFEXITED(status) && WEXITSTATUS(status) == 0 && big[0] == 0,
-          "fork of a 32 MiB process: the child sees the data, free memory drops by less than 8 MiB");
-    long after = mem_free_kib();
-    check(after - before > -1024 && after - before < 1024, "after the child is reaped free memory is back (within 1 MiB)");
+    check(forked_cheaply, "fork of a 32 MiB process: the child sees the data, free memory drops by less than 8 MiB");
+    check(memory_back, "after the child is reaped free memory is back (within 1 MiB)");
     munmap(big, BIG);
 }
 
