@@ -139,7 +139,11 @@ def test_completion_after_the_notify_wakes_the_guest_by_interrupt(engine, kernel
     assert result.exit_status == 0, result.serial.decode(errors="replace")
     fields = dict(item.split("=") for item in result.serial.decode().split()[2:])
     assert int(fields["ops"]) == 200
-    assert len(signalled) - blk_interrupts >= 200          # every read completed after the guest slept
+    # Nearly every read completed after the guest slept. Not all need an interrupt: a timer tick
+    # can wake the guest between the device's used-index write and its look at the flag, and a
+    # guest that has seen the completion and set the flag again rightly gets none (2 in 200
+    # inside the nested KVM's QEMU TCG, none here).
+    assert len(signalled) - blk_interrupts >= 180
     assert len(acknowledged) == len(signalled), "the guest's handler missed used-buffer interrupts"
 
 

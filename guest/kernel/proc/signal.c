@@ -346,14 +346,9 @@ void signal_mask_after_wait(long result)
 
 long sys_rt_sigsuspend(uint64_t set, uint64_t size)
 {
-    uint64_t mask;
-    if (size != 8)
-        return -EINVAL;
-    if (copy_from_user(&mask, set, 8) < 0)
-        return -EFAULT;
-    current->saved_blocked = current->blocked;
-    current->restore_blocked = 1;
-    current->blocked = mask & ~UNBLOCKABLE;
+    long err = set ? signal_mask_for_wait(set, size) : -EFAULT;
+    if (err)
+        return err;
     while (!signal_pending())
         waitq_sleep(&signal_wq);
     user_return_work = 1;
