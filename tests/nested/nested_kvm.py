@@ -54,7 +54,7 @@ WANTED_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "kvm_amd")
 
 CPU_MODEL = "max"           # QEMU's TCG with everything it emulates: SVM, NPT (no NRIPS in 7.2)
 GUEST_MEMORY = "2G"         # Python, pytest, a VM or two of 64-256 MiB each, a tmpfs /tmp
-DEFAULT_TIMEOUT = 1200      # seconds: a hung guest fails the run instead of hanging CI
+DEFAULT_TIMEOUT = 1800      # seconds: a hung guest fails the run instead of hanging CI
 EXIT_FAILED = 1
 EXIT_USAGE = 64
 EXIT_UNAVAILABLE = 69
