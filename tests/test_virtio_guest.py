@@ -99,7 +99,7 @@ def test_completion_after_the_notify_wakes_the_guest_by_interrupt(engine, kernel
     acknowledge each one (a lost interrupt would leave its request to the next timer tick,
     and its InterruptStatus unacknowledged). Counted, not timed."""
     original = VirtioBlock.process
-    signalled, acknowledged = [], []
+    events = []                         # "raised" and "acked", in order, for the block device
     vm_ended = threading.Event()        # a driver that never sleeps: its VM times out, and then its
                                         # completions give up (no deadline: on a slow host, as inside
                                         # QEMU's TCG, one would complete with the flag still set)
@@ -118,12 +118,12 @@ def test_completion_after_the_notify_wakes_the_guest_by_interrupt(engine, kernel
 
     def raise_interrupt(self, bits):
         if bits & INT_USED_BUFFER and isinstance(self.device, VirtioBlock):
-            signalled.append(bits)
+            events.append("raised")
         transport_raise(self, bits)
 
     def write(self, offset, size, value):
         if offset == INTERRUPT_ACK and value & INT_USED_BUFFER and isinstance(self.device, VirtioBlock):
-            acknowledged.append(value)
+            events.append("acked")
         transport_write(self, offset, size, value)
     monkeypatch.setattr(VirtioBlock, "process", later)
     monkeypatch.setattr(MmioTransport, "_raise_interrupt", raise_interrupt)
@@ -132,19 +132,27 @@ def test_completion_after_the_notify_wakes_the_guest_by_interrupt(engine, kernel
         result = boot(engine, "blk", [one_mib_disk], timeout=60)
         assert result.exit_status == 0, result.serial.decode(errors="replace")
         assert result.serial == load_expectation("blk").output
-        blk_interrupts = len(signalled)
+        first_boot = list(events)
         result = boot(engine, "blkbench", [one_mib_disk], args=["randread", "200"], timeout=60)
     finally:
         vm_ended.set()
     assert result.exit_status == 0, result.serial.decode(errors="replace")
     fields = dict(item.split("=") for item in result.serial.decode().split()[2:])
     assert int(fields["ops"]) == 200
+    second_boot = events[len(first_boot):]
     # Nearly every read completed after the guest slept. Not all need an interrupt: a timer tick
     # can wake the guest between the device's used-index write and its look at the flag, and a
     # guest that has seen the completion and set the flag again rightly gets none (2 in 200
     # inside the nested KVM's QEMU TCG, none here).
-    assert len(signalled) - blk_interrupts >= 180
-    assert len(acknowledged) == len(signalled), "the guest's handler missed used-buffer interrupts"
+    assert second_boot.count("raised") >= 180
+    for run in (first_boot, second_boot):
+        # The same race at a run's last request: the guest saw it complete, printed and powered
+        # off before the interrupt the device raised just after its used-index write (once in
+        # about 10 nested runs). Any other interrupt left unacknowledged was lost.
+        if run[-1:] == ["raised"]:
+            run = run[:-1]
+        assert run.count("acked") == run.count("raised"), \
+            f"the guest's handler missed used-buffer interrupts (the last events: {run[-6:]})"
 
 
 @pytest.mark.parametrize("engine", engine_params())
