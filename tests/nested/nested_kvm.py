@@ -229,7 +229,11 @@ def kernel_command_line(command: str, timeout: float = DEFAULT_TIMEOUT) -> str:
     encode = lambda text: base64.b64encode(text.encode()).decode()
     # idle=poll: the guest never halts. Halted, QEMU 7.2's TCG sometimes never woke it again
     # (measured: 4 of 6 full runs froze, QEMU at 0% CPU, the guest's own timers stopped).
-    line = (f"console=ttyS0 quiet loglevel=3 panic=-1 idle=poll nested.dir={encode(str(CHECKOUT))} "
+    # nohz=off highres=off: a periodic local-APIC tick, which QEMU re-arms by itself. With
+    # one-shot ticks the guest still froze at times while running a nested VM, its last tick
+    # fired and never handled, and no timer armed in QEMU (its main loop slept for 8.8 hours).
+    line = (f"console=ttyS0 quiet loglevel=3 panic=-1 idle=poll nohz=off highres=off "
+            f"nested.dir={encode(str(CHECKOUT))} "
             f"nested.cmd={encode(command)} nested.limit={int(timeout) + 60}")
     if len(line) >= 2048:                       # COMMAND_LINE_SIZE on x86
         raise ValueError("the command is too long for the guest's kernel command line")
