@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import linux_guest as lg
-from conftest import emulated_host_cpu, engine_params
+from conftest import engine_params
 from vmm import Machine, MachineConfig
 from vmm.outcome import SYSTEM_EVENT
 
@@ -66,10 +66,6 @@ def test_interactive_busybox_shell_on_the_serial_console(linux, engine):
     ends the VM with status 0 (the device test powers off). Linux restarts a hardware-reduced
     ACPI machine through EFI, then through the BIOS reset vector in real mode, where the
     loader left a reset stub."""
-    if engine == "kvm" and emulated_host_cpu():
-        pytest.skip("inside the nested KVM (make test-nested) this test hung in 3 of about 8 full runs, at "
-                    "random, never when run alone (6 loops); not yet understood. The Linux shell on that KVM is "
-                    "still exercised by test_snapshot_linux.py")
     config = MachineConfig(kernel=str(lg.KERNEL), initrd=str(lg.INITRAMFS), accel=linux_engine(engine), timeout=300)
     with Machine(config) as vm:
         result = lg.shell_exchange(vm, b"echo marker-$((6*7))\n", b"marker-42\r\n", prompt=lg.PROMPT)
