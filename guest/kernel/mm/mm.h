@@ -60,7 +60,7 @@ struct vma {
     uint64_t start, end;
     uint32_t prot;              /* PROT_READ | PROT_WRITE | PROT_EXEC */
     uint32_t flags;             /* VMA_* */
-    struct inode *inode;        /* file-backed (private): its pages, from offset on */
+    struct inode *inode;        /* file-backed: its pages, from offset on */
     uint64_t offset;            /* file offset of start */
     uint64_t file_end;          /* file-backed: the file's bytes end at this address, zeroes after
                                  * (an ELF segment's p_filesz); ~0: at the end of the file */
@@ -69,8 +69,11 @@ struct vma {
 #define VMA_ANON      0x1       /* zero-filled on first touch */
 #define VMA_STACK     0x2       /* grows down on faults below it */
 #define VMA_HEAP      0x4       /* the brk area */
-#define VMA_SHARED    0x8       /* MAP_SHARED (anonymous: behaves as private, one process) */
+#define VMA_SHARED    0x8       /* MAP_SHARED: the file's own pages (PTE_SHARED); anonymous ones
+                                 * get a nameless file of their own (shared across fork) */
 #define VMA_WINDOW    0x10      /* the copy window (layout.h USER_WINDOW_BASE): no faults there */
+#define VMA_MAYWRITE  0x20      /* shared file region whose file was open for writing:
+                                 * mprotect may add PROT_WRITE */
 
 struct mm {
     uint64_t pml4;              /* physical */

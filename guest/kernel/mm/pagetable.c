@@ -5,7 +5,8 @@
  * only).  User pages live in [USER_MIN, USER_END).
  *
  * PTE conventions: PTE_BORROWED marks a read-only page of module 0 (never
- * freed, copied on write); a PTE with P clear but an address is a page kept
+ * freed, copied on write); PTE_SHARED a file's page in a MAP_SHARED
+ * region (one page_share count per mapping); a PTE with P clear but an address is a page kept
  * under PROT_NONE (PTE_PROTNONE), restored by mprotect.
  *
  * Each walk costs ~25 emulated instructions, so the mm remembers the page
@@ -210,7 +211,7 @@ void protect_pages(struct mm *mm, uint64_t start, uint64_t end, uint32_t prot)
             uint64_t *pte = &pt[(va >> 12) % PT_ENTRIES];
             if (!*pte)
                 continue;
-            uint64_t e = (*pte & (PTE_ADDR_MASK | PTE_BORROWED | PTE_COW)) | flags;
+            uint64_t e = (*pte & (PTE_ADDR_MASK | PTE_BORROWED | PTE_COW | PTE_SHARED)) | flags;
             if (e & (PTE_BORROWED | PTE_COW))
                 e &= ~(uint64_t)PTE_W;          /* written through a copy (fault.c) */
             if (*pte & PTE_P)
@@ -297,7 +298,8 @@ void mm_destroy(struct mm *mm)
 }
 
 /* Share one page table's entries with the child's (copy on write): private
- * pages get a count and lose W in both; borrowed ones are copied as they are. */
+ * pages get a count and lose W in both; borrowed ones are copied as they
+ * are, and MAP_SHARED ones get a count and keep W. */
 static int share_table(uint64_t *pt, uint64_t va, void *child)
 {
     uint64_t *to = pte_lookup_walk(child, va, 1);
@@ -310,8 +312,10 @@ static int share_table(uint64_t *pt, uint64_t va, void *child)
         if (!(e & PTE_BORROWED)) {
             if (page_share(e & PTE_ADDR_MASK) < 0)
                 return -1;
-            e = (e | PTE_COW) & ~(uint64_t)PTE_W;
-            pt[l] = e;
+            if (!(e & PTE_SHARED)) {    /* a MAP_SHARED page stays as it is */
+                e = (e | PTE_COW) & ~(uint64_t)PTE_W;
+                pt[l] = e;
+            }
         }
         to[l] = e;
     }
