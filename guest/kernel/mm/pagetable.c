@@ -43,6 +43,7 @@ struct mm *mm_create(void)
     if (!mm)
         return 0;
     mm->stack_limit = USER_STACK_TOP - USER_STACK_MAX;
+    mm->users = mm->live = 1;
     if (!boot_tables_taken) {
         /* The first address space takes over the boot page tables (entry.S),
          * which have this very shape: no CR3 switch at the first exec.  On
@@ -358,4 +359,22 @@ void mm_release_pages(struct mm *mm)
     for_each_pt(mm, put_table_pages, 0, 0);
     if (mm == active_mm)                /* one flush for all (the exiting task's own) */
         __asm__ volatile("mov %0, %%cr3" :: "r"(mm->pml4) : "memory");
+}
+
+void mm_share(struct mm *mm)
+{
+    mm->users++;
+    mm->live++;
+}
+
+void mm_exit(struct mm *mm)
+{
+    if (--mm->live == 0)
+        mm_release_pages(mm);
+}
+
+void mm_put(struct mm *mm)
+{
+    if (--mm->users == 0)
+        mm_destroy(mm);
 }

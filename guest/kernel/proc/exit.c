@@ -44,7 +44,7 @@ void do_exit(int wait_status)
     }
     files_release(t->files);
     t->files = 0;
-    mm_release_pages(t->mm);
+    mm_exit(t->mm);                     /* the pages go with the last task using them */
     inode_put(t->cwd);
     inode_put(t->root);
     if (t->exe)
@@ -91,7 +91,7 @@ void task_release(struct task *t)
         }
     nr_tasks--;
     thread_group_release(t);
-    mm_destroy(t->mm);
+    mm_put(t->mm);
     kfree(t->sighand, sizeof *t->sighand);
     kfree(t->fpu, FXSAVE_AREA);
     if (t->exe_path)
@@ -153,6 +153,8 @@ long sys_wait4(uint64_t upid, uint64_t ustatus, uint64_t options, uint64_t rusag
 {
     if (options & ~(uint64_t)(WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WALL | __WCLONE))
         return -EINVAL;
+    if ((int)upid == INT32_MIN)
+        return -ESRCH;                  /* Linux: -INT_MIN, its process group, cannot be */
     long err;
     struct task *z = wait_child((int)upid, options, &err, SYS_wait4);
     if (!z)

@@ -1,9 +1,9 @@
-/* Memory shared between processes, MAP_SHARED (anonymous and files), and
- * wait4 restarted after a signal handler with SA_RESTART: what the Linux
- * Test Project's library needs before any of its tests runs (its results
- * page is a MAP_SHARED file written by the test's child; its parent waits
- * with a SIGUSR1 handler installed).  Each check waits for an event, never
- * for a time. */
+/* Memory shared between processes: MAP_SHARED (anonymous and files) and
+ * clone(CLONE_VM), and wait4 restarted after a signal handler with
+ * SA_RESTART: what the Linux Test Project's library needs before any of its
+ * tests runs (its results page is a MAP_SHARED file written by the test's
+ * child; its parent waits with a SIGUSR1 handler installed).  Each check
+ * waits for an event, never for a time. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <sched.h>
@@ -87,6 +87,26 @@ static void file(void)
     close(fd);
 }
 
+static char clone_stack[64 * 1024] __attribute__((aligned(16)));
+static volatile int clone_value;
+
+static int clone_child(void *arg)
+{
+    clone_value = (int)(intptr_t)arg;   /* no libc call: the child shares the parent's TLS */
+    return 0;
+}
+
+static void clone_vm(void)
+{
+    pid_t pid = clone(clone_child, clone_stack + sizeof clone_stack, CLONE_VM | SIGCHLD, (void *)42);
+    check(pid > 0 && child_exit_status(pid) == 0 && clone_value == 42,
+          "clone(CLONE_VM): the parent sees the child's write");
+    pid = clone(clone_child, clone_stack + sizeof clone_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, (void *)43);
+    int seen = clone_value;             /* the parent ran on only once the child had exited */
+    check(pid > 0 && seen == 43 && child_exit_status(pid) == 0,
+          "clone(CLONE_VM|CLONE_VFORK): the child's write is there when the parent goes on");
+}
+
 static volatile int *handled;           /* shared: the child waits on it */
 
 static void on_usr1(int sig)
@@ -126,6 +146,7 @@ int main(void)
     setvbuf(stdout, NULL, _IOLBF, 0);
     anonymous();
     file();
+    clone_vm();
     restart();
     return finish("sharedmem");
 }
