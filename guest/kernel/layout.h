@@ -79,6 +79,10 @@
 /* Software bit: a private page shared with another address space since a
  * fork, read-only until a write copies it (or finds it no longer shared). */
 #define PTE_COW            0x800
+/* Software bit (52, ignored by the CPU; 9-11 are taken): a page of a
+ * MAP_SHARED mapping, the file's own page: fork shares it writable as it
+ * is, and unmapping drops this mapping's count (page_put). */
+#define PTE_SHARED         0x0010000000000000
 #define PT_ENTRIES         512             /* entries per page-table page */
 
 /* ---- Segment selectors (GDT in entry.S).  The order is forced by

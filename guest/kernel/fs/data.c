@@ -99,6 +99,11 @@ static long prepare_grow(struct inode *ino)
     return 0;
 }
 
+uint64_t inode_shared_page(struct inode *ino, uint64_t index)
+{
+    return own_page(ino, index, 0);
+}
+
 uint64_t inode_borrowable_page(struct inode *ino, uint64_t index)
 {
     uint64_t *s = slot(ino, index, 0);
@@ -232,14 +237,15 @@ const struct file_ops ramfs_file_ops = {
     .flags = FOP_SEEKABLE | FOP_PREAD,
 };
 
-/* Free the file's own pages from page `first` on. */
+/* Free the file's own pages from page `first` on (a page a shared mapping
+ * still maps lives on until it is unmapped: page_put). */
 static void free_pages_from(struct inode *ino, uint64_t first)
 {
     uint64_t last = ALIGN_UP((uint64_t)ino->size, PAGE_SIZE) / PAGE_SIZE;
     for (uint64_t i = first; i < last; i++) {
         uint64_t *s = slot(ino, i, 0);
         if (s && *s) {
-            free_page(*s);
+            page_put(*s);
             *s = 0;
         }
     }

@@ -7,6 +7,7 @@
  *   /proc/cpuinfo            from CPUID: identity, clock, flags
  *   /proc/meminfo            the page allocator's totals
  *   /proc/uptime, /proc/mounts
+ *   /proc/sys/kernel/pid_max, tainted
  *
  * The entries are made when /proc is first used, the pid directory for the
  * one task (with processes, they will come and go with them).
@@ -280,6 +281,22 @@ static long gen_mounts(struct inode *ino, struct genbuf *b)
     return 0;
 }
 
+/* /proc/sys/kernel: the values this kernel has (LTP's library reads them). */
+static long gen_pid_max(struct inode *ino, struct genbuf *b)
+{
+    (void)ino;
+    gen_dec(b, PID_MAX, 0);
+    gen_puts(b, "\n");
+    return 0;
+}
+
+static long gen_tainted(struct inode *ino, struct genbuf *b)
+{
+    (void)ino;
+    gen_puts(b, "0\n");                 /* nothing taints this kernel: no modules, no oops */
+    return 0;
+}
+
 static void proc_fill(struct inode *proc)
 {
     gen_symlink(proc, "self", self_link);
@@ -287,6 +304,12 @@ static void proc_fill(struct inode *proc)
     gen_file(proc, "meminfo", 0444, gen_meminfo);
     gen_file(proc, "uptime", 0444, gen_uptime);
     gen_file(proc, "mounts", 0444, gen_mounts);
+    struct inode *sys = vfs_mkdir_kernel(proc, "sys", 0555);
+    struct inode *kernel = sys ? vfs_mkdir_kernel(sys, "kernel", 0555) : 0;
+    if (kernel) {
+        gen_file(kernel, "pid_max", 0444, gen_pid_max);
+        gen_file(kernel, "tainted", 0444, gen_tainted);
+    }
     struct inode *pid = vfs_mkdir_kernel(proc, "1", 0555);
     gen_symlink(pid, "exe", exe_link);
     gen_file(pid, "maps", 0444, gen_maps);

@@ -159,6 +159,9 @@ long inode_write_kernel(struct inode *ino, uint64_t off, const void *buf, uint64
 /* The boot-image page holding whole file page `index`, if it may be mapped
  * read-only as it is (PTE_BORROWED); else 0. */
 uint64_t inode_borrowable_page(struct inode *ino, uint64_t index);
+/* File page `index` as the file's own page, for a MAP_SHARED mapping (the
+ * caller takes a page_share count per mapping); 0 when out of memory. */
+uint64_t inode_shared_page(struct inode *ino, uint64_t index);
 long inode_truncate(struct inode *ino, uint64_t len);
 void inode_free_data(struct inode *ino);
 

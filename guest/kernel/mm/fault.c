@@ -10,7 +10,10 @@
  *   file        the file's page mapped read-only in place when it is a whole
  *               page of the root file system image (PTE_BORROWED), else a
  *               private copy with zeroes past the end of the file; past the
- *               last page of the file: SIGBUS, as Linux
+ *               last page of the file: SIGBUS, as Linux; in a MAP_SHARED
+ *               region of a file open for writing, the file's own page,
+ *               writable (PTE_SHARED), so writes reach the file and the
+ *               other mappings
  *   write to a borrowed page: a private copy (copy on write)
  *   write to a page shared since a fork (PTE_COW): a private copy, or the
  *               page itself once no other address space maps it
@@ -58,6 +61,12 @@ static int file_fault(struct mm *mm, struct vma *v, uint64_t page, int write, ui
     if (index >= ALIGN_UP(v->inode->size, PAGE_SIZE) / PAGE_SIZE)
         return SIGBUS;
     uint64_t flags = pte_flags(v->prot), pa;
+    if (v->flags & VMA_MAYWRITE) {      /* MAP_SHARED, writable file: the file's own page */
+        if (!(pa = inode_shared_page(v->inode, index)) || page_share(pa) < 0)
+            return SIGKILL;
+        *pte = pa | flags | PTE_SHARED;
+        return 0;
+    }
     uint64_t keep = v->file_end > page ? v->file_end - page : 0;   /* an ELF segment's file part */
     if (!write && keep >= PAGE_SIZE && (pa = inode_borrowable_page(v->inode, index))) {
         *pte = pa | (flags & ~(uint64_t)PTE_W) | PTE_BORROWED;
@@ -138,7 +147,7 @@ static int fault(uint64_t addr, int write, int fetch, struct regs *r, int *code)
         return 0;
     }
     if (*pte) {                         /* kept under PROT_NONE: the region allows it now */
-        *pte = (*pte & (PTE_ADDR_MASK | PTE_BORROWED | PTE_COW)) | pte_flags(v->prot);
+        *pte = (*pte & (PTE_ADDR_MASK | PTE_BORROWED | PTE_COW | PTE_SHARED)) | pte_flags(v->prot);
         if (*pte & (PTE_BORROWED | PTE_COW))
             *pte &= ~(uint64_t)PTE_W;
         return fault(addr, write, fetch, r, code);

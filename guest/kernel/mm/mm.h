@@ -60,7 +60,7 @@ struct vma {
     uint64_t start, end;
     uint32_t prot;              /* PROT_READ | PROT_WRITE | PROT_EXEC */
     uint32_t flags;             /* VMA_* */
-    struct inode *inode;        /* file-backed (private): its pages, from offset on */
+    struct inode *inode;        /* file-backed: its pages, from offset on */
     uint64_t offset;            /* file offset of start */
     uint64_t file_end;          /* file-backed: the file's bytes end at this address, zeroes after
                                  * (an ELF segment's p_filesz); ~0: at the end of the file */
@@ -69,8 +69,11 @@ struct vma {
 #define VMA_ANON      0x1       /* zero-filled on first touch */
 #define VMA_STACK     0x2       /* grows down on faults below it */
 #define VMA_HEAP      0x4       /* the brk area */
-#define VMA_SHARED    0x8       /* MAP_SHARED (anonymous: behaves as private, one process) */
+#define VMA_SHARED    0x8       /* MAP_SHARED: the file's own pages (PTE_SHARED); anonymous ones
+                                 * get a nameless file of their own (shared across fork) */
 #define VMA_WINDOW    0x10      /* the copy window (layout.h USER_WINDOW_BASE): no faults there */
+#define VMA_MAYWRITE  0x20      /* shared file region whose file was open for writing:
+                                 * mprotect may add PROT_WRITE */
 
 struct mm {
     uint64_t pml4;              /* physical */
@@ -78,6 +81,8 @@ struct mm {
     uint64_t brk_start, brk;    /* the break; the heap VMA ends at ALIGN_UP(brk) */
     uint64_t stack_limit;       /* lowest address the stack may grow to */
     struct vma *window;         /* the copy window's region while it is mapped (vma.c clears it) */
+    int users;                  /* tasks that hold it, zombies included (clone CLONE_VM) */
+    int live;                   /* ... not yet exited: the pages go when this reaches 0 */
     /* Recently found page tables, by 2 MiB region (va >> 21), direct-mapped on the
      * region's low bits: a system call touches the program's data, its stack and
      * the copy window, each a walk of ~25 emulated instructions if not here. */
@@ -94,6 +99,12 @@ void mm_activate(struct mm *mm);             /* load its page tables */
  * goes (at exit), the page tables stay until mm_destroy. */
 struct mm *mm_fork(struct mm *mm);
 void mm_release_pages(struct mm *mm);
+/* clone(CLONE_VM) without CLONE_THREAD: one more task holds mm.  mm_exit:
+ * one of them exits (the last live one releases the pages); mm_put: one is
+ * gone for good (the last destroys it). */
+void mm_share(struct mm *mm);
+void mm_exit(struct mm *mm);
+void mm_put(struct mm *mm);
 /* The PTE for va (USER_MIN <= va < USER_END), creating the tables if
  * `create`; NULL if absent (or out of memory).  The cached case is inline:
  * out of line, the walk's register saves cost as much as the walk. */

@@ -7,9 +7,11 @@
  * anonymous ones zeroed in ring 3.  brk maps its pages at once and has the
  * ring-3 stub zero them on the way back (user_zero_on_return).
  *
- * Writable MAP_SHARED file mappings are refused with ENODEV (a page written
- * through one would have to reach the file); read-only shared mappings of
- * a file behave as private ones, which nothing can tell apart.
+ * MAP_SHARED mappings of a file open for writing map the file's own pages
+ * (fault.c), shared with every other mapping and with read and write;
+ * shared anonymous memory is a nameless file of its own, so that fork's
+ * children share it.  Shared mappings of a read-only file cannot become
+ * writable, and behave as private ones, which nothing can tell apart.
  */
 #include "fs/vfs.h"
 #include "kernel.h"
@@ -34,8 +36,9 @@ static uint64_t page_len(uint64_t len)
 }
 
 /* The file an mmap names: 0 and *inode (NULL for /dev/zero, which maps as
- * anonymous memory, as Linux's does), or -errno. */
-static long mmap_file(uint64_t fd, uint64_t prot, uint64_t type, struct inode **inode)
+ * anonymous memory, as Linux's does), *writable (opened for writing), or
+ * -errno. */
+static long mmap_file(uint64_t fd, uint64_t prot, uint64_t type, struct inode **inode, int *writable)
 {
     struct file *f = fd_file((int)fd);
     if (!f)
@@ -49,10 +52,27 @@ static long mmap_file(uint64_t fd, uint64_t prot, uint64_t type, struct inode **
         return -ENODEV;
     if ((f->flags & O_ACCMODE) == O_WRONLY)
         return -EACCES;
-    if (type != MAP_PRIVATE && (prot & PROT_WRITE))
-        return (f->flags & O_ACCMODE) == O_RDWR ? -ENODEV : -EACCES;
+    *writable = (f->flags & O_ACCMODE) == O_RDWR;
+    if (type != MAP_PRIVATE && (prot & PROT_WRITE) && !*writable)
+        return -EACCES;
     *inode = ino;
     return 0;
+}
+
+/* Shared anonymous memory (and /dev/zero's): a nameless file of len bytes
+ * that only the mappings hold, so fork's children share its pages, as
+ * Linux's shmem.  NULL when out of memory. */
+static struct inode *shared_anon_file(uint64_t len)
+{
+    struct inode *ino = inode_new(S_IFREG | 0600);
+    if (!ino)
+        return 0;
+    inode_get(ino);
+    if (inode_truncate(ino, len) < 0) {
+        inode_put(ino);
+        return 0;
+    }
+    return ino;
 }
 
 long sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, uint64_t fd, uint64_t off)
@@ -68,8 +88,9 @@ long sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, uint64
     if (off + len < off)
         return -EOVERFLOW;
     struct inode *inode = 0;
+    int writable = 0;
     if (!(flags & MAP_ANONYMOUS)) {
-        long r = mmap_file(fd, prot, type, &inode);
+        long r = mmap_file(fd, prot, type, &inode, &writable);
         if (r < 0)
             return r;
     }
@@ -92,7 +113,20 @@ long sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, uint64
         return -ENOMEM;
     }
     uint32_t vflags = (inode ? 0 : VMA_ANON) | (type != MAP_PRIVATE ? VMA_SHARED : 0);
+    struct inode *anon = 0;
+    if (!inode && type != MAP_PRIVATE) {
+        if (!(anon = shared_anon_file(len)))
+            return -ENOMEM;
+        inode = anon;
+        off = 0;
+        writable = 1;
+        vflags = VMA_SHARED;
+    }
+    if (type != MAP_PRIVATE && writable)
+        vflags |= VMA_MAYWRITE;
     struct vma *v = vma_new(start, start + len, (uint32_t)prot, vflags, inode, off);
+    if (anon)
+        inode_put(anon);                /* the region holds it now (or nothing does) */
     if (!v)
         return -ENOMEM;
     vma_insert(mm, v);
@@ -156,7 +190,7 @@ long sys_mprotect(uint64_t addr, uint64_t len, uint64_t prot)
     if (!fully_mapped(mm, addr, end))
         return -ENOMEM;
     for (struct vma *v = vma_find(mm, addr); v && v->start < end; v = v->next)
-        if ((v->flags & VMA_SHARED) && v->inode && (prot & PROT_WRITE))
+        if ((v->flags & VMA_SHARED) && v->inode && !(v->flags & VMA_MAYWRITE) && (prot & PROT_WRITE))
             return -EACCES;
     struct vma *first = vma_find(mm, addr);
     if (vma_split(mm, first, addr) < 0)

@@ -5,7 +5,8 @@
  * only).  User pages live in [USER_MIN, USER_END).
  *
  * PTE conventions: PTE_BORROWED marks a read-only page of module 0 (never
- * freed, copied on write); a PTE with P clear but an address is a page kept
+ * freed, copied on write); PTE_SHARED a file's page in a MAP_SHARED
+ * region (one page_share count per mapping); a PTE with P clear but an address is a page kept
  * under PROT_NONE (PTE_PROTNONE), restored by mprotect.
  *
  * Each walk costs ~25 emulated instructions, so the mm remembers the page
@@ -42,6 +43,7 @@ struct mm *mm_create(void)
     if (!mm)
         return 0;
     mm->stack_limit = USER_STACK_TOP - USER_STACK_MAX;
+    mm->users = mm->live = 1;
     if (!boot_tables_taken) {
         /* The first address space takes over the boot page tables (entry.S),
          * which have this very shape: no CR3 switch at the first exec.  On
@@ -210,7 +212,7 @@ void protect_pages(struct mm *mm, uint64_t start, uint64_t end, uint32_t prot)
             uint64_t *pte = &pt[(va >> 12) % PT_ENTRIES];
             if (!*pte)
                 continue;
-            uint64_t e = (*pte & (PTE_ADDR_MASK | PTE_BORROWED | PTE_COW)) | flags;
+            uint64_t e = (*pte & (PTE_ADDR_MASK | PTE_BORROWED | PTE_COW | PTE_SHARED)) | flags;
             if (e & (PTE_BORROWED | PTE_COW))
                 e &= ~(uint64_t)PTE_W;          /* written through a copy (fault.c) */
             if (*pte & PTE_P)
@@ -297,7 +299,8 @@ void mm_destroy(struct mm *mm)
 }
 
 /* Share one page table's entries with the child's (copy on write): private
- * pages get a count and lose W in both; borrowed ones are copied as they are. */
+ * pages get a count and lose W in both; borrowed ones are copied as they
+ * are, and MAP_SHARED ones get a count and keep W. */
 static int share_table(uint64_t *pt, uint64_t va, void *child)
 {
     uint64_t *to = pte_lookup_walk(child, va, 1);
@@ -310,8 +313,10 @@ static int share_table(uint64_t *pt, uint64_t va, void *child)
         if (!(e & PTE_BORROWED)) {
             if (page_share(e & PTE_ADDR_MASK) < 0)
                 return -1;
-            e = (e | PTE_COW) & ~(uint64_t)PTE_W;
-            pt[l] = e;
+            if (!(e & PTE_SHARED)) {    /* a MAP_SHARED page stays as it is */
+                e = (e | PTE_COW) & ~(uint64_t)PTE_W;
+                pt[l] = e;
+            }
         }
         to[l] = e;
     }
@@ -354,4 +359,22 @@ void mm_release_pages(struct mm *mm)
     for_each_pt(mm, put_table_pages, 0, 0);
     if (mm == active_mm)                /* one flush for all (the exiting task's own) */
         __asm__ volatile("mov %0, %%cr3" :: "r"(mm->pml4) : "memory");
+}
+
+void mm_share(struct mm *mm)
+{
+    mm->users++;
+    mm->live++;
+}
+
+void mm_exit(struct mm *mm)
+{
+    if (--mm->live == 0)
+        mm_release_pages(mm);
+}
+
+void mm_put(struct mm *mm)
+{
+    if (--mm->users == 0)
+        mm_destroy(mm);
 }

@@ -454,8 +454,10 @@ static long exec_elf(struct inode *ino, const char *path, char *const argv[], ch
     struct mm *old = current->mm;
     current->mm = mm;
     mm_activate(mm);
-    if (old)
-        mm_destroy(old);
+    if (old) {                          /* a clone(CLONE_VM) parent may still use it */
+        mm_exit(old);
+        mm_put(old);
+    }
     struct regs regs;
     memset(&regs, 0, sizeof regs);
     if ((r = build_stack(im, path, argv, envp, &regs.rsp)) < 0) {
@@ -554,6 +556,20 @@ static long copy_strings(uint64_t uv, char ***out)
     return n;
 }
 
+/* An empty argv becomes { "", NULL }, as Linux 5.18 on: no program sees
+ * argc 0 (and argv[1] as its first environment string).  0 or -ENOMEM. */
+static long argv_never_empty(char **v, long *argc)
+{
+    if (*argc != 0)
+        return 0;
+    if (!(v[0] = kmalloc(PAGE_SIZE)))
+        return -ENOMEM;
+    v[0][0] = 0;
+    v[1] = 0;
+    *argc = 1;
+    return 0;
+}
+
 void sys_execve_regs(struct regs *r)
 {
     long err;
@@ -561,6 +577,7 @@ void sys_execve_regs(struct regs *r)
         err = -ENOMEM;
     else if ((err = strncpy_from_user(execve_args.path, r->rdi, PATH_MAX)) >= 0 &&
              (err = execve_args.argc = copy_strings(r->rsi, &execve_args.argv)) >= 0 &&
+             (err = argv_never_empty(execve_args.argv, &execve_args.argc)) >= 0 &&
              (err = execve_args.envc = copy_strings(r->rdx, &execve_args.envp)) >= 0)
         err = exec_file(execve_args.path, execve_args.argv, execve_args.envp);   /* only on failure */
     if (execve_args.argc < 0)

@@ -44,7 +44,7 @@ void do_exit(int wait_status)
     }
     files_release(t->files);
     t->files = 0;
-    mm_release_pages(t->mm);
+    mm_exit(t->mm);                     /* the pages go with the last task using them */
     inode_put(t->cwd);
     inode_put(t->root);
     if (t->exe)
@@ -91,7 +91,7 @@ void task_release(struct task *t)
         }
     nr_tasks--;
     thread_group_release(t);
-    mm_destroy(t->mm);
+    mm_put(t->mm);
     kfree(t->sighand, sizeof *t->sighand);
     kfree(t->fpu, FXSAVE_AREA);
     if (t->exe_path)
@@ -128,7 +128,7 @@ static struct task *find_zombie(int pid, int *any)
 }
 
 /* Sleep until a matching child is a zombie: it, or NULL with *err. */
-static struct task *wait_child(int pid, uint64_t options, long *err)
+static struct task *wait_child(int pid, uint64_t options, long *err, uint64_t nr)
 {
     int any;
     struct task *z;
@@ -141,7 +141,7 @@ static struct task *wait_child(int pid, uint64_t options, long *err)
         if (options & WNOHANG)
             return 0;
         if (signal_pending()) {
-            *err = -EINTR;              /* Linux: -ERESTARTSYS, restarted with SA_RESTART */
+            *err = syscall_restart_on_signal(nr);   /* EINTR, or again with SA_RESTART */
             return 0;
         }
         waitq_sleep(&child_wq);
@@ -153,8 +153,10 @@ long sys_wait4(uint64_t upid, uint64_t ustatus, uint64_t options, uint64_t rusag
 {
     if (options & ~(uint64_t)(WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WALL | __WCLONE))
         return -EINVAL;
+    if ((int)upid == INT32_MIN)
+        return -ESRCH;                  /* Linux: -INT_MIN, its process group, cannot be */
     long err;
-    struct task *z = wait_child((int)upid, options, &err);
+    struct task *z = wait_child((int)upid, options, &err, SYS_wait4);
     if (!z)
         return err;
     int status = z->exit_status, pid = z->tgid;
@@ -179,7 +181,7 @@ long sys_waitid(uint64_t idtype, uint64_t id, uint64_t infop, uint64_t options, 
         (options & ~(uint64_t)(WNOHANG | WEXITED | WUNTRACED | WCONTINUED | WNOWAIT | __WNOTHREAD | __WALL | __WCLONE)))
         return -EINVAL;
     long err;
-    struct task *z = (options & WEXITED) ? wait_child(pid, options, &err) : 0;
+    struct task *z = (options & WEXITED) ? wait_child(pid, options, &err, SYS_waitid) : 0;
     if (!(options & WEXITED))
         err = -ECHILD;                  /* only stops/continues asked: none happen here */
     if (!z && err)

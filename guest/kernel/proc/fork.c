@@ -8,9 +8,10 @@
  *
  * vfork (and clone with CLONE_VFORK, as glibc's posix_spawn uses with
  * CLONE_VM and a stack of its own) suspends the caller until the child execs
- * or exits.  The child gets a copy-on-write address space even with CLONE_VM:
- * what it does before exec cannot reach the parent's memory.  Threads
- * (CLONE_THREAD) are issue 15c's.
+ * or exits.  clone with CLONE_VM shares the caller's address space (counted:
+ * mm_share); vfork itself gives a copy-on-write one, so what its child does
+ * before exec cannot reach the parent's memory.  Threads (CLONE_THREAD) are
+ * issue 15c's.
  */
 #include "fs/vfs.h"
 #include "kernel.h"
@@ -25,8 +26,10 @@ extern struct waitq child_wq;           /* exit.c */
 
 static void undo(struct task *t)
 {
-    if (t->mm)
-        mm_destroy(t->mm);
+    if (t->mm) {
+        mm_exit(t->mm);
+        mm_put(t->mm);
+    }
     if (t->files)
         files_release(t->files);
     if (t->sighand)
@@ -41,7 +44,7 @@ static void undo(struct task *t)
 }
 
 /* A copy of current for the child, or NULL (ENOMEM) with nothing left over. */
-static struct task *task_copy(void)
+static struct task *task_copy(uint64_t flags)
 {
     struct task *t = kmalloc(sizeof *t);
     if (!t)
@@ -55,7 +58,14 @@ static struct task *task_copy(void)
     t->kstack_pa = 0;
     if (!(t->kstack_pa = kstack_alloc()) || !(t->fpu = kmalloc(FXSAVE_AREA)) ||
         !(t->sighand = kmalloc(sizeof *t->sighand)) || !(t->files = files_copy(current->files)) ||
-        (current->exe_path && !(t->exe_path = kmalloc(PATH_MAX))) || !(t->mm = mm_fork(current->mm))) {
+        (current->exe_path && !(t->exe_path = kmalloc(PATH_MAX)))) {
+        undo(t);
+        return 0;
+    }
+    if (flags & CLONE_VM) {             /* the same address space, as Linux */
+        t->mm = current->mm;
+        mm_share(t->mm);
+    } else if (!(t->mm = mm_fork(current->mm))) {
         undo(t);
         return 0;
     }
@@ -98,7 +108,7 @@ static long do_fork(struct regs *r, uint64_t flags, uint64_t newsp, uint64_t pti
         return -EINVAL;                 /* shared handlers come only with a thread */
     if (nr_tasks >= TASK_MAX)
         return -EAGAIN;
-    struct task *t = task_copy();
+    struct task *t = task_copy(flags);
     if (!t)
         return -ENOMEM;
     task_stack_setup(t, r);
