@@ -251,9 +251,13 @@ static int page_refs_init(void)
     return 0;
 }
 
+/* -1 when the table cannot be made, or the count is full (a program mapping one
+ * MAP_SHARED page 65,536 times): the caller fails that mapping or fork. */
 int page_share(uint64_t pa)
 {
     if (!page_refs && page_refs_init() < 0)
+        return -1;
+    if (page_refs[pa / PAGE_SIZE] == UINT16_MAX)
         return -1;
     page_refs[pa / PAGE_SIZE]++;
     return 0;
