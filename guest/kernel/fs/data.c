@@ -25,6 +25,7 @@
 #include "layout.h"
 #include "mm/mm.h"
 #include "proc/task.h"
+#include "proc/thread.h"
 #include "syscall/strace.h"
 #include "x86.h"
 
@@ -175,6 +176,11 @@ int ramfs_read_through_window(struct file *f, struct regs *r, uint64_t buf, uint
         if (s && *s)
             return 0;
     }
+    /* The window is the address space's: another task on it (a thread, a CLONE_VM child)
+     * could remap it between these mappings and this task's ring-3 copy, if the tick
+     * preempts the copy.  Only a task alone on its address space takes this way. */
+    if (mm->users > 1 || !thread_alone(current))
+        return 0;
     struct vma *w = mm->window;
     if (!w || w->start != USER_WINDOW_BASE || w->end < USER_WINDOW_BASE + pages * PAGE_SIZE || !user_ok(buf, n, 1))
         return 0;                       /* window gone (unmapped by the program), or a bad buffer */

@@ -37,6 +37,11 @@ struct thread_group {
     struct waitq ended;         /* the leader waits here for the others */
 };
 
+int thread_alone(struct task *t)
+{
+    return !t->group || t->group->live == 1;
+}
+
 static struct task *dead_threads;      /* ended, not yet freed (linked by run_next) */
 
 static void free_dead_threads(void)

@@ -19,6 +19,8 @@ struct task *thread_leader(struct task *t);
 /* Before exec replaces the address space: the other threads end.  0, or
  * -EAGAIN from a thread that is not the leader (not supported here). */
 long thread_exec_prepare(void);
+/* 1 when t's process has no other thread that has not ended. */
+int thread_alone(struct task *t);
 /* The thread of t's process that takes signal sig sent to the process. */
 struct task *thread_for_signal(struct task *t, int sig);
 
