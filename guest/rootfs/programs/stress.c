@@ -47,12 +47,13 @@
 /* MemFree may end this much lower than it started on the tiny kernel: its
  * kmalloc keeps a slab page once one of its objects was used, and the lists
  * of kernel stacks and page tables keep what the peak of tasks took.  The
- * warm-up reaches the steps' peak first, so the steps end where they started:
- * measured 0 or 4 KiB lower after 40 to 1200 steps on both engines (23
- * pages lower before the warm-up ran threads beside live children).  A leak
- * of a page per fork or per thread is tens of pages in the default run. */
+ * warm-up reaches the steps' peak first, so the steps end where they started
+ * or nearly: measured 0 KiB lower after 40 steps, and a plateau of 4 KiB
+ * (musl) and 16 KiB (glibc) after 300 to 3000 steps on unicorn (92 KiB before
+ * the warm-up ran threads beside live children).  A leak of a page per fork
+ * or per thread would be 50 KiB or more in the default run. */
 #ifndef MEMORY_SLACK_KIB
-#define MEMORY_SLACK_KIB 16
+#define MEMORY_SLACK_KIB 32
 #endif
 
 /* splitmix64: small, and the same sequence under every libc. */
@@ -643,6 +644,6 @@ int main(int argc, char **argv)
     int back = !ours || (before - after <= MEMORY_SLACK_KIB && after - before <= MEMORY_SLACK_KIB);
     if (!back)
         printf("memory: MemFree %ld kB before the steps, %ld after\n", before, after);
-    check(back, "memory: MemFree back where it started, within 16 KiB (checked on our kernel only)");
+    check(back, "memory: MemFree back where it started, within 32 KiB (checked on our kernel only)");
     return finish("stress");
 }
