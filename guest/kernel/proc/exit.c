@@ -141,7 +141,7 @@ static struct task *wait_child(int pid, uint64_t options, long *err)
         if (options & WNOHANG)
             return 0;
         if (signal_pending()) {
-            *err = -EINTR;              /* Linux: -ERESTARTSYS, restarted with SA_RESTART */
+            *err = restart_syscall();   /* again after a handler with SA_RESTART */
             return 0;
         }
         waitq_sleep(&child_wq);

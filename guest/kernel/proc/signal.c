@@ -271,6 +271,27 @@ int signal_force(struct regs *r, int sig, int code, uint64_t addr, uint64_t cr2)
     return setup_frame(r, sig, &info, cr2, r->error, r->vector);
 }
 
+long restart_syscall(void)
+{
+    user_return_work = 1;               /* the way back decides (signal_deliver_pending) */
+    return -ERESTARTSYS;
+}
+
+/* An interrupted call that restart_syscall() marked: again (RAX = the call's
+ * number, which traps.S keeps in r->error, and RIP back on the 2-byte
+ * `syscall`), or -EINTR for a handler without SA_RESTART. */
+static void finish_interrupted_call(struct regs *r, int again)
+{
+    if (r->vector != (uint64_t)-1 || (long)r->rax != -ERESTARTSYS)
+        return;
+    if (again) {
+        r->rax = r->error;
+        r->rip -= 2;
+    } else {
+        r->rax = (uint64_t)-EINTR;
+    }
+}
+
 void signal_deliver_pending(struct regs *r)
 {
     uint64_t ready;
@@ -288,10 +309,12 @@ void signal_deliver_pending(struct regs *r)
             strace_signal(sig, info->code, info->addr, info->pid, info->uid);   /* strace shows it, then the death */
             task_kill_by_signal(sig);
         }
+        finish_interrupted_call(r, (ka->flags & SA_RESTART) != 0);     /* before the frame saves r */
         if (!(ka->flags & SA_RESTORER) || !setup_frame(r, sig, &current->info[sig], 0, 0, 0))
             task_kill_by_signal(SIGSEGV);       /* Linux: a frame that cannot be written */
         /* On to the next: as Linux, a frame for each, the last built runs first. */
     }
+    finish_interrupted_call(r, 1);      /* no handler ran: as if nothing had happened */
     if (current->restore_blocked) {     /* rt_sigsuspend, and no handler ran */
         current->blocked = current->saved_blocked;
         current->restore_blocked = 0;

@@ -92,6 +92,9 @@ static const char *volatile phase = "start";
 static void *watchdog(void *arg)
 {
     (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);     /* the process's signals are for the others */
     unsigned long seen = progress;
     int still = 0;
     for (;;) {
@@ -472,6 +475,66 @@ static void thread_round(uint64_t *rng, int threads, int hops, unsigned step)
     thr.checksum = thr.checksum * 1000003 ^ ring.sum;
 }
 
+/* --- SA_RESTART (the tiny kernel returned EINTR from every interrupted call
+ * until the stress test lost a token on KVM: a tgkill hit a blocked pipe read) --- */
+
+static void pause_a_little(void)
+{
+    struct timespec t = { 0, 20 * 1000 * 1000 };
+    nanosleep(&t, NULL);                /* only makes it likely that the other side is blocked */
+}
+
+static volatile int restart_word;
+static pid_t main_tid;
+
+static void *signal_then_wake(void *arg)
+{
+    (void)arg;
+    pause_a_little();
+    syscall(SYS_tgkill, getpid(), main_tid, SIGUSR2);
+    pause_a_little();
+    __atomic_store_n(&restart_word, 1, __ATOMIC_SEQ_CST);
+    futex(&restart_word, FUTEX_WAKE_PRIVATE, 1);
+    return NULL;
+}
+
+/* A handler with SA_RESTART interrupts a blocked pipe read, wait4 and futex
+ * wait: each goes on as if nothing happened (Linux restarts them).  The
+ * result is the same if the signal comes before the call blocks. */
+static void restarts(void)
+{
+    int before = usr2_here, p[2], ok = pipe(p) == 0;
+    pid_t pid = fork();
+    if (pid == 0) {
+        pause_a_little();
+        kill(getppid(), SIGUSR2);
+        pause_a_little();
+        _exit(write(p[1], "x", 1) == 1 ? 0 : 1);
+    }
+    char c = 0;
+    ok &= read(p[0], &c, 1) == 1 && c == 'x';
+    int status = 0;
+    ok &= waitpid(pid, &status, 0) == pid && status == 0;
+    close(p[0]);
+    close(p[1]);
+    pid = fork();
+    if (pid == 0) {
+        pause_a_little();
+        kill(getppid(), SIGUSR2);
+        pause_a_little();
+        _exit(5);
+    }
+    ok &= waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 5;
+    main_tid = (pid_t)syscall(SYS_gettid);
+    pthread_t t;
+    ok &= pthread_create(&t, NULL, signal_then_wake, NULL) == 0;
+    long r = futex(&restart_word, FUTEX_WAIT_PRIVATE, 0);
+    ok &= r == 0 || errno == EAGAIN;    /* EAGAIN: restarted after the word changed */
+    pthread_join(t, NULL);
+    check(ok && usr2_here == before + 3,
+          "SA_RESTART: a pipe read, wait4 and a futex wait interrupted by a handler go on");
+}
+
 /* --- memory --- */
 
 /* MemTotal and MemFree from /proc/meminfo, in KiB; 0 when the file or a line is missing. */
@@ -622,6 +685,7 @@ int main(int argc, char **argv)
     check(pthread_create(&dog, NULL, watchdog, NULL) == 0, "a watchdog thread ends a hang with a FAIL line");
     int ours = our_kernel();
     meminfo_is_true(ours);
+    restarts();
 
     warm_up();
     long before = mem_free();
