@@ -341,7 +341,7 @@ syscall_common:
     pushq   %rax                    /* keeps RSP 16-aligned for the call */
     movq    %r10, %rcx              /* Linux passes arg 4 in R10, C in RCX */
     call    *syscall_table(, %rax, 8)
-    addq    $8, %rsp
+    popq    %rcx                    /* the call's number: struct regs' error for a restart */
     cmpb    $0, user_return_work(%rip)
     jne     syscall_work
     popq    %r10
@@ -359,7 +359,7 @@ syscall_work:                       /* RAX = the result: a struct regs for C */
     popq    %rdx
     popq    %rsi
     popq    %rdi
-    pushq   $0                      /* error code */
+    pushq   %rcx                    /* "error code": the call's number (signal.c restarts with it) */
     pushq   $-1                     /* "vector": not an exception */
     PUSH_REGS
     movq    %rsp, %rdi
@@ -367,7 +367,7 @@ syscall_work:                       /* RAX = the result: a struct regs for C */
     jmp     return_to_user
 
 syscall_full:                       /* RIP and RFLAGS are already in the frame */
-    pushq   $0                      /* error code */
+    pushq   %rax                    /* "error code": the call's number (signal.c restarts with it) */
     pushq   $-1                     /* "vector": not an exception */
     PUSH_REGS
     movq    %rsp, %rdi

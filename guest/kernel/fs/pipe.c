@@ -60,9 +60,8 @@ static long pipe_read(struct file *f, uint64_t buf, uint64_t count, int64_t *pos
         return 0;
     if (!p->len && p->writers && (f->flags & O_NONBLOCK))
         return -EAGAIN;
-    long err = wait_event(&p->wait, p->len || !p->writers);
-    if (err)
-        return err;
+    if (wait_event(&p->wait, p->len || !p->writers))
+        return restart_syscall();
     uint32_t n = (uint32_t)MIN(count, (uint64_t)p->len);
     if (!n)
         return 0;                       /* no writer left: end of file */
@@ -98,9 +97,8 @@ static long pipe_write(struct file *f, uint64_t buf, uint64_t count, int64_t *po
         if (pipe_room(p) < need) {
             if (f->flags & O_NONBLOCK)
                 return done ? (long)done : -EAGAIN;
-            long err = wait_event(&p->wait, pipe_room(p) >= need || !p->readers);
-            if (err)
-                return done ? (long)done : err;
+            if (wait_event(&p->wait, pipe_room(p) >= need || !p->readers))
+                return done ? (long)done : restart_syscall();
         }
         if (!p->readers)
             return done ? (long)done : broken_pipe();

@@ -128,7 +128,7 @@ static struct task *find_zombie(int pid, int *any)
 }
 
 /* Sleep until a matching child is a zombie: it, or NULL with *err. */
-static struct task *wait_child(int pid, uint64_t options, long *err, uint64_t nr)
+static struct task *wait_child(int pid, uint64_t options, long *err)
 {
     int any;
     struct task *z;
@@ -141,7 +141,7 @@ static struct task *wait_child(int pid, uint64_t options, long *err, uint64_t nr
         if (options & WNOHANG)
             return 0;
         if (signal_pending()) {
-            *err = syscall_restart_on_signal(nr);   /* EINTR, or again with SA_RESTART */
+            *err = restart_syscall();   /* again after a handler with SA_RESTART */
             return 0;
         }
         waitq_sleep(&child_wq);
@@ -156,7 +156,7 @@ long sys_wait4(uint64_t upid, uint64_t ustatus, uint64_t options, uint64_t rusag
     if ((int)upid == INT32_MIN)
         return -ESRCH;                  /* Linux: -INT_MIN, its process group, cannot be */
     long err;
-    struct task *z = wait_child((int)upid, options, &err, SYS_wait4);
+    struct task *z = wait_child((int)upid, options, &err);
     if (!z)
         return err;
     int status = z->exit_status, pid = z->tgid;
@@ -181,7 +181,7 @@ long sys_waitid(uint64_t idtype, uint64_t id, uint64_t infop, uint64_t options, 
         (options & ~(uint64_t)(WNOHANG | WEXITED | WUNTRACED | WCONTINUED | WNOWAIT | __WNOTHREAD | __WALL | __WCLONE)))
         return -EINVAL;
     long err;
-    struct task *z = (options & WEXITED) ? wait_child(pid, options, &err, SYS_waitid) : 0;
+    struct task *z = (options & WEXITED) ? wait_child(pid, options, &err) : 0;
     if (!(options & WEXITED))
         err = -ECHILD;                  /* only stops/continues asked: none happen here */
     if (!z && err)

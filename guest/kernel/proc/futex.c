@@ -175,7 +175,7 @@ static long futex_wait(uint64_t uaddr, int private, uint32_t val, uint64_t deadl
         if (w.woken)
             return 0;
         if (signal_pending()) {
-            err = -EINTR;
+            err = deadline == NO_DEADLINE ? restart_syscall() : -EINTR;    /* as Linux */
             break;
         }
         if (deadline != NO_DEADLINE && clock_ns() >= deadline) {

@@ -271,30 +271,30 @@ int signal_force(struct regs *r, int sig, int code, uint64_t addr, uint64_t cr2)
     return setup_frame(r, sig, &info, cr2, r->error, r->vector);
 }
 
-static uint64_t syscall_restart_nr;     /* the call that returned -ERESTARTSYS, plus one */
-
-long syscall_restart_on_signal(uint64_t nr)
+long restart_syscall(void)
 {
-    syscall_restart_nr = nr + 1;        /* read on this very way back (no switch before it) */
-    user_return_work = 1;               /* -ERESTARTSYS must never reach the program */
+    user_return_work = 1;               /* the way back decides (signal_deliver_pending) */
     return -ERESTARTSYS;
 }
 
-/* The interrupted system call runs again when the user returns to r. */
-static void restart_syscall(struct regs *r, uint64_t nr_plus_one)
+/* An interrupted call that restart_syscall() marked: again (RAX = the call's
+ * number, which traps.S keeps in r->error, and RIP back on the 2-byte
+ * `syscall`), or -EINTR for a handler without SA_RESTART. */
+static void finish_interrupted_call(struct regs *r, int again)
 {
-    r->rax = nr_plus_one - 1;
-    r->rip -= 2;                        /* back onto the 2-byte syscall instruction */
+    if (r->vector != (uint64_t)-1 || (long)r->rax != -ERESTARTSYS)
+        return;
+    if (again) {
+        r->rax = r->error;
+        r->rip -= 2;
+    } else {
+        r->rax = (uint64_t)-EINTR;
+    }
 }
 
 void signal_deliver_pending(struct regs *r)
 {
-    uint64_t restart = 0, ready;
-    if (r->vector == (uint64_t)-1 && r->rax == (uint64_t)-ERESTARTSYS) {   /* a system call's return */
-        restart = syscall_restart_nr;
-        r->rax = (uint64_t)-EINTR;
-    }
-    syscall_restart_nr = 0;
+    uint64_t ready;
     while ((ready = current->pending & ~current->blocked)) {
         uint64_t pick = (ready & SYNCHRONOUS) ? (ready & SYNCHRONOUS) : ready;
         int sig = __builtin_ctzll(pick) + 1;
@@ -309,15 +309,12 @@ void signal_deliver_pending(struct regs *r)
             strace_signal(sig, info->code, info->addr, info->pid, info->uid);   /* strace shows it, then the death */
             task_kill_by_signal(sig);
         }
-        if (restart && (ka->flags & SA_RESTART))
-            restart_syscall(r, restart);        /* the frame returns onto the call */
-        restart = 0;                            /* else it stays EINTR */
+        finish_interrupted_call(r, (ka->flags & SA_RESTART) != 0);     /* before the frame saves r */
         if (!(ka->flags & SA_RESTORER) || !setup_frame(r, sig, &current->info[sig], 0, 0, 0))
             task_kill_by_signal(SIGSEGV);       /* Linux: a frame that cannot be written */
         /* On to the next: as Linux, a frame for each, the last built runs first. */
     }
-    if (restart)                        /* no handler ran: as if nothing happened */
-        restart_syscall(r, restart);
+    finish_interrupted_call(r, 1);      /* no handler ran: as if nothing had happened */
     if (current->restore_blocked) {     /* rt_sigsuspend, and no handler ran */
         current->blocked = current->saved_blocked;
         current->restore_blocked = 0;

@@ -95,11 +95,6 @@ void signal_send(struct task *t, int sig, int code, uint64_t addr);
  * Returns 1 when r now enters the handler. */
 int signal_force(struct regs *r, int sig, int code, uint64_t addr, uint64_t cr2);
 void signal_deliver_pending(struct regs *r);
-/* A system call `nr` interrupted by a signal returns this: the caller sees
- * EINTR, unless the signal's handler has SA_RESTART or no handler runs,
- * when the call is made again (Linux's -ERESTARTSYS, kernel-internal). */
-#define ERESTARTSYS 512
-long syscall_restart_on_signal(uint64_t nr);
 void sys_rt_sigreturn(struct regs *r);
 /* ppoll, pselect6, epoll_pwait: install the user's mask (set may be 0) for
  * a wait, 0 or -errno; then restore it given the wait's result. */

@@ -27,6 +27,13 @@ void wake_up(struct waitq *q);
  * a deadline, and waits on what raises no interrupt (proc/sched.c). */
 extern struct waitq tick_wq;
 int signal_pending(void);           /* the current task has an unblocked signal */
+/* Linux's ERESTARTSYS, never seen by a program: a blocking call that a signal
+ * interrupted returns restart_syscall(); on the way back to user mode the
+ * call starts again if the handler has SA_RESTART (or no handler runs), and
+ * returns -EINTR otherwise (signal.c).  Calls Linux never restarts (sleeps,
+ * poll, epoll_wait, sigsuspend, waits with a timeout) return -EINTR. */
+#define ERESTARTSYS 512
+long restart_syscall(void);
 
 #define wait_event(q, cond) ({                              \
     long wait_event_err_ = 0;                               \
