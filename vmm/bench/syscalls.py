@@ -44,6 +44,7 @@ import tempfile
 
 from .. import host_run, paths
 from ..config import MachineConfig
+from ..errors import VmmError
 from ..debug.trace import InstructionTracer, attach_tracer
 from ..machine import Machine, probe
 from .harness import (FAILED, OK, UNAVAILABLE, Row, RunFailed, Unavailable, interleave, progress_printer, ratio,
@@ -115,12 +116,19 @@ class ContainerRow(Row):
             raise Unavailable(f"containers unavailable: {reason}")
 
     def measure(self, context):
-        from ..container import run_container
+        from ..container import ContainerTerminated, ContainerUnavailable, run_container
         result = {}
         for mode in MODES:
             with tempfile.TemporaryFile() as out, open(os.devnull, "rb") as stdin:
-                status = run_container(ROOTFS, [PROGRAM, mode, str(calls_for(mode, self.calls))],
-                                       stdin=stdin, stdout=out, stderr=out)
+                try:
+                    status = run_container(ROOTFS, [PROGRAM, mode, str(calls_for(mode, self.calls))],
+                                           stdin=stdin, stdout=out, stderr=out)
+                except ContainerTerminated:
+                    raise                   # a signal to this process ends the benchmark
+                except ContainerUnavailable as error:
+                    raise Unavailable(f"containers unavailable: {error}") from None
+                except VmmError as error:   # e.g. a read-only root with no mount point for /proc
+                    raise RunFailed(f"container launcher: {error}") from None
                 out.seek(0)
                 output = out.read()
             if status:
