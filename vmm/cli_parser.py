@@ -128,18 +128,20 @@ def build_parser() -> Parser:
                             "engines: the unicorn engine against bare unicorn, QEMU TCG, KVM and the host "
                             "(instructions/s on `compute`, port-I/O round trips/s, whole-VM `hello`); "
                             "boot: firmware vs direct PVH boot per engine, and fw_cfg with and without DMA; "
-                            "syscalls: getppid and a 4 KiB read of a rootfs file per engine against the same "
-                            "binary as a host process, with the kernel's ring-0 instructions per call; "
+                            "syscalls: getppid, a 4 KiB read of a rootfs file, futex and pipe round trips, thread "
+                            "create+join, fork+exit+wait and fork+exec+wait per engine against the same binary as a "
+                            "host process and in the container launcher, with the kernel's ring-0 instructions per call; "
                             "linux: Debian's kernel to its init script and to power-off, per engine and under "
                             "QEMU microvm TCG; snapshot: time to save, and to restore to running and to exit per "
                             "engine pair, against a cold boot in-process and a cold `vmm run`")
     bench.add_argument("--runs", type=int, default=None,
-                       help="runs (default: exits 5, startup 10, density 3, engines 5, boot 5, linux 3, "
+                       help="runs (default: exits 5, startup 10, density 3, engines 5, boot 5, syscalls 5, linux 3, "
                             "snapshot 10)")
     bench.add_argument("--count", type=int, default=None,
                        help="exits: exits per run (default 20000); density: VMs in one process (default 100; processes "
                             "and containers: a fifth); "
-                            "syscalls: calls per run (default: 200000 on the host, 2000 on KVM, 20000 on unicorn); "
+                            "syscalls: calls per run (default: 200000 on the host and in the container, 2000 on KVM, 20000 on "
+                            "unicorn; the slower operations divide it, fork and exec by 400); "
                             "engines: MiB for `compute` (default 4); boot: MiB the padded program grows by (default 4)")
     bench.add_argument("--json", metavar="PATH", default=None,
                        help="startup, density, engines, boot, syscalls, linux, snapshot: also write results as JSON")
