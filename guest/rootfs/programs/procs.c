@@ -184,9 +184,10 @@ static void copy_on_write(void)
     if (pid == 0)
         _exit(0);
     waitpid(pid, NULL, 0);
-    /* MemFree moves with everything else on a host: up to 5 tries, one clean one is enough
-     * (in the VM nothing else runs: a leak would show in every try). */
-    int forked_cheaply = 0, memory_back = 0;
+    /* The free memory is checked on our kernel only: on a host MemFree moves with everything
+     * else (5 tries were not enough under load), and there the lines claim only what holds:
+     * the child saw the data. */
+    int ours = our_kernel(), forked_cheaply = 0, memory_back = 0;
     for (int attempt = 0; attempt < 5 && !(forked_cheaply && memory_back); attempt++) {
         long before = mem_free_kib();
         pid = fork();
@@ -202,11 +203,12 @@ static void copy_on_write(void)
         long after = mem_free_kib();
         if (!WIFEXITED(status) || WEXITSTATUS(status) == 1 || big[0] != 0)
             break;                      /* wrong data: no second chance */
-        forked_cheaply |= WEXITSTATUS(status) == 0;
-        memory_back |= after - before > -1024 && after - before < 1024;
+        forked_cheaply |= WEXITSTATUS(status) == 0 || !ours;
+        memory_back |= (after - before > -1024 && after - before < 1024) || !ours;
     }
-    check(forked_cheaply, "fork of a 32 MiB process: the child sees the data, free memory drops by less than 8 MiB");
-    check(memory_back, "after the child is reaped free memory is back (within 1 MiB)");
+    check(forked_cheaply, "fork of a 32 MiB process: the child sees the data, free memory drops by less than 8 MiB"
+          " (the memory on our kernel only)");
+    check(memory_back, "after the child is reaped free memory is back, within 1 MiB (checked on our kernel only)");
     munmap(big, BIG);
 }
 

@@ -561,13 +561,6 @@ static long mem_free(void)
     return free_kib;
 }
 
-/* Our kernel: the only place where MemFree is ours alone.  On a host (and in a
- * container, which shares its kernel) every other process moves it. */
-static int our_kernel(void)
-{
-    struct utsname u;
-    return uname(&u) == 0 && strstr(u.release, "-tinykernel") != NULL;
-}
 
 /* /proc/meminfo is there with true figures: everywhere, MemTotal >= MemFree > 0;
  * on our kernel, touching 1 MiB lowers MemFree by at least that and unmapping
