@@ -47,9 +47,8 @@ static long console_read(struct file *f, uint64_t buf, uint64_t count, int64_t *
         return -EFAULT;
     if (!serial_input_ready() && (f->flags & O_NONBLOCK))
         return -EAGAIN;
-    long err = wait_event(&console_input, serial_input_ready());
-    if (err)
-        return err;
+    if (wait_event(&console_input, serial_input_ready()))
+        return restart_syscall();       /* a terminal read: again after SA_RESTART, as Linux */
     char *out = (char *)buf;
     uint64_t n = 0;
     while (n < count && serial_input_ready()) {

@@ -26,9 +26,8 @@ static long eventfd_read(struct file *f, uint64_t buf, uint64_t count, int64_t *
         return -EINVAL;
     if (!e->count && (f->flags & O_NONBLOCK))
         return -EAGAIN;
-    long err = wait_event(&e->wait, e->count != 0);
-    if (err)
-        return err;
+    if (wait_event(&e->wait, e->count != 0))
+        return restart_syscall();       /* again after SA_RESTART, as Linux */
     uint64_t v = e->semaphore ? 1 : e->count;
     if (copy_to_user(buf, &v, 8) < 0)
         return -EFAULT;
@@ -51,9 +50,8 @@ static long eventfd_write(struct file *f, uint64_t buf, uint64_t count, int64_t 
     if (EVENTFD_MAX - e->count < v) {
         if (f->flags & O_NONBLOCK)
             return -EAGAIN;
-        long err = wait_event(&e->wait, EVENTFD_MAX - e->count >= v);
-        if (err)
-            return err;
+        if (wait_event(&e->wait, EVENTFD_MAX - e->count >= v))
+            return restart_syscall();
     }
     e->count += v;
     if (v)

@@ -7,7 +7,9 @@
  * page tables, kernel stack and exit status until the parent reaps it with
  * wait4 or waitid.  Its children go to the nearest subreaper above it, else
  * to PID 1; the parent gets exit_signal
- * (SIGCHLD, whose default action ignores it).  When PID 1 ends, the VM ends
+ * (SIGCHLD, whose default action ignores it).  A parent whose SIGCHLD is
+ * SIG_IGN (no signal then) or has SA_NOCLDWAIT gets no zombie: the child is
+ * released at exit, and its wait4 ends with ECHILD once no child is left.  When PID 1 ends, the VM ends
  * with its status (and the other processes with it).
  */
 #include "fs/vfs.h"
@@ -20,6 +22,26 @@
 #include "syscall/strace.h"
 
 struct waitq child_wq;                  /* parents in wait4/waitid, vfork parents */
+
+/* Children that ended while their parent ignored SIGCHLD (or set
+ * SA_NOCLDWAIT): released at exit, freed later (linked by run_next). */
+static struct task *autoreaped;
+static void task_unlink(struct task *t);
+static void task_free(struct task *t);
+
+/* t ended: its parent gets exit_signal, unless that is SIGCHLD and set to
+ * SIG_IGN.  Returns 1 when t must not stay a zombie: SIGCHLD ignored, or its
+ * handler installed with SA_NOCLDWAIT (Linux's do_notify_parent). */
+static int notify_parent(struct task *t, int code)
+{
+    if (!t->exit_signal)
+        return 0;
+    struct k_sigaction *ka = &t->parent->sighand->action[SIGCHLD];
+    int autoreap = t->exit_signal == SIGCHLD && (ka->handler == SIG_IGN || (ka->flags & SA_NOCLDWAIT));
+    if (!(t->exit_signal == SIGCHLD && ka->handler == SIG_IGN))
+        signal_send(t->parent, t->exit_signal, code, 0);
+    return autoreap;
+}
 
 /* Who adopts t's children: the nearest living subreaper above it, else PID 1. */
 static struct task *adopter(struct task *t)
@@ -50,6 +72,7 @@ void do_exit(int wait_status)
     if (t->exe)
         inode_put(t->exe);
     t->exe = 0;
+    free_autoreaped();
     struct task *init = adopter(t);
     while (t->children) {               /* orphans: a subreaper or PID 1 adopts them */
         struct task *c = t->children;
@@ -58,15 +81,18 @@ void do_exit(int wait_status)
         c->ppid = init->tgid;
         c->sibling = init->children;
         init->children = c;
-        if (c->state == TASK_ZOMBIE && c->exit_signal)
-            signal_send(init, c->exit_signal, CLD_EXITED, 0);
+        if (c->state == TASK_ZOMBIE && notify_parent(c, CLD_EXITED))
+            task_release(c);            /* the adopter ignores SIGCHLD: no zombie (Linux's reparent_leader) */
     }
     t->exit_status = wait_status;
     t->state = TASK_ZOMBIE;
     t->vfork_parent = 0;
-    if (t->exit_signal)
-        signal_send(t->parent, t->exit_signal, sig ? CLD_KILLED : CLD_EXITED, 0);
-    wake_up(&child_wq);
+    if (notify_parent(t, sig ? CLD_KILLED : CLD_EXITED)) {
+        task_unlink(t);                 /* no zombie: gone for wait and kill at once; */
+        t->run_next = autoreaped;       /* freed by the next task here, off this stack */
+        autoreaped = t;
+    }
+    wake_up(&child_wq);                 /* a parent waiting for it gets ECHILD when it was the last */
     schedule();                         /* never comes back: no one wakes a zombie */
     panic("a zombie ran");
 }
@@ -76,8 +102,8 @@ void task_exit(int status)
     do_exit((status & 0xff) << 8);
 }
 
-/* A reaped zombie: the rest of it (its stack is not in use: we are its parent). */
-void task_release(struct task *t)
+/* A reaped zombie: out of its parent's children and the task list (its pid free). */
+static void task_unlink(struct task *t)
 {
     for (struct task **p = &t->parent->children; *p; p = &(*p)->sibling)
         if (*p == t) {
@@ -90,6 +116,11 @@ void task_release(struct task *t)
             break;
         }
     nr_tasks--;
+}
+
+/* The rest of it (its stack is not in use: we are its parent, or it is on autoreaped). */
+static void task_free(struct task *t)
+{
     thread_group_release(t);
     mm_put(t->mm);
     kfree(t->sighand, sizeof *t->sighand);
@@ -98,6 +129,29 @@ void task_release(struct task *t)
         kfree(t->exe_path, PATH_MAX);
     kstack_free(t->kstack_pa);
     kfree(t, sizeof *t);
+}
+
+void task_release(struct task *t)
+{
+    task_unlink(t);
+    task_free(t);
+}
+
+void free_autoreaped(void)
+{
+    struct task *t;
+    while ((t = autoreaped) && t != current) {
+        autoreaped = t->run_next;
+        task_free(t);
+    }
+}
+
+int task_listed(struct task *t)
+{
+    for (struct task *o = all_tasks; o; o = o->all_next)
+        if (o == t)
+            return 1;
+    return 0;
 }
 
 /* Does child c match wait's pid argument (Linux's encoding)? */
@@ -133,6 +187,7 @@ static struct task *wait_child(int pid, uint64_t options, long *err)
     int any;
     struct task *z;
     *err = 0;
+    free_autoreaped();
     while (!(z = find_zombie(pid, &any))) {
         if (!any) {
             *err = -ECHILD;

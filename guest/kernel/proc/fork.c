@@ -106,6 +106,7 @@ static long do_fork(struct regs *r, uint64_t flags, uint64_t newsp, uint64_t pti
         return thread_clone(r, flags, newsp, ptid, ctid, tls);     /* issue 15c */
     if (flags & CLONE_SIGHAND)
         return -EINVAL;                 /* shared handlers come only with a thread */
+    free_autoreaped();
     if (nr_tasks >= TASK_MAX)
         return -EAGAIN;
     struct task *t = task_copy(flags);
@@ -137,7 +138,7 @@ static long do_fork(struct regs *r, uint64_t flags, uint64_t newsp, uint64_t pti
     task_make_runnable(t);
     if (flags & CLONE_VFORK) {
         t->vfork_parent = current;
-        while (t->vfork_parent == current)  /* exec or exit clears it; signals wait too (Linux: killable only) */
+        while (task_listed(t) && t->vfork_parent == current)  /* exec or exit clears it (an autoreaped t is gone); signals wait too (Linux: killable only) */
             waitq_sleep(&child_wq);
     }
     return pid;

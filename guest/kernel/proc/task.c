@@ -277,8 +277,11 @@ long sys_kill(uint64_t upid, uint64_t sig)
         return -EINVAL;
     if (pid > 0) {
         struct task *t = task_by_pid(pid);
-        if (!t)
-            return -ESRCH;
+        if (!t) {
+            for (t = all_tasks; t && t->pid != pid; t = t->all_next)
+                ;
+            return t ? 0 : -ESRCH;      /* Linux: a zombie takes a signal, to no effect */
+        }
         signal_send(thread_for_signal(t, (int)sig), (int)sig, SI_USER, 0);
         return 0;
     }

@@ -117,6 +117,8 @@ void timer_tick_work(struct regs *r);         /* traps.S: a tick from user mode 
 /* fork.c / exit.c */
 void do_exit(int wait_status) __attribute__((noreturn));   /* the one way a task ends */
 void task_release(struct task *t);            /* free a reaped zombie */
+void free_autoreaped(void);                    /* children released at exit (SIGCHLD ignored) */
+int task_listed(struct task *t);               /* still in all_tasks (not released) */
 void fork_regs(struct regs *r);               /* fork, vfork, clone: full path */
 /* The kernel stack of a new task t: a copy of r (RAX = 0) and a frame
  * that starts it at ret_from_fork. */

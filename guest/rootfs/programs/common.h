@@ -65,6 +65,16 @@ static UNUSED void check_error(long r, int expected, const char *what)
         failures++;
 }
 
+/* handler (or SIG_IGN, SIG_DFL) for sig, with sa_flags flags. */
+static UNUSED void install(int sig, void (*handler)(int), int flags)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sa.sa_flags = flags;
+    sigaction(sig, &sa, NULL);
+}
+
 /* An SA_SIGINFO handler for sig. */
 static UNUSED void handle_info(int sig, void (*handler)(int, siginfo_t *, void *))
 {

@@ -59,15 +59,6 @@ static void float_work(int sig)
     count[sig] += x > 0;
 }
 
-static void install(int sig, void (*handler)(int), int flags)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = handler;
-    sa.sa_flags = flags;
-    sigaction(sig, &sa, NULL);
-}
-
 static void delivery(void)
 {
     install(SIGUSR1, counting, 0);
