@@ -9,11 +9,6 @@
 #include "kernel.h"
 #include "mm/mm.h"
 
-struct gen_ops {
-    struct inode_ops inode;
-    gen_fn fn;
-};
-
 void gen_write(struct genbuf *b, const char *s, size_t n)
 {
     while (n && b->len < GEN_MAX_PAGES * PAGE_SIZE) {
@@ -110,7 +105,7 @@ static const struct file_ops gen_file_ops = {
     .read = gen_read, .end = gen_end, .release = gen_release, .flags = FOP_SEEKABLE | FOP_PREAD,
 };
 
-static long gen_open(struct inode *ino, struct file *f)
+long gen_open(struct inode *ino, struct file *f)
 {
     if ((f->flags & O_ACCMODE) != O_RDONLY || (f->flags & O_TRUNC))
         return -EACCES;
@@ -133,6 +128,13 @@ struct inode *gen_file(struct inode *dir, const char *name, uint32_t mode, gen_f
         panic("out of memory");
     ops->inode.open = gen_open;
     ops->fn = fn;
+    ino->ops = &ops->inode;
+    return ino;
+}
+
+struct inode *gen_file_static(struct inode *dir, const char *name, uint32_t mode, const struct gen_ops *ops)
+{
+    struct inode *ino = vfs_mknod_kernel(dir, name, S_IFREG | mode, 0);
     ino->ops = &ops->inode;
     return ino;
 }

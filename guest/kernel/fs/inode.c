@@ -177,10 +177,14 @@ void dir_fill(struct inode *dir)
         dir->flags |= INODE_FILLED;
         dir->ops->fill(dir);
     }
+    if (dir->ops && dir->ops->refresh)
+        dir->ops->refresh(dir);
 }
 
 struct inode *dir_child(struct inode *dir, const char *name, size_t len)
 {
+    if (dir->ops && dir->ops->refresh)
+        dir->ops->refresh(dir);
     struct dentry *d = dentry_lookup(dir, name, len);
     if (d)
         return d->inode;

@@ -1,16 +1,14 @@
 /*
  * /proc, in Linux's formats, made when read:
  *
- *   /proc/self -> 1          /proc/1/exe -> the program's path
- *   /proc/1/maps             the address space, one region a line
- *   /proc/1/cmdline, environ, comm
+ *   /proc/PID/..., /proc/self, /proc/thread-self     procpid.c
  *   /proc/cpuinfo            from CPUID: identity, clock, flags
  *   /proc/meminfo            the page allocator's totals
  *   /proc/uptime, /proc/mounts
  *   /proc/sys/kernel/pid_max, tainted
  *
- * The entries are made when /proc is first used, the pid directory for the
- * one task (with processes, they will come and go with them).
+ * The entries are made when /proc is first used; the PID directories come
+ * and go with the processes (procpid.c).
  */
 #include "clock.h"
 #include "fs/genfile.h"
@@ -23,99 +21,6 @@
 #define CPUID_BRAND_FIRST 0x80000002
 #define CPUID_BRAND_LAST  0x80000004
 #define CPUID_ADDRESS_SIZES 0x80000008
-
-/* ---- links ----------------------------------------------------------------------- */
-
-static long copy_link(char *buf, size_t size, const char *s)
-{
-    size_t n = strlen(s);
-    if (n >= size)
-        return -ENAMETOOLONG;
-    memcpy(buf, s, n + 1);
-    return (long)n;
-}
-
-static long self_link(struct inode *ino, char *buf, size_t size)
-{
-    (void)ino;
-    char pid[12];
-    int i = sizeof pid;
-    pid[--i] = 0;
-    int v = current->pid;
-    do {
-        pid[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return copy_link(buf, size, pid + i);
-}
-
-static long exe_link(struct inode *ino, char *buf, size_t size)
-{
-    (void)ino;
-    return current->exe_path ? copy_link(buf, size, current->exe_path) : -ENOENT;
-}
-
-/* ---- per-process files -------------------------------------------------------------- */
-
-static void map_line(struct genbuf *b, const struct vma *v)
-{
-    char perms[5] = {
-        v->prot & PROT_READ ? 'r' : '-', v->prot & PROT_WRITE ? 'w' : '-',
-        v->prot & PROT_EXEC ? 'x' : '-', v->flags & VMA_SHARED ? 's' : 'p', ' ',
-    };
-    gen_hex(b, v->start, 8);
-    gen_puts(b, "-");
-    gen_hex(b, v->end, 8);
-    gen_puts(b, " ");
-    gen_write(b, perms, 5);
-    gen_hex(b, v->inode ? v->offset : 0, 8);
-    gen_puts(b, v->inode ? " 00:01 " : " 00:00 ");
-    gen_dec(b, v->inode ? v->inode->ino : 0, 0);
-    const char *name = v->flags & VMA_HEAP ? "[heap]" : v->flags & VMA_STACK ? "[stack]" :
-                       v->flags & VMA_WINDOW ? "[copy window]" :
-                       v->inode && v->inode == current->exe ? current->exe_path : 0;
-    if (name) {
-        gen_pad(b, 73);                 /* Linux pads the path to this column */
-        gen_puts(b, name);
-    }
-    gen_puts(b, "\n");
-}
-
-static long gen_maps(struct inode *ino, struct genbuf *b)
-{
-    (void)ino;
-    for (struct vma *v = current->mm->vmas; v; v = v->next)
-        map_line(b, v);
-    return 0;
-}
-
-/* A range of the process's own memory (argv or envp strings). */
-static long gen_user_range(struct genbuf *b, uint64_t start, uint64_t end)
-{
-    if (end > start && user_ok(start, end - start, 0))
-        gen_write(b, (const char *)start, end - start);
-    return 0;
-}
-
-static long gen_cmdline(struct inode *ino, struct genbuf *b)
-{
-    (void)ino;
-    return gen_user_range(b, current->arg_start, current->arg_end);
-}
-
-static long gen_environ(struct inode *ino, struct genbuf *b)
-{
-    (void)ino;
-    return gen_user_range(b, current->env_start, current->env_end);
-}
-
-static long gen_comm(struct inode *ino, struct genbuf *b)
-{
-    (void)ino;
-    gen_puts(b, current->comm);
-    gen_puts(b, "\n");
-    return 0;
-}
 
 /* ---- system files ---------------------------------------------------------------------- */
 
@@ -299,7 +204,7 @@ static long gen_tainted(struct inode *ino, struct genbuf *b)
 
 static void proc_fill(struct inode *proc)
 {
-    gen_symlink(proc, "self", self_link);
+    procpid_fill(proc);
     gen_file(proc, "cpuinfo", 0444, gen_cpuinfo);
     gen_file(proc, "meminfo", 0444, gen_meminfo);
     gen_file(proc, "uptime", 0444, gen_uptime);
@@ -310,15 +215,9 @@ static void proc_fill(struct inode *proc)
         gen_file(kernel, "pid_max", 0444, gen_pid_max);
         gen_file(kernel, "tainted", 0444, gen_tainted);
     }
-    struct inode *pid = vfs_mkdir_kernel(proc, "1", 0555);
-    gen_symlink(pid, "exe", exe_link);
-    gen_file(pid, "maps", 0444, gen_maps);
-    gen_file(pid, "cmdline", 0444, gen_cmdline);
-    gen_file(pid, "environ", 0400, gen_environ);
-    gen_file(pid, "comm", 0644, gen_comm);
 }
 
-static const struct inode_ops proc_dir_ops = { .fill = proc_fill };
+static const struct inode_ops proc_dir_ops = { .fill = proc_fill, .refresh = procpid_refresh };
 
 void procfs_init(void)
 {

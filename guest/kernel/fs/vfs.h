@@ -71,9 +71,13 @@ struct inode_ops {
     /* Synthetic directories: make the entries, on first use (lookup or
      * getdents), not at boot, where each costs emulated instructions. */
     void (*fill)(struct inode *dir);
+    /* Directories whose entries follow something else (/proc's processes):
+     * brought up to date before each lookup and listing in them. */
+    void (*refresh)(struct inode *dir);
 };
 
 #define INODE_FILLED 0x1                 /* ops->fill has run */
+#define INODE_SEEN   0x2                 /* procpid.c: still has its task, during a refresh */
 
 struct dentry {
     struct dentry *next, *prev;          /* in the directory, in creation order */
@@ -141,7 +145,7 @@ void dentry_remove(struct dentry *d);                 /* unlink: nlink--, the de
 int dir_is_empty(struct inode *dir);
 /* The named child of dir, real or synthetic; NULL if none. */
 struct inode *dir_child(struct inode *dir, const char *name, size_t len);
-void dir_fill(struct inode *dir);                     /* a synthetic directory's entries, once */
+void dir_fill(struct inode *dir);                     /* a synthetic directory's entries (fill once, refresh) */
 /* Find or create a directory / a device node under dir (boot-time set-up). */
 struct inode *vfs_mkdir_kernel(struct inode *dir, const char *name, uint32_t mode);
 struct inode *vfs_mknod_kernel(struct inode *dir, const char *name, uint32_t mode, uint32_t rdev);
@@ -239,6 +243,9 @@ void devices_init(void);                /* /dev and its standard nodes; stdio on
 long device_open(struct inode *ino, struct file *f);
 extern const struct file_ops console_ops;
 void procfs_init(void);
+/* procpid.c: /proc's self links (once) and its PID directories (before each use). */
+void procpid_fill(struct inode *proc);
+void procpid_refresh(struct inode *proc);
 void sysfs_init(void);
 /* Fill a user buffer with random bytes (getrandom, /dev/urandom). */
 long random_read(uint64_t buf, uint64_t count);

@@ -28,7 +28,7 @@ int nr_tasks;
 struct task *runq_head;
 struct waitq tick_wq;                   /* sleepers with a deadline (clock.c, poll.c) */
 static struct task *runq_tail;
-static int last_pid = 1;
+int last_pid = 1;
 static uint64_t stack_cache;            /* freed kernel stacks, linked through their first word */
 static uint64_t stack_cache_count;
 

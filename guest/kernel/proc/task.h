@@ -110,6 +110,7 @@ void task_wake(struct task *t);               /* a sleeping task becomes runnabl
 void task_make_runnable(struct task *t);      /* a new one */
 struct task *task_by_pid(int pid);
 int pid_alloc(void);
+extern int last_pid;                          /* the last PID given: with nr_tasks, procfs sees a change */
 uint64_t kstack_alloc(void);                  /* physical base of KSTACK_PAGES, or 0 */
 void kstack_free(uint64_t pa);
 uint64_t kstack_cached_pages(void);
