@@ -275,9 +275,10 @@ spin:
 
 
 def test_hlt_with_interrupts_off_ends_the_run_while_the_timer_ticks(vm):
-    """The guest takes 20 ticks (counted with interrupts off, so that no tick slips in between
-    the count and the cli), then halts with IF=0 while the PIT goes on: the run ends there (it
-    would otherwise run into the 10 s timeout)."""
+    """The guest takes 20 ticks (compared with interrupts off), then halts with IF=0 while the
+    PIT goes on: the run ends there (it would otherwise run into the 10 s timeout). A 21st
+    tick may come in the one instruction between a handler's iretq and the cli, when the host
+    was late and the next tick is already due (once under load)."""
     body = pit_rate_generator(1000) + """
 wait:
     cli
@@ -292,7 +293,7 @@ halt_here:
     symbols = start(vm, body, master_mask=0xFE)
     outcome = vm.run(10)
     assert outcome.reason == HALT and outcome.rip == symbols["halt_here"] + 1, outcome.detail
-    assert len(log(vm)) == 20
+    assert len(log(vm)) == vm.memory.read_u64(COUNT) in (20, 21)
 
 
 def test_a_sleeping_guest_costs_little_host_cpu(vm):
