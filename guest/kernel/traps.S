@@ -208,8 +208,9 @@ irq_timer:
     outb    %al, $PIC_MASTER_CMD
     testb   $3, 16(%rsp)            /* from ring 0 (cpu_idle): schedule() looks itself */
     jz      1f
-    movq    runq_head(%rip), %rax   /* someone waits to run, or sleeps on the tick? */
+    movq    runq_head(%rip), %rax   /* someone waits to run, sleeps on the tick, or has a timer? */
     orq     tick_wq(%rip), %rax
+    orq     itimer_armed(%rip), %rax
     jnz     irq_timer_work
 1:  popq    %rax
     iretq

@@ -268,6 +268,9 @@
 #define SA_RESETHAND  0x80000000
 #define SI_USER       0
 #define SI_KERNEL     0x80
+#define ITIMER_REAL    0             /* setitimer, getitimer */
+#define ITIMER_VIRTUAL 1
+#define ITIMER_PROF    2
 #define SI_TKILL      (-6)
 #define SEGV_MAPERR   1
 #define SEGV_ACCERR   2

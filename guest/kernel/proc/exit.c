@@ -16,6 +16,7 @@
 #include "kernel.h"
 #include "layout.h"
 #include "mm/mm.h"
+#include "proc/itimer.h"
 #include "proc/task.h"
 #include "proc/thread.h"
 #include "proc/wait.h"
@@ -58,8 +59,9 @@ static struct task *adopter(struct task *t)
 void do_exit(int wait_status)
 {
     wait_status = thread_exit(wait_status, 1);     /* the other threads end first (issue 15c) */
-    struct task *t = current;
+    struct task *t = current;           /* the process's last task: its leader */
     int sig = wait_status & 0x7f;
+    itimer_process_exit(t);
     if (t->pid == 1) {                  /* the VM's status is PID 1's */
         strace_process_end(sig ? 0 : (wait_status >> 8) & 0xff, sig);
         vm_exit(sig ? EXIT_SIGNAL_BASE + (uint32_t)sig : (uint32_t)(wait_status >> 8) & 0xff);

@@ -56,6 +56,7 @@ static struct task *task_copy(uint64_t flags)
     t->fpu = 0;
     t->exe_path = 0;
     t->kstack_pa = 0;
+    t->itimer_deadline = t->itimer_interval = 0;   /* a fork child has no timer */
     if (!(t->kstack_pa = kstack_alloc()) || !(t->fpu = kmalloc(FXSAVE_AREA)) ||
         !(t->sighand = kmalloc(sizeof *t->sighand)) || !(t->files = files_copy(current->files)) ||
         (current->exe_path && !(t->exe_path = kmalloc(PATH_MAX)))) {

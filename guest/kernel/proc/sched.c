@@ -18,13 +18,14 @@
 #include "kernel.h"
 #include "layout.h"
 #include "mm/mm.h"
+#include "proc/itimer.h"
 #include "proc/task.h"
 #include "proc/wait.h"
 #include "x86.h"
 
 struct task *all_tasks;
 int nr_tasks;
-/* Read by traps.S irq_timer: work for the tick when either is non-zero. */
+/* Read by traps.S irq_timer, with itimer_armed: work for the tick when any is non-zero. */
 struct task *runq_head;
 struct waitq tick_wq;                   /* sleepers with a deadline (clock.c, poll.c) */
 static struct task *runq_tail;
@@ -89,6 +90,8 @@ void schedule(void)
     while (!(next = runq_pop())) {
         cpu_idle();                     /* an interrupt may wake someone */
         wake_up(&tick_wq);
+        if (itimer_armed)
+            itimer_tick();
     }
     next->slice = SCHED_SLICE_TICKS;
     if (next != prev)
@@ -98,6 +101,8 @@ void schedule(void)
 void timer_tick_work(struct regs *r)
 {
     wake_up(&tick_wq);
+    if (itimer_armed)
+        itimer_tick();
     if (--current->slice <= 0 && runq_head)
         schedule();
     if (user_return_work)

@@ -71,6 +71,9 @@ struct task {
     /* ---- part C (issue 15c): threads ---- */
     struct thread_group *group; /* NULL until the process's first thread (thread.c) */
     uint8_t own_files;          /* a thread cloned without CLONE_FILES: its own table */
+    /* ---- issue 15g: ITIMER_REAL, in the process's leader only (itimer.c) ---- */
+    uint64_t itimer_deadline;   /* CLOCK_MONOTONIC ns; 0: disarmed */
+    uint64_t itimer_interval;   /* ns; 0: one-shot */
 };
 
 enum { TASK_RUNNING, TASK_SLEEPING, TASK_ZOMBIE };

@@ -75,6 +75,7 @@ long thread_clone(struct regs *r, uint64_t flags, uint64_t newsp, uint64_t ptid,
     if (!t)
         goto no_memory;
     memcpy(t, current, sizeof *t);
+    t->itimer_deadline = t->itimer_interval = 0;   /* the process's timer is the leader's */
     t->fpu = 0;
     t->exe_path = 0;
     if (!(t->kstack_pa = kstack_alloc()))

@@ -157,6 +157,9 @@ long sys_time(u64 t);
 long sys_nanosleep(u64 req, u64 rem);
 long sys_clock_nanosleep(u64 clock, u64 flags, u64 req, u64 rem);
 long sys_times(u64 buf);
+long sys_alarm(u64 seconds);
+long sys_setitimer(u64 which, u64 new_value, u64 old_value);
+long sys_getitimer(u64 which, u64 curr);
 /* table.c */
 long sys_ni(void);
 long sys_zero(void);

@@ -90,6 +90,7 @@ const syscall_fn syscall_table[NR_SYSCALLS] = {
     CALL(clock_gettime, sys_clock_gettime), CALL(clock_getres, sys_clock_getres),
     CALL(gettimeofday, sys_gettimeofday), CALL(time, sys_time), CALL(nanosleep, sys_nanosleep),
     CALL(clock_nanosleep, sys_clock_nanosleep), CALL(times, sys_times),
+    CALL(alarm, sys_alarm), CALL(setitimer, sys_setitimer), CALL(getitimer, sys_getitimer),   /* issue 15g */
 };
 
 /* 1: the call takes the full path.  Written by strace_enable(). */
