@@ -25,7 +25,6 @@
 #include "uapi.h"
 #include "x86.h"
 
-#define NSEC_PER_SEC 1000000000ull
 #define MAX_SLEEP_SEC 1000000ull        /* keeps the TSC arithmetic in range */
 
 _Static_assert(PIT_HZ % USER_HZ == 0, "times() assumes whole ticks per clock_t");

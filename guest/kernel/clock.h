@@ -3,6 +3,9 @@
 #define CLOCK_H
 #include <stdint.h>
 
+#define NSEC_PER_SEC  1000000000ull
+#define NSEC_PER_USEC 1000ull
+
 void clock_init(void);              /* the TSC rate (CPUID leaf, or PIT channel 2) */
 void clock_now(uint64_t *sec, uint64_t *nsec);   /* since boot (CLOCK_MONOTONIC) */
 void clock_realtime(uint64_t *sec, uint64_t *nsec);  /* the wall clock: the RTC at first use, then the TSC */

@@ -4,12 +4,12 @@
  * ftruncate.  The caller is root: reading and writing are always allowed,
  * executing needs an x bit somewhere (directories: always searchable).
  */
+#include "clock.h"
 #include "fs/vfs.h"
 #include "kernel.h"
 #include "mm/mm.h"
 #include "proc/task.h"
 
-#define NSEC_PER_SEC 1000000000l
 
 long sys_faccessat2(uint64_t dirfd, uint64_t path, uint64_t mode, uint64_t flags)
 {
@@ -108,7 +108,7 @@ long sys_utimensat(uint64_t dirfd, uint64_t path, uint64_t times, uint64_t flags
         if (copy_from_user(t, times, sizeof t) < 0)
             return -EFAULT;
         for (int i = 1; i < 4; i += 2)
-            if (t[i] != UTIME_NOW && t[i] != UTIME_OMIT && (t[i] < 0 || t[i] >= NSEC_PER_SEC))
+            if (t[i] != UTIME_NOW && t[i] != UTIME_OMIT && (t[i] < 0 || (uint64_t)t[i] >= NSEC_PER_SEC))
                 return -EINVAL;
     } else {
         t[1] = t[3] = UTIME_NOW;

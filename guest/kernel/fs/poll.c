@@ -60,9 +60,9 @@ static long deadline_of(uint64_t ts, uint64_t *deadline)
     int64_t t[2];
     if (copy_from_user(t, ts, sizeof t) < 0)
         return -EFAULT;
-    if (t[0] < 0 || t[1] < 0 || t[1] >= 1000000000)
+    if (t[0] < 0 || t[1] < 0 || (uint64_t)t[1] >= NSEC_PER_SEC)
         return -EINVAL;
-    *deadline = clock_ns() + (uint64_t)t[0] * 1000000000ull + (uint64_t)t[1];
+    *deadline = clock_ns() + (uint64_t)t[0] * NSEC_PER_SEC + (uint64_t)t[1];
     return 0;
 }
 
@@ -172,7 +172,7 @@ long sys_select(uint64_t nfds, uint64_t r, uint64_t w, uint64_t e, uint64_t tv)
             return -EFAULT;
         if (t[0] < 0 || t[1] < 0)
             return -EINVAL;
-        deadline = (t[0] || t[1]) ? clock_ns() + (uint64_t)t[0] * 1000000000ull + (uint64_t)t[1] * 1000 : 0;
+        deadline = (t[0] || t[1]) ? clock_ns() + (uint64_t)t[0] * NSEC_PER_SEC + (uint64_t)t[1] * NSEC_PER_USEC : 0;
     }
     return do_select((int64_t)(int32_t)nfds, sets, deadline);
 }

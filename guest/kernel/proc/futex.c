@@ -21,7 +21,6 @@
 
 #define FUTEX_BUCKETS 64                /* a power of two */
 #define FUTEX_SHARED_MM 0               /* key.mm of a shared futex: no address space */
-#define NSEC_PER_SEC 1000000000ull
 #define NO_DEADLINE (~0ull)
 #define ROBUST_LIST_HEAD_SIZE 24        /* struct robust_list_head: list, futex_offset, list_op_pending */
 

@@ -22,8 +22,6 @@
 #include "proc/thread.h"
 #include "uapi.h"
 
-#define NSEC_PER_SEC 1000000000ull
-#define NSEC_PER_USEC 1000ull
 #define KTIME_MAX 0x7fffffffffffffffull  /* Linux's limit on a timer's time (~292 years) */
 
 uint64_t itimer_armed;                  /* processes with ITIMER_REAL armed (traps.S reads it) */
@@ -31,11 +29,6 @@ static uint64_t itimer_next;            /* the earliest deadline among them */
 
 struct k_timeval { int64_t sec, usec; };
 struct k_itimerval { struct k_timeval interval, value; };
-
-static struct task *process_of(struct task *t)
-{
-    return thread_leader(t);
-}
 
 static void recompute_next(void)
 {
@@ -122,7 +115,7 @@ static uint64_t remaining_ns(struct task *p)
  * value 0 disarms); the old ones go to *old_value and *old_interval. */
 static void set_real(uint64_t value, uint64_t interval, uint64_t *old_value, uint64_t *old_interval)
 {
-    struct task *p = process_of(current);
+    struct task *p = thread_leader(current);
     *old_value = remaining_ns(p);
     *old_interval = p->itimer_interval;
     set_deadline(p, value ? add_capped(clock_ns(), value) : 0, value ? interval : 0);
@@ -135,7 +128,7 @@ long sys_getitimer(uint64_t which, uint64_t curr)
     if (which > ITIMER_PROF)
         return -EINVAL;
     if (which == ITIMER_REAL) {
-        struct task *p = process_of(current);
+        struct task *p = thread_leader(current);
         v.value = ns_timeval(remaining_ns(p));
         v.interval = ns_timeval(p->itimer_interval);
     }
